@@ -1,0 +1,49 @@
+# Bastion — the two commands a new user needs: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit sysdeps install bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel setuptools
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages for browser tests (Chromium), PDF rendering (WeasyPrint's Pango) and PDF→PNG (pdftoppm).
+sysdeps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/pdftoppm ] || ! ldconfig -p | grep -q libpango-1.0; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core >/dev/null; \
+	  else \
+	    echo "missing Debian packages: run 'sudo apt-get install chromium chromium-driver poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core'"; exit 1; \
+	  fi; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/bastion assess --demo digits --out bastion-report
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP) sysdeps
+	@$(BIN)/pytest -n 2 --dist loadfile; rc=$$?; if [ $$rc -eq 5 ]; then echo 'pytest collected no tests'; exit 1; fi; exit $$rc
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[bench]'
+	@echo "run e.g. $(BIN)/python bench/evasion_vs_art.py"
+
+clean:
+	rm -rf $(VENV) bastion-report .bastion .pytest_cache .mypy_cache .ruff_cache

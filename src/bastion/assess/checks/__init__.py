@@ -1,0 +1,1 @@
+"""Built-in checks, one module per capability. Importing a module registers its checks."""

@@ -1,0 +1,75 @@
+"""Shared CLI plumbing: output formats, JSON printing, progress bars, exit codes.
+
+Exit codes (documented in docs/cli.md):
+0 success / nothing found · 1 findings at or above ``--fail-on`` (or a verification difference)
+· 2 error (bad input, bad config, unsafe artifact …) · 3 nothing to do (e.g. nothing scannable).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=True)
+stdout = Console()
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+EXIT_NOTHING = 3
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _default(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, Enum):
+        return o.value
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    return str(o)
+
+
+def dumps(obj: Any, indent: int | None = 2) -> str:
+    """JSON with numpy/enum support."""
+    return json.dumps(obj, indent=indent, default=_default, allow_nan=False)
+
+
+def print_json(obj: Any) -> None:
+    """Print one JSON document to stdout (nothing else goes to stdout in json mode)."""
+    sys.stdout.write(dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Progress]:
+    """A rich progress bar on stderr (disabled when not a terminal or in json mode)."""
+    prog = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not enabled,
+        transient=False,
+    )
+    with prog:
+        yield prog

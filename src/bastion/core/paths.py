@@ -1,0 +1,47 @@
+"""Where Bastion keeps its state: ``$BASTION_HOME`` (default ``./.bastion``)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def bastion_home() -> Path:
+    """The state directory; created on first use (never at import time)."""
+    home = Path(os.environ.get("BASTION_HOME", ".bastion")).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` via a temp file and rename: never a half-written file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if mode is None else mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int | None = 0o644) -> None:
+    """Text version of :func:`atomic_write_bytes` (default mode 0644)."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)

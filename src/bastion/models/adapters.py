@@ -1,0 +1,124 @@
+"""In-process model adapters: torch modules and scikit-learn estimators.
+
+``TorchAdapter`` is the white-box adapter: attacks use ``adapter.module`` (an ``nn.Module``
+returning logits, in eval mode, parameters frozen) directly on tensors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bastion.core.errors import InvalidInputError
+from bastion.core.model import InputSpec
+
+
+def check_batch(x: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Validate a batch against ``spec``: shape, finiteness. Returns float32 C-contiguous array."""
+    arr = np.asarray(x)
+    if arr.ndim == len(spec.shape):
+        raise InvalidInputError(
+            f"input has shape {arr.shape}, which looks like one sample; expected a batch (n, {', '.join(map(str, spec.shape))})"
+        )
+    if tuple(arr.shape[1:]) != tuple(spec.shape):
+        if int(np.prod(arr.shape[1:])) == spec.n_features:
+            arr = arr.reshape((arr.shape[0], *spec.shape))
+        else:
+            raise InvalidInputError(
+                f"input has per-sample shape {tuple(arr.shape[1:])}; the model expects {tuple(spec.shape)}"
+            )
+    if not np.issubdtype(arr.dtype, np.number):
+        raise InvalidInputError(f"input dtype {arr.dtype} is not numeric")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise InvalidInputError("input contains NaN or infinite values")
+    return arr
+
+
+class TorchAdapter:
+    """A torch classifier returning logits, wrapped as a ``ModelAdapter``.
+
+    Examples:
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+        >>> m = TorchAdapter(net, InputSpec(shape=(4,)), n_classes=3)
+        >>> m.predict_proba(np.zeros((2, 4), dtype=np.float32)).shape
+        (2, 3)
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        input_spec: InputSpec,
+        n_classes: int | None = None,
+        batch_size: int = 512,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        module.eval()
+        for p in module.parameters():
+            p.requires_grad_(False)
+        self.module = module
+        self._spec = input_spec
+        self.batch_size = batch_size
+        self.info = dict(info or {})
+        if n_classes is None:
+            with torch.no_grad():
+                n_classes = int(module(torch.zeros((1, *input_spec.shape))).shape[-1])
+        self._n_classes = int(n_classes)
+
+    @property
+    def n_classes(self) -> int:
+        return self._n_classes
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self._spec
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable forward pass (no ``no_grad``): for white-box attacks."""
+        return self.module(x)
+
+    def predict_logits(self, x: np.ndarray) -> np.ndarray:
+        arr = check_batch(x, self._spec)
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(arr), self.batch_size):
+                outs.append(self.module(torch.from_numpy(arr[i : i + self.batch_size])).float())
+        if not outs:
+            return np.zeros((0, self._n_classes), dtype=np.float32)
+        return torch.cat(outs).numpy()
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        z = torch.from_numpy(self.predict_logits(x))
+        return torch.softmax(z, dim=1).numpy()
+
+
+class SklearnAdapter:
+    """A scikit-learn classifier (anything with ``predict_proba``) as a black-box ``ModelAdapter``."""
+
+    def __init__(self, estimator: Any, input_spec: InputSpec, info: dict[str, Any] | None = None) -> None:
+        if not hasattr(estimator, "predict_proba"):
+            raise InvalidInputError(
+                f"{type(estimator).__name__} has no predict_proba; Bastion needs class probabilities"
+            )
+        self.estimator = estimator
+        self._spec = input_spec
+        self.info = dict(info or {})
+        classes = getattr(estimator, "classes_", None)
+        self._n_classes = len(classes) if classes is not None else int(estimator.predict_proba(
+            np.zeros((1, input_spec.n_features), dtype=np.float32)).shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        return self._n_classes
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self._spec
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        arr = check_batch(x, self._spec).reshape(len(x), -1)
+        return np.asarray(self.estimator.predict_proba(arr), dtype=np.float64)
