@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 
 
-class Severity(str, Enum):  # noqa: UP042 - explicit ordering below, not str ordering
+class Severity(str, Enum):
     """How bad a finding is. Ordered: ``Severity.HIGH > Severity.LOW``."""
 
     INFO = "info"
@@ -56,7 +56,7 @@ class Severity(str, Enum):  # noqa: UP042 - explicit ordering below, not str ord
 _SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
 
 
-class Status(str, Enum):  # noqa: UP042
+class Status(str, Enum):
     """Outcome of one check."""
 
     PASS = "pass"  # noqa: S105
