@@ -1,0 +1,1 @@
+"""Red-team attacks, torch-native: evasion/, inference/, extraction/, poisoning/."""

@@ -1,0 +1,1 @@
+"""Data security: integrity manifests, validation and anomalies, privacy (PII), poisoning detection."""

@@ -1,0 +1,1 @@
+"""Hardening: adversarial training, DP-SGD, sanitisers/detectors, output policies, federated learning, encrypted inference."""

@@ -1,0 +1,1 @@
+"""SHAP / LIME explanations and saliency, used by reports, poisoning triage and incidents."""

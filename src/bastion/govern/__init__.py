@@ -1,0 +1,1 @@
+"""Governance: control catalog, risk, reports, Annex IV, training labs."""

@@ -1,0 +1,1 @@
+"""Online and batch detectors: drift, input anomalies, extraction patterns; alert rules."""

@@ -1,0 +1,1 @@
+"""Rendering an Assessment: JSON (versioned schema), HTML, SARIF."""

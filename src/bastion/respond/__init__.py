@@ -1,0 +1,1 @@
+"""Incidents, playbooks, forensic bundles, regulatory clocks."""
