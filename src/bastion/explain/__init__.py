@@ -1,1 +1,5 @@
 """SHAP / LIME explanations and saliency, used by reports, poisoning triage and incidents."""
+
+from bastion.explain.saliency import SaliencyMethod, saliency_maps
+
+__all__ = ["SaliencyMethod", "saliency_maps"]
