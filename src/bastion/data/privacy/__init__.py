@@ -1,0 +1,1 @@
+"""Data privacy: PII detection, anonymisation (k-anonymity, l-diversity), envelope encryption."""
