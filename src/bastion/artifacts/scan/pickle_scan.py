@@ -1,0 +1,433 @@
+"""Static pickle analysis: a symbolic walk over ``pickletools.genops`` — nothing is ever unpickled.
+
+The walk keeps a symbolic stack and memo, so ``STACK_GLOBAL`` arguments that come from the
+memo, calls (``REDUCE``/``INST``/``OBJ``/``NEWOBJ``/``NEWOBJ_EX``) and ``BUILD`` targets are
+resolved exactly as ``pickle.load`` would resolve them. Every global goes through the shared
+``Policy``: dangerous → critical, unknown and invoked → high, unknown and only referenced →
+medium. Nested pickles (``pickle.loads(b"...")`` arguments, pickles embedded in bytes, joblib's
+object arrays) are walked too; a stream that breaks before ``STOP`` is a finding, not a pass.
+Joblib's raw array bytes that sit between opcodes are skipped using the wrapper's shape and dtype.
+"""
+
+from __future__ import annotations
+
+import io
+import pickletools
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from bastion.artifacts.scan.policy import GlobalKind, Policy
+from bastion.artifacts.scan.report import ScanFinding
+from bastion.core.severity import Severity
+
+MAX_NESTING = 4
+_LOADS_FAMILY = {"loads", "load", "_loads", "_load"}
+
+
+class _Mark:
+    __slots__ = ()
+
+
+_MARK = _Mark()
+
+
+@dataclass(eq=False)
+class _Global:
+    module: str
+    name: str
+    offset: int
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(eq=False)
+class _Call:
+    func: Any
+    args: Any
+    offset: int
+    state: Any = None
+
+
+@dataclass(eq=False)
+class _Opaque:
+    what: str
+
+
+@dataclass
+class FindingSink:
+    """Collects findings, merging repeats of the same code and global (keeps the first offset)."""
+
+    findings: dict[tuple[str, str | None, str], ScanFinding] = field(default_factory=dict)
+
+    def add(self, finding: ScanFinding) -> None:
+        key = (finding.code, finding.global_name, finding.member)
+        old = self.findings.get(key)
+        if old is None:
+            self.findings[key] = finding
+        else:
+            old.count += 1
+
+    def extend(self, items: list[ScanFinding]) -> None:
+        for f in items:
+            self.add(f)
+
+    def as_list(self) -> list[ScanFinding]:
+        return sorted(self.findings.values(), key=lambda f: (-f.severity.rank, f.member, f.offset or 0))
+
+
+def _literal(v: Any, depth: int = 0) -> Any:
+    """Best-effort plain value of a symbolic value (None when it is not a literal)."""
+    if depth > 8:
+        return None
+    if isinstance(v, str | bytes | int | float | bool) or v is None:
+        return v
+    if isinstance(v, tuple | list):
+        return type(v)(_literal(x, depth + 1) for x in v)
+    if isinstance(v, dict):
+        return {_literal(k, depth + 1): _literal(x, depth + 1) for k, x in v.items() if isinstance(k, str)}
+    return None
+
+
+class PickleWalker:
+    """Walk one pickle stream symbolically; findings go to ``sink``."""
+
+    def __init__(self, policy: Policy, sink: FindingSink, member: str = "", depth: int = 0) -> None:
+        self.policy = policy
+        self.sink = sink
+        self.member = member
+        self.depth = depth
+        self.referenced: dict[tuple[str, str], _Global] = {}
+        self.invoked: set[tuple[str, str]] = set()
+        self.n_ops = 0
+
+    # -- findings ---------------------------------------------------------------------------
+    def _global_finding(self, g: _Global, invoked: bool, offset: int) -> None:
+        decision = self.policy.classify(g.module, g.name)
+        if decision.kind == GlobalKind.SAFE:
+            return
+        if decision.kind == GlobalKind.DANGEROUS:
+            code = "PICKLE_DANGEROUS_CALL" if invoked else "PICKLE_DANGEROUS_GLOBAL"
+            verb = "calls" if invoked else "references"
+            self.sink.add(ScanFinding(
+                Severity.CRITICAL, code, f"pickle {verb} {g.dotted}: {decision.reason}",
+                self.member, offset, g.dotted,
+            ))
+        elif invoked:
+            self.sink.add(ScanFinding(
+                Severity.HIGH, "PICKLE_UNKNOWN_CALL",
+                f"pickle calls {g.dotted}, which is not on the allowlist (allow it with --allow "
+                f"{g.module}:{g.name} only if you trust it)", self.member, offset, g.dotted,
+            ))
+
+    def _invoke(self, func: Any, args: Any, offset: int) -> _Call:
+        if isinstance(func, _Global):
+            key = (func.module, func.name)
+            self.invoked.add(key)
+            self._global_finding(func, True, offset)
+            self._maybe_nested_loads(func, args, offset)
+        else:
+            self.sink.add(ScanFinding(
+                Severity.HIGH, "PICKLE_INDIRECT_CALL",
+                "pickle calls a computed object (result of another call or a non-global value)",
+                self.member, offset, None,
+            ))
+        return _Call(func, args, offset)
+
+    def _maybe_nested_loads(self, func: _Global, args: Any, offset: int) -> None:
+        if func.name.split(".")[-1] not in _LOADS_FAMILY or not isinstance(args, tuple) or not args:
+            return
+        payload = args[0]
+        if isinstance(payload, bytes | bytearray):
+            self._nested(bytes(payload), offset, strict=False)
+
+    def _nested(self, data: bytes, offset: int, strict: bool) -> None:
+        if self.depth >= MAX_NESTING:
+            self.sink.add(ScanFinding(Severity.HIGH, "PICKLE_NESTING_TOO_DEEP",
+                                      f"pickles nested more than {MAX_NESTING} levels", self.member, offset))
+            return
+        inner_sink = FindingSink()
+        walker = PickleWalker(self.policy, inner_sink, _join(self.member, f"nested@{offset}"), self.depth + 1)
+        ok, end = walker.walk(io.BytesIO(data))
+        findings = inner_sink.as_list()
+        if strict and (not ok or end != len(data)):
+            return  # bytes that merely start like a pickle
+        self.sink.extend(findings)
+
+    # -- the walk ---------------------------------------------------------------------------
+    def walk(self, fh: IO[bytes]) -> tuple[bool, int]:
+        """Walk one pickle from the current position. Returns (reached STOP, end offset)."""
+        stack: list[Any] = []
+        memo: dict[int, Any] = {}
+        stacks: list[list[Any]] = []
+        pos = fh.tell()
+        try:
+            for op, arg, pos_ in pickletools.genops(fh):
+                pos = pos_ if pos_ is not None else pos
+                self.n_ops += 1
+                name = op.name
+                if name == "STOP":
+                    self._finish()
+                    return True, fh.tell()
+                self._step(name, arg, pos, stack, stacks, memo, fh)
+        except (ValueError, EOFError, IndexError, KeyError, TypeError, OverflowError, MemoryError,
+                UnicodeDecodeError, RecursionError) as exc:
+            self._finish()
+            self.sink.add(ScanFinding(
+                Severity.MEDIUM, "PICKLE_MALFORMED",
+                f"pickle stream is broken after offset {pos} ({type(exc).__name__}: {str(exc)[:120]}); "
+                "a loader would have executed everything before this point",
+                self.member, pos,
+            ))
+            return False, pos
+        self._finish()
+        self.sink.add(ScanFinding(Severity.MEDIUM, "PICKLE_MALFORMED", "pickle stream ends without STOP",
+                                  self.member, pos))
+        return False, pos
+
+    def _finish(self) -> None:
+        for key, g in self.referenced.items():
+            if key not in self.invoked:
+                decision = self.policy.classify(g.module, g.name)
+                if decision.kind == GlobalKind.DANGEROUS:
+                    self._global_finding(g, False, g.offset)
+                elif decision.kind == GlobalKind.UNKNOWN:
+                    self.sink.add(ScanFinding(
+                        Severity.MEDIUM, "PICKLE_UNKNOWN_GLOBAL",
+                        f"pickle references {g.dotted} (not on the allowlist) without calling it",
+                        self.member, g.offset, g.dotted,
+                    ))
+        self.referenced = {}
+
+    def _pop_mark(self, stack: list[Any], stacks: list[list[Any]]) -> list[Any]:
+        items = stack[:]
+        stack.clear()
+        stack.extend(stacks.pop())
+        return items
+
+    def _make_global(self, module: Any, name: Any, pos: int) -> Any:
+        if not isinstance(module, str) or not isinstance(name, str):
+            self.sink.add(ScanFinding(Severity.HIGH, "PICKLE_DYNAMIC_GLOBAL",
+                                      "STACK_GLOBAL with a non-string module or name", self.member, pos))
+            return _Opaque("global")
+        g = _Global(module, name, pos)
+        self.referenced.setdefault((module, name), g)
+        return g
+
+    def _step(self, name: str, arg: Any, pos: int, stack: list[Any], stacks: list[list[Any]],
+              memo: dict[int, Any], fh: IO[bytes]) -> None:
+        if name in _PUSH_ARG:
+            if isinstance(arg, bytes | bytearray) and len(arg) > 3 and arg[0] == 0x80 and arg[1] <= 5:
+                self._nested(bytes(arg), pos, strict=True)
+            stack.append(arg)
+        elif name in _PUSH_CONST:
+            stack.append(_PUSH_CONST[name]())
+        elif name == "MARK":
+            stacks.append(stack[:])
+            stack.clear()
+        elif name in ("TUPLE", "LIST", "FROZENSET"):
+            items = self._pop_mark(stack, stacks)
+            stack.append(tuple(items) if name == "TUPLE" else items if name == "LIST" else _Opaque("frozenset"))
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            n = int(name[-1])
+            items = stack[-n:]
+            if len(items) != n:
+                raise IndexError("stack underflow")
+            del stack[-n:]
+            stack.append(tuple(items))
+        elif name == "DICT":
+            items = self._pop_mark(stack, stacks)
+            stack.append(_pairs(items))
+        elif name in ("APPEND",):
+            v = stack.pop()
+            if isinstance(stack[-1], list):
+                stack[-1].append(v)
+        elif name in ("APPENDS", "ADDITEMS"):
+            items = self._pop_mark(stack, stacks)
+            if isinstance(stack[-1], list):
+                stack[-1].extend(items)
+        elif name == "SETITEM":
+            v = stack.pop()
+            k = stack.pop()
+            _setitem(stack[-1], k, v)
+        elif name == "SETITEMS":
+            items = self._pop_mark(stack, stacks)
+            target = stack[-1]
+            for k, v in zip(items[::2], items[1::2], strict=False):
+                _setitem(target, k, v)
+        elif name == "POP":
+            if stack:
+                stack.pop()
+            else:
+                self._pop_mark(stack, stacks)
+        elif name == "POP_MARK":
+            self._pop_mark(stack, stacks)
+        elif name == "DUP":
+            stack.append(stack[-1])
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[int(arg)] = stack[-1]
+        elif name == "MEMOIZE":
+            memo[len(memo)] = stack[-1]
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo[int(arg)])
+        elif name in ("GLOBAL", "INST"):
+            module, _, gname = str(arg).partition(" ")
+            g = self._make_global(module, gname, pos)
+            if name == "GLOBAL":
+                stack.append(g)
+            else:
+                stack.append(self._invoke(g, tuple(self._pop_mark(stack, stacks)), pos))
+        elif name == "STACK_GLOBAL":
+            gname = stack.pop()
+            module = stack.pop()
+            stack.append(self._make_global(module, gname, pos))
+        elif name == "REDUCE":
+            args = stack.pop()
+            func = stack.pop()
+            stack.append(self._invoke(func, args, pos))
+        elif name == "NEWOBJ":
+            args = stack.pop()
+            cls = stack.pop()
+            stack.append(self._invoke(cls, args, pos))
+        elif name == "NEWOBJ_EX":
+            stack.pop()
+            args = stack.pop()
+            cls = stack.pop()
+            stack.append(self._invoke(cls, args, pos))
+        elif name == "OBJ":
+            items = self._pop_mark(stack, stacks)
+            stack.append(self._invoke(items[0], tuple(items[1:]), pos))
+        elif name == "BUILD":
+            state = stack.pop()
+            obj = stack[-1]
+            self._build(obj, state, pos, fh)
+        elif name in ("PERSID", "BINPERSID"):
+            if name == "BINPERSID":
+                stack.pop()
+            stack.append(_Opaque("persistent"))
+        elif name in ("EXT1", "EXT2", "EXT4"):
+            self.sink.add(ScanFinding(Severity.MEDIUM, "PICKLE_EXTENSION_CODE",
+                                      f"pickle uses copyreg extension code {arg}", self.member, pos))
+            stack.append(_Opaque("ext"))
+        elif name == "NEXT_BUFFER":
+            stack.append(_Opaque("buffer"))
+        elif name in ("PROTO", "FRAME", "READONLY_BUFFER"):
+            pass
+        else:  # pragma: no cover - every opcode of protocols 0-5 is handled above
+            raise ValueError(f"unhandled opcode {name}")
+
+    def _build(self, obj: Any, state: Any, pos: int, fh: IO[bytes]) -> None:
+        if isinstance(obj, _Global):
+            self.sink.add(ScanFinding(
+                Severity.HIGH, "PICKLE_BUILD_ON_GLOBAL",
+                f"BUILD sets attributes on {obj.dotted} itself (class/function patching)",
+                self.member, pos, obj.dotted,
+            ))
+            return
+        if isinstance(obj, _Call):
+            obj.state = state
+            f = obj.func
+            if isinstance(f, _Global) and f.name == "NumpyArrayWrapper" and "joblib" in f.module:
+                self._skip_joblib_array(state, pos, fh)
+
+    def _skip_joblib_array(self, state: Any, pos: int, fh: IO[bytes]) -> None:
+        """Joblib writes array bytes (or a nested pickle for object arrays) right after BUILD."""
+        import numpy as np
+
+        st = state if isinstance(state, dict) else {}
+        shape = _literal(st.get("shape"))
+        dtype_val = st.get("dtype")
+        descr = None
+        if isinstance(dtype_val, _Call) and isinstance(dtype_val.args, tuple) and dtype_val.args:
+            descr = _literal(dtype_val.args[0])
+        try:
+            dtype = np.dtype(descr) if isinstance(descr, str) and len(descr) < 64 else None
+        except TypeError:
+            dtype = None
+        if dtype is None or not isinstance(shape, tuple) or not all(isinstance(s, int) and s >= 0 for s in shape):
+            raise ValueError("joblib array wrapper without a readable shape/dtype")
+        if dtype.hasobject:
+            sink_before = len(self.sink.findings)
+            walker = PickleWalker(self.policy, self.sink, _join(self.member, f"joblib-object-array@{fh.tell()}"),
+                                  self.depth + 1)
+            ok, _ = walker.walk(fh)
+            if not ok and len(self.sink.findings) == sink_before:
+                raise ValueError("broken object-array pickle inside joblib file")
+            return
+        count = 1
+        for s in shape:
+            count *= s
+        if st.get("numpy_array_alignment_bytes") is not None:
+            pad = fh.read(1)
+            if len(pad) != 1:
+                raise EOFError("joblib padding byte missing")
+            fh.seek(pad[0], io.SEEK_CUR)
+        fh.seek(count * dtype.itemsize, io.SEEK_CUR)
+
+
+def _join(member: str, inner: str) -> str:
+    return f"{member}>{inner}" if member else inner
+
+
+def _pairs(items: list[Any]) -> dict[Any, Any]:
+    d: dict[Any, Any] = {}
+    for k, v in zip(items[::2], items[1::2], strict=False):
+        _setitem(d, k, v)
+    return d
+
+
+def _setitem(target: Any, k: Any, v: Any) -> None:
+    if isinstance(target, dict):
+        try:
+            target[k] = v
+        except TypeError:  # unhashable symbolic key
+            pass
+
+
+_PUSH_ARG = {
+    "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
+    "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "SHORT_BINUNICODE", "BINUNICODE",
+    "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8",
+}
+_PUSH_CONST: dict[str, Any] = {
+    "NONE": lambda: None,
+    "NEWTRUE": lambda: True,
+    "NEWFALSE": lambda: False,
+    "EMPTY_LIST": list,
+    "EMPTY_DICT": dict,
+    "EMPTY_TUPLE": tuple,
+    "EMPTY_SET": list,
+}
+
+
+def scan_pickle_bytes(data: bytes, policy: Policy, member: str = "") -> tuple[list[ScanFinding], int]:
+    """Scan a pickle held in memory. Returns (findings, opcodes walked)."""
+    return scan_pickle_stream(io.BytesIO(data), policy, member, total=len(data))
+
+
+def scan_pickle_stream(fh: IO[bytes], policy: Policy, member: str = "", total: int | None = None,
+                       max_pickles: int = 16) -> tuple[list[ScanFinding], int]:
+    """Scan every pickle in a stream (pickles may follow each other, e.g. legacy ``torch.save``)."""
+    sink = FindingSink()
+    n_ops = 0
+    for i in range(max_pickles):
+        start = fh.tell()
+        if i > 0:
+            head = fh.read(2)
+            fh.seek(start)
+            if not head:
+                break
+            # a following pickle must start with PROTO (protocol 2+) or a plausible protocol-0/1 opcode
+            if head[0] != 0x80 or head[1:2] not in (b"\x02", b"\x03", b"\x04", b"\x05"):
+                if total is None or fh.seek(0, io.SEEK_END) > start:
+                    sink.add(ScanFinding(Severity.LOW, "PICKLE_TRAILING_DATA",
+                                         f"non-pickle data after the pickle stream at offset {start}",
+                                         member, start))
+                break
+        walker = PickleWalker(policy, sink, member)
+        ok, _ = walker.walk(fh)
+        n_ops += walker.n_ops
+        if not ok:
+            break
+    return sink.as_list(), n_ops
