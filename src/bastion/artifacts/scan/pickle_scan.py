@@ -211,6 +211,9 @@ class PickleWalker:
             self.sink.add(ScanFinding(Severity.HIGH, "PICKLE_DYNAMIC_GLOBAL",
                                       "STACK_GLOBAL with a non-string module or name", self.member, pos))
             return _Opaque("global")
+        if not _valid_dotted(module) or not _valid_dotted(name):
+            # find_class would fail to import it: nothing runs, but the stream is broken here
+            raise ValueError(f"global {module[:40]!r}.{name[:40]!r} is not an importable name")
         g = _Global(module, name, pos)
         self.referenced.setdefault((module, name), g)
         return g
@@ -364,6 +367,10 @@ class PickleWalker:
                 raise EOFError("joblib padding byte missing")
             fh.seek(pad[0], io.SEEK_CUR)
         fh.seek(count * dtype.itemsize, io.SEEK_CUR)
+
+
+def _valid_dotted(text: str) -> bool:
+    return bool(text) and len(text) < 512 and all(part.isidentifier() for part in text.split("."))
 
 
 def _join(member: str, inner: str) -> str:

@@ -48,13 +48,11 @@ def _scan_pickle(fs: FileScan, fh: IO[bytes], ctx: _Ctx, member: str, legacy_tor
 
 
 def _scan_pickle0(fs: FileScan, data_fh: IO[bytes], ctx: _Ctx, member: str) -> bool:
-    """A protocol 0/1 candidate: a pickle only if the walk gets somewhere (a text file does not)."""
+    """A protocol 0/1 candidate: a pickle only if it parses to STOP or references globals (text does not)."""
     findings, n_ops = scan_pickle_stream(data_fh, ctx.policy, member)
-    malformed_at_start = any(f.code == "PICKLE_MALFORMED" and (f.offset or 0) < 2 for f in findings)
-    if malformed_at_start and len(findings) == 1:
-        return False
-    if n_ops < 2 and any(f.code == "PICKLE_MALFORMED" for f in findings) and len(findings) == 1:
-        return False
+    benign_codes = {"PICKLE_MALFORMED", "PICKLE_TRAILING_DATA"}
+    if all(f.code in benign_codes for f in findings) and (findings or n_ops < 2):
+        return False  # text or other data that merely starts with a pickle opcode byte
     fs.findings.extend(findings)
     fs.members_scanned += 1
     return True

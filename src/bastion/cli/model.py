@@ -1,0 +1,136 @@
+"""``bastion model``: scan model files, sign and verify them, emit an ML-BOM and a model card.
+
+Exit codes: 0 clean/verified · 1 findings at or above ``--fail-on`` · 2 error (bad input,
+signature mismatch, unsafe model) · 3 nothing scannable.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bastion.cli.groups import model_app
+from bastion.cli.output import (
+    EXIT_ERROR,
+    EXIT_FINDINGS,
+    EXIT_NOTHING,
+    OutputFormat,
+    console,
+    print_json,
+    stdout,
+)
+
+
+class ScanFormat(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+
+
+class SeverityName(str, Enum):
+    info = "info"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+_COLORS = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim", "none": "green"}
+
+
+@model_app.command("scan")
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="Model files, directories or archives.")],
+    fmt: Annotated[ScanFormat, typer.Option("--format", help="text, json or sarif.")] = ScanFormat.text,
+    fail_on: Annotated[SeverityName, typer.Option("--fail-on", help="Exit 1 at or above this severity.")] = (
+        SeverityName.high),
+    allow: Annotated[list[str] | None, typer.Option("--allow", help="Extra allowlist entry module:name.")] = None,
+) -> None:
+    """Scan model files for code execution, tampering and malformed structure (allowlist first)."""
+    from bastion.artifacts.scan import scan_path
+    from bastion.core.severity import Severity
+
+    report = scan_path(list(paths), allow=allow)  # type: ignore[arg-type]
+    if fmt == ScanFormat.json:
+        print_json(report.to_dict())
+    elif fmt == ScanFormat.sarif:
+        print_json(report.to_sarif())
+    else:
+        for f in report.files:
+            ms = f.max_severity.value if f.max_severity else "none"
+            status = "not scanned" if not f.scanned else ms
+            stdout.print(f"[bold]{f.path}[/]  format={f.format}  [{_COLORS.get(ms, 'white')}]{status}[/]",
+                         highlight=False)
+            if f.error:
+                stdout.print(f"  [red]error:[/] {f.error}", highlight=False, soft_wrap=True)
+            for x in f.findings:
+                times = f" (x{x.count})" if x.count > 1 else ""
+                stdout.print(f"  [{_COLORS[x.severity.value]}]{x.severity.value:8}[/] {x.code}{times} "
+                             f"{x.global_name or ''} @ {x.location}\n           {x.message}", highlight=False, soft_wrap=True)
+        ms = report.max_severity.value if report.max_severity else "none"
+        stdout.print(f"verdict: [{_COLORS.get(ms, 'white')}]{report.verdict}[/] (max severity {ms}, "
+                     f"{len(report.scanned_files)} file(s) scanned in {report.duration_s:.3f}s)", highlight=False, soft_wrap=True)
+    threshold = Severity.parse(fail_on.value)
+    if report.worst(threshold):
+        raise typer.Exit(EXIT_FINDINGS)
+    if report.errors:
+        raise typer.Exit(EXIT_ERROR)
+    if not report.scanned_files:
+        console.print("nothing scannable found")
+        raise typer.Exit(EXIT_NOTHING)
+
+
+@model_app.command("sign")
+def sign(
+    path: Annotated[Path, typer.Argument(help="Model file or directory.")],
+    key: Annotated[Path, typer.Option("--key", help="Private key PREFIX (from bastion keys generate).")],
+    attest: Annotated[Path | None, typer.Option("--attest", help="Assessment JSON to attest.")] = None,
+    incremental: Annotated[bool, typer.Option("--incremental", help="Re-hash only changed files.")] = False,
+    allow: Annotated[list[str] | None, typer.Option("--allow", help="Extra allowlist entry module:name.")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+) -> None:
+    """Sign a model (OpenSSF model-signing bundle PATH.sig) and attest its evidence (PATH.att.json)."""
+    from bastion.artifacts.signing import attestation_path_for, sign_model, verify_model
+
+    bundle = sign_model(path, key, attest=attest, incremental=incremental, allow=allow)
+    from bastion.artifacts.keys import public_path_for
+
+    res = verify_model(path, public_path_for(key))
+    info = {"model": str(path), "bundle": str(bundle), "attestation": str(attestation_path_for(path)),
+            "model_digest": res.model_digest, "files": len(res.files), "key_id": res.key_id,
+            "scan": (res.attested_scan or {})}
+    if fmt == OutputFormat.json:
+        print_json(info)
+    else:
+        stdout.print(f"signed {path} ({info['files']} file(s))\n  bundle:      {bundle}\n  attestation: "
+                     f"{info['attestation']}\n  digest:      {res.model_digest}\n  scan:        "
+                     f"{info['scan'].get('verdict')}", highlight=False, soft_wrap=True)
+
+
+@model_app.command("verify")
+def verify(
+    path: Annotated[Path, typer.Argument(help="Model file or directory.")],
+    key: Annotated[Path, typer.Option("--key", help="Public key (PREFIX.pub).")],
+    require_attestation: Annotated[bool, typer.Option("--require-attestation")] = False,
+    max_severity: Annotated[SeverityName | None, typer.Option(
+        "--max-severity", help="Refuse when the attested or current scan is worse.")] = None,
+    signature: Annotated[Path | None, typer.Option("--signature", help="Bundle path (default PATH.sig).")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+) -> None:
+    """Verify a model's signature (every file's digest) and, if present or required, its attestation."""
+    from bastion.artifacts.keys import public_path_for
+    from bastion.artifacts.signing import verify_model
+    from bastion.core.severity import Severity
+
+    res = verify_model(path, public_path_for(key), require_attestation=require_attestation,
+                       max_severity=Severity.parse(max_severity.value) if max_severity else None, bundle=signature)
+    if fmt == OutputFormat.json:
+        print_json(res.to_dict())
+    else:
+        att = res.attested_scan or {}
+        stdout.print(f"[green]verified[/] {path}: {len(res.files)} file(s), digest {res.model_digest}\n"
+                     f"  key id: {res.key_id}\n  attested scan: {att.get('verdict', 'no attestation')}"
+                     f" (max severity {att.get('max_severity', '-')})", highlight=False, soft_wrap=True)
