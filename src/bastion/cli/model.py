@@ -99,15 +99,16 @@ def sign(
     from bastion.artifacts.keys import public_path_for
 
     res = verify_model(path, public_path_for(key))
+    scan_info: dict[str, object] = dict(res.attested_scan or {})
     info = {"model": str(path), "bundle": str(bundle), "attestation": str(attestation_path_for(path)),
             "model_digest": res.model_digest, "files": len(res.files), "key_id": res.key_id,
-            "scan": (res.attested_scan or {})}
+            "scan": scan_info}
     if fmt == OutputFormat.json:
         print_json(info)
     else:
         stdout.print(f"signed {path} ({info['files']} file(s))\n  bundle:      {bundle}\n  attestation: "
                      f"{info['attestation']}\n  digest:      {res.model_digest}\n  scan:        "
-                     f"{info['scan'].get('verdict')}", highlight=False, soft_wrap=True)
+                     f"{scan_info.get('verdict')}", highlight=False, soft_wrap=True)
 
 
 @model_app.command("verify")
