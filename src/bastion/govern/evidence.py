@@ -1,0 +1,406 @@
+"""Collect the evidence Bastion has for each control: assessment files, and whatever the store holds.
+
+Evidence comes from
+- assessment files (``assessment.json``): each check result is evidence for the catalog control that
+  takes its check id, judged by the check's status and the control's thresholds for the risk tier;
+- the gateway's tables (``gateway_*``): signed/verified model versions, scan verdicts, the audit chain
+  (verified with ``bastion.gateway.audit.verify_chain``);
+- incident tables (``respond_*``), monitoring tables (``monitor_*``/``respond_*alert*``);
+- governance tables (``govern_*``): classifications, the risk register, training records, ethics answers;
+- files a person attaches to a control (``--evidence BC-GV-02=annex_iv.md``) and data manifests.
+
+Other capabilities' tables are read through SQLAlchemy inspection, so a missing table means
+"no evidence", never an error. Statuses are ``pass``, ``warn``, ``fail`` or ``no evidence``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from bastion.core.errors import InvalidInputError
+from bastion.core.results import Assessment
+from bastion.govern.catalog import Control, control, control_for_check, load_catalog
+
+EvidenceStatus = Literal["pass", "warn", "fail", "info"]
+ControlStatus = Literal["pass", "warn", "fail", "no evidence"]
+TierName = Literal["prohibited", "high", "limited", "minimal"]
+_RANK = {"no evidence": 0, "info": 0, "pass": 1, "warn": 2, "fail": 3}
+
+
+@dataclass
+class EvidenceItem:
+    """One piece of evidence for one control, with a link back to where it came from."""
+
+    control_id: str
+    source: str
+    ref: str
+    status: EvidenceStatus
+    summary: str
+    link: str | None = None
+    at: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ControlResult:
+    """A control's latest evidence and the status it adds up to."""
+
+    control: Control
+    status: ControlStatus
+    evidence: list[EvidenceItem]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "control_id": self.control.id,
+            "title": self.control.title,
+            "capability": self.control.capability,
+            "status": self.status,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "commands": list(self.control.commands),
+        }
+
+
+@dataclass
+class EvidenceSet:
+    """Every evidence item found, and per-control results."""
+
+    items: list[EvidenceItem]
+    tier: TierName = "high"
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def for_control(self, control_id: str) -> ControlResult:
+        ctl = control(control_id)
+        ev = [e for e in self.items if e.control_id == control_id]
+        judged = [e for e in ev if e.status != "info"]
+        if judged:
+            worst = max(judged, key=lambda e: _RANK[e.status]).status
+            status: ControlStatus = worst  # type: ignore[assignment]
+        elif ev:
+            status = "pass"
+        else:
+            status = "no evidence"
+        return ControlResult(control=ctl, status=status, evidence=ev)
+
+    def results(self) -> list[ControlResult]:
+        return [self.for_control(c.id) for c in load_catalog().controls]
+
+    def statuses(self) -> dict[str, ControlStatus]:
+        return {r.control.id: r.status for r in self.results()}
+
+
+def worst_status(statuses: list[str]) -> str:
+    """The worst of some control statuses (``no evidence`` when none is judged)."""
+    judged = [s for s in statuses if s in ("pass", "warn", "fail")]
+    return max(judged, key=lambda s: _RANK[s]) if judged else "no evidence"
+
+
+# --------------------------------------------------------------------------- assessments
+
+
+def load_assessment(path: Path) -> Assessment:
+    """Read ``assessment.json`` (or a directory holding one) with a clear error when it is not one."""
+    p = path / "assessment.json" if path.is_dir() else path
+    if not p.is_file():
+        raise InvalidInputError(f"assessment file {p} does not exist")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+        return Assessment.from_dict(doc)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(f"{p} is not a Bastion assessment.json: {exc}") from None
+
+
+def judge_result(ctl: Control, status: str, metrics: dict[str, Any], tier: TierName) -> tuple[EvidenceStatus, str]:
+    """Judge one check result against a control: the check's own status, tightened by tier thresholds."""
+    base: EvidenceStatus = {"pass": "pass", "warn": "warn", "fail": "fail"}.get(status, "info")  # type: ignore[assignment]
+    notes: list[str] = []
+    for th in ctl.thresholds:
+        value = metrics.get(th.metric)
+        bounds = th.tiers.get("high" if tier == "prohibited" else tier)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not bounds:
+            continue
+        better = (lambda a, b: a >= b) if th.direction == "min" else (lambda a, b: a <= b)
+        if "pass" in bounds and better(value, bounds["pass"]):
+            verdict: EvidenceStatus = "pass"
+        elif "warn" in bounds and better(value, bounds["warn"]):
+            verdict = "warn"
+        else:
+            verdict = "fail"
+        op = "≥" if th.direction == "min" else "≤"
+        notes.append(f"{th.metric}={value:.4g} (pass {op} {bounds.get('pass')} for tier {tier})")
+        if _RANK[verdict] > _RANK[base] or base == "info":
+            base = verdict
+    return base, "; ".join(notes)
+
+
+def assessment_evidence(paths: list[Path], tier: TierName = "high") -> list[EvidenceItem]:
+    """Evidence from assessment files: the latest result of each check across all files."""
+    latest: dict[str, tuple[str, Path, Any]] = {}
+    for path in paths:
+        a = load_assessment(path)
+        for r in a.results:
+            prev = latest.get(r.check_id)
+            if prev is None or a.created_at >= prev[0]:
+                latest[r.check_id] = (a.created_at, path, r)
+    items: list[EvidenceItem] = []
+    for check_id, (created, path, r) in sorted(latest.items()):
+        ctl = control_for_check(check_id)
+        if ctl is None:
+            continue
+        status, note = judge_result(ctl, r.status.value, r.metrics, tier)
+        summary = r.summary or f"{r.title}: {r.status.value}"
+        if r.error:
+            summary = f"{r.title}: error: {r.error}"
+        if note:
+            summary = f"{summary} — {note}"
+        headline = {k: v for k, v in r.metrics.items() if isinstance(v, int | float | str | bool)}
+        items.append(EvidenceItem(ctl.id, "assessment", check_id, status, summary, str(path), created, headline))
+    return items
+
+
+# --------------------------------------------------------------------------- store
+
+
+def _tables(url: str | None) -> set[str]:
+    from sqlalchemy import inspect
+
+    from bastion.store.db import get_engine
+
+    try:
+        return set(inspect(get_engine(url)).get_table_names())
+    except Exception:  # an unreachable database is "no evidence", reported in sources
+        return set()
+
+
+def _rows(url: str | None, table: str, where: dict[str, Any] | None = None, limit: int = 500) -> list[dict]:
+    from sqlalchemy import MetaData, Table, select
+
+    from bastion.store.db import get_engine
+
+    eng = get_engine(url)
+    t = Table(table, MetaData(), autoload_with=eng)
+    q = select(t)
+    for col, val in (where or {}).items():
+        if col in t.c and val is not None:
+            q = q.where(t.c[col] == val)
+    q = q.limit(limit)
+    with eng.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def _iso(v: Any) -> str | None:
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, int | float):
+        return datetime.fromtimestamp(float(v), UTC).isoformat(timespec="seconds")
+    return None if v is None else str(v)
+
+
+def store_evidence(model: str | None, version: str | None = None, url: str | None = None,
+                   sources: dict[str, str] | None = None) -> list[EvidenceItem]:
+    """Evidence from the store's tables that exist; ``sources`` records what was found or absent."""
+    notes = sources if sources is not None else {}
+    tables = _tables(url)
+    items: list[EvidenceItem] = []
+    items += _registry_evidence(url, tables, model, version, notes)
+    items += _audit_evidence(url, tables, notes)
+    items += _respond_evidence(url, tables, model, notes)
+    items += _govern_evidence(url, tables, model, notes)
+    return items
+
+
+def _registry_evidence(url: str | None, tables: set[str], model: str | None, version: str | None,
+                       notes: dict[str, str]) -> list[EvidenceItem]:
+    if "gateway_model_versions" not in tables:
+        notes["registry"] = "no gateway registry table in the store"
+        return []
+    rows = _rows(url, "gateway_model_versions", {"name": model, "version": version})
+    notes["registry"] = f"{len(rows)} registered version(s)" + (f" of {model}" if model else "")
+    items = []
+    for r in rows:
+        ref = f"registry:{r['name']}@{r['version']}"
+        at = _iso(r.get("created_at"))
+        signed = bool(r.get("verified"))
+        items.append(EvidenceItem(
+            "BC-SC-02", "signature", ref, "pass" if signed else "fail",
+            f"{r['name']} {r['version']}: signature " + (f"verified (signer {str(r.get('signer'))[:16]})"
+                                                         if signed else "not verified"),
+            f"store:gateway_model_versions/{r['id']}", at, {"sha256": r.get("sha256")}))
+        verdict = str(r.get("scan_verdict", "unknown"))
+        scan_status: EvidenceStatus = ("pass" if verdict in ("clean", "safe", "pass")
+                                       else "fail" if r.get("allowed_unsafe") or verdict in ("unsafe", "fail")
+                                       else "warn")
+        items.append(EvidenceItem("BC-SC-01", "signature", ref, scan_status,
+                                  f"{r['name']} {r['version']}: scan verdict {verdict}"
+                                  + (" (admin allowed an unsafe file)" if r.get("allowed_unsafe") else ""),
+                                  f"store:gateway_model_versions/{r['id']}", at))
+    return items
+
+
+def _audit_evidence(url: str | None, tables: set[str], notes: dict[str, str]) -> list[EvidenceItem]:
+    if "gateway_audit" not in tables:
+        notes["audit_log"] = "no gateway audit table in the store"
+        return []
+    try:
+        from bastion.gateway.audit import verify_chain
+
+        rep = verify_chain(url)
+    except Exception as exc:  # the gateway's verifier is theirs; record why it could not run
+        notes["audit_log"] = f"audit verification could not run: {exc}"
+        return [EvidenceItem("BC-LG-01", "audit_log", "gateway_audit", "warn",
+                             f"audit log present but not verified: {exc}")]
+    d = rep.to_dict()
+    if d["records"] == 0:
+        notes["audit_log"] = "audit log is empty"
+        return []
+    notes["audit_log"] = "verified" if rep.ok else f"BROKEN: {rep.problem}"
+    summary = (f"hash chain of {d['records']} records and {d['checkpoints']} signed checkpoints verifies"
+               if rep.ok else f"audit chain broken at record {d['first_bad_seq']}: {d['problem']}")
+    items = [EvidenceItem("BC-LG-01", "audit_log", "bastion audit verify", "pass" if rep.ok else "fail",
+                          summary, "store:gateway_audit", datetime.now(UTC).isoformat(timespec="seconds"), d)]
+    items.append(EvidenceItem("BC-AC-01", "audit_log", "gateway_audit", "info",
+                              f"gateway requests are authenticated and logged ({d['records']} audit records)",
+                              "store:gateway_audit"))
+    return items
+
+
+def _respond_evidence(url: str | None, tables: set[str], model: str | None,
+                      notes: dict[str, str]) -> list[EvidenceItem]:
+    items: list[EvidenceItem] = []
+    incident_tables = sorted(t for t in tables if t.startswith("respond_") and "incident" in t
+                             and not any(x in t for x in ("event", "action", "note", "step")))
+    if incident_tables:
+        rows = _rows(url, incident_tables[0], {"model": model}, limit=2000)
+        open_ = [r for r in rows if str(r.get("status", "")).lower() not in ("resolved", "closed")]
+        notes["incidents"] = f"{len(rows)} incident(s), {len(open_)} open"
+        if rows:
+            items.append(EvidenceItem(
+                "BC-IR-01", "incidents", incident_tables[0], "warn" if open_ else "pass",
+                f"{len(rows)} incident(s) recorded, {len(rows) - len(open_)} resolved, {len(open_)} open",
+                f"store:{incident_tables[0]}", _iso(max((r.get("created_at") or "" for r in rows), default=None)),
+                {"incidents": len(rows), "open": len(open_)}))
+    else:
+        notes["incidents"] = "no incident table in the store"
+    alert_tables = sorted(t for t in tables if (t.startswith("monitor_") or t.startswith("respond_"))
+                          and any(x in t for x in ("alert", "drift", "detection", "monitor")))
+    if alert_tables:
+        total = sum(len(_rows(url, t, limit=10000)) for t in alert_tables)
+        notes["monitoring"] = f"{total} monitoring record(s) in {', '.join(alert_tables)}"
+        items.append(EvidenceItem("BC-MO-01", "monitoring", ",".join(alert_tables), "info",
+                                  f"monitoring history: {total} record(s)", f"store:{alert_tables[0]}"))
+    else:
+        notes["monitoring"] = "no monitoring table in the store"
+    return items
+
+
+def _govern_evidence(url: str | None, tables: set[str], model: str | None,
+                     notes: dict[str, str]) -> list[EvidenceItem]:
+    items: list[EvidenceItem] = []
+    if "govern_classifications" in tables:
+        rows = _rows(url, "govern_classifications", {"system": model})
+        if rows:
+            last = max(rows, key=lambda r: r["id"])
+            items.append(EvidenceItem("BC-GV-01", "classification", f"classification/{last['id']}", "info",
+                                      f"EU AI Act tier '{last['tier']}' for {last['system']}",
+                                      f"store:govern_classifications/{last['id']}", _iso(last["created_at"])))
+    if "govern_risks" in tables:
+        rows = _rows(url, "govern_risks", {"system": model}, limit=5000)
+        if rows:
+            today = date.today()
+            unowned = [r for r in rows if not r.get("owner")]
+            overdue = [r for r in rows if r.get("review_date") and r["review_date"] < today
+                       and r.get("status") == "open"]
+            status: EvidenceStatus = "warn" if unowned or overdue else "pass"
+            items.append(EvidenceItem("BC-GV-01", "risk_register", "govern_risks", status,
+                                      f"{len(rows)} risk(s) registered; {len(unowned)} without owner, "
+                                      f"{len(overdue)} past review date", "store:govern_risks"))
+    if "govern_training_records" in tables:
+        rows = _rows(url, "govern_training_records", limit=100000)
+        passed = [r for r in rows if r.get("passed")]
+        notes["training"] = f"{len(passed)} passed record(s) of {len(rows)}"
+        if rows:
+            learners = {r["learner"] for r in passed}
+            items.append(EvidenceItem("BC-TR-01", "training", "govern_training_records",
+                                      "pass" if passed else "warn",
+                                      f"{len(learners)} learner(s) passed at least one lab or quiz "
+                                      f"({len(passed)} of {len(rows)} records passed)",
+                                      "store:govern_training_records"))
+    if "govern_ethics_answers" in tables:
+        rows = _rows(url, "govern_ethics_answers", {"system": model}, limit=5000)
+        if rows:
+            latest: dict[str, dict] = {}
+            for r in sorted(rows, key=lambda r: r["id"]):
+                latest[r["item_id"]] = r
+            bad = [r for r in latest.values() if r["answer"] in ("no", "partial")]
+            status2: EvidenceStatus = "warn" if bad else "pass"
+            summary = f"{len(latest)} ethics item(s) reviewed, {len(bad)} answered no/partial"
+            for cid in ("BC-GV-04", "BC-HO-01"):
+                items.append(EvidenceItem(cid, "ethics_review", "govern_ethics_answers", status2, summary,
+                                          "store:govern_ethics_answers"))
+    return items
+
+
+# --------------------------------------------------------------------------- attached files
+
+
+def attached_evidence(pairs: list[str]) -> list[EvidenceItem]:
+    """``CONTROL_ID=PATH`` pairs a person attaches (documentation, DPIA, signed manifests …)."""
+    items = []
+    for pair in pairs:
+        cid, sep, path = pair.partition("=")
+        if not sep:
+            raise InvalidInputError(f"--evidence {pair!r}: expected CONTROL_ID=PATH, e.g. BC-GV-02=annex_iv.md")
+        ctl = control(cid.strip())
+        p = Path(path.strip())
+        if not p.exists():
+            raise InvalidInputError(f"--evidence {pair!r}: {p} does not exist")
+        from bastion.core.paths import sha256_file
+
+        digest = sha256_file(p) if p.is_file() else ""
+        items.append(EvidenceItem(ctl.id, "documentation", p.name, "pass",
+                                  f"attached by a person: {p.name}" + (f" (sha256 {digest[:12]}…)" if digest else ""),
+                                  str(p), _iso(datetime.fromtimestamp(p.stat().st_mtime, UTC)), {"sha256": digest}))
+    return items
+
+
+def manifest_evidence(paths: list[Path]) -> list[EvidenceItem]:
+    """Data integrity manifests (JSON): signed ones count as evidence toward BC-DA-01."""
+    items = []
+    for p in paths:
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(f"data manifest {p} cannot be read as JSON: {exc}") from None
+        signed = bool(doc.get("signature") or (p.with_name(p.name + ".sig")).exists())
+        items.append(EvidenceItem("BC-DA-01", "data_manifest", p.name, "pass" if signed else "warn",
+                                  f"data manifest {p.name}" + (" (signed)" if signed else " (unsigned)"),
+                                  str(p), _iso(datetime.fromtimestamp(p.stat().st_mtime, UTC))))
+    return items
+
+
+def collect_evidence(
+    assessments: list[Path] | None = None,
+    model: str | None = None,
+    version: str | None = None,
+    *,
+    tier: TierName = "high",
+    url: str | None = None,
+    attached: list[str] | None = None,
+    manifests: list[Path] | None = None,
+    use_store: bool = True,
+) -> EvidenceSet:
+    """Everything Bastion knows about ``model`` (all systems when ``None``), as one ``EvidenceSet``."""
+    sources: dict[str, str] = {}
+    items = assessment_evidence(list(assessments or []), tier)
+    sources["assessments"] = f"{len(assessments or [])} file(s)"
+    if use_store:
+        items += store_evidence(model, version, url, sources)
+    items += attached_evidence(list(attached or []))
+    items += manifest_evidence(list(manifests or []))
+    return EvidenceSet(items=items, tier=tier, sources=sources)
