@@ -1,0 +1,101 @@
+"""The ``Executor`` interface: how an assessment runs its checks.
+
+An executor takes the chosen checks, the target and a ``RunSpec`` (profile, seed, output dir,
+options), runs every check through :func:`run_check` (which turns an exception into an
+``error`` result), reports each result to the ``ProgressReporter`` as it finishes, and returns
+the results in the order of ``checks``. ``LocalExecutor`` runs them one after another in this
+process; a cluster executor (e.g. Ray) ships ``(check id, target, spec)`` to workers and calls
+``reporter.finished`` as results come back.
+
+To add one: implement ``name`` and ``run`` and register the class in
+``bastion.assess.executors.EXECUTORS`` (or a module ``bastion.assess.executors.<name>`` defining
+``EXECUTOR``), then ``bastion assess --executor <name>`` picks it up.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from bastion.assess.registry import Check, CheckContext, Profile
+from bastion.core.results import CheckResult
+from bastion.core.severity import Status
+from bastion.core.target import Target
+
+
+@dataclass
+class RunSpec:
+    """What every check of one run shares (plain data, picklable for remote executors)."""
+
+    profile: Profile = "standard"
+    seed: int = 0
+    out_dir: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class ProgressReporter(Protocol):
+    """Receives progress events; the CLI draws one progress bar per check from them."""
+
+    def started(self, check: Check) -> None: ...
+
+    def progress(self, check_id: str, done: float, total: float) -> None: ...
+
+    def finished(self, result: CheckResult) -> None: ...
+
+
+class NullReporter:
+    """A reporter that ignores every event."""
+
+    def started(self, check: Check) -> None:
+        return None
+
+    def progress(self, check_id: str, done: float, total: float) -> None:
+        return None
+
+    def finished(self, result: CheckResult) -> None:
+        return None
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs checks on a target; see the module docstring."""
+
+    name: str
+
+    def run(
+        self, checks: Sequence[Check], target: Target, spec: RunSpec, reporter: ProgressReporter
+    ) -> list[CheckResult]: ...
+
+
+def run_check(check: Check, target: Target, spec: RunSpec, reporter: ProgressReporter | None = None) -> CheckResult:
+    """Run one check safely: time it, and turn any exception into an ``error`` result."""
+    rep = reporter or NullReporter()
+    ctx = CheckContext(
+        profile=spec.profile, seed=spec.seed, out_dir=spec.out_dir, options=dict(spec.options),
+        progress=lambda done, total: rep.progress(check.id, done, total),
+    )
+    t0 = time.perf_counter()
+    try:
+        result = check.run(target, ctx)
+        if not isinstance(result, CheckResult):
+            raise TypeError(f"check {check.id} returned {type(result).__name__}, not a CheckResult")
+    except Exception as exc:
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+        result = CheckResult(
+            check_id=check.id, title=check.title, status=Status.ERROR,
+            error=f"{type(exc).__name__}: {exc}{where}",
+            summary=f"the check failed to run: {type(exc).__name__}: {exc}",
+        )
+    result.duration_s = result.duration_s or (time.perf_counter() - t0)
+    if not result.check_id:
+        result.check_id = check.id
+    if not result.title:
+        result.title = check.title
+    if not result.controls:
+        result.controls = list(check.controls)
+    return result

@@ -1,0 +1,135 @@
+"""``run_assessment``: choose the checks, run them through an executor, collect an ``Assessment``.
+
+Each check's artifacts (PNG plots, galleries, npz) are written to
+``OUT/artifacts/<check_id>/<name>`` and their paths (relative to ``OUT``) recorded in
+``CheckResult.artifact_paths``. An exception inside a check becomes an ``error`` result; the run
+goes on. Reports (JSON, HTML, SARIF) are written by ``bastion.report.write_reports``.
+
+Examples:
+    >>> from bastion.assess.target import build_target                     # doctest: +SKIP
+    >>> a = run_assessment(build_target(demo="digits"), "quick", 0, "out")  # doctest: +SKIP
+    >>> a.summary()["verdict"]                                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bastion.assess.executors import Executor, NullReporter, ProgressReporter, RunSpec, get_executor
+from bastion.assess.registry import PROFILES, Check, Profile, checks_for, get_check
+from bastion.core.errors import ConfigError
+from bastion.core.paths import atomic_write_bytes
+from bastion.core.results import Assessment, CheckResult
+from bastion.core.severity import Status
+from bastion.core.target import Target
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta", "skipped": "dim"}
+
+
+class RichReporter:
+    """One rich progress bar per check, on stderr."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress_ui = Progress(
+            TextColumn("[bold]{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
+            console=Console(stderr=True), transient=False,
+        )
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> RichReporter:
+        self.progress_ui.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress_ui.stop()
+
+    def started(self, check: Check) -> None:
+        self._tasks[check.id] = self.progress_ui.add_task(check.id, total=None, status="")
+
+    def progress(self, check_id: str, done: float, total: float) -> None:
+        task = self._tasks.get(check_id)
+        if task is not None and total > 0:
+            self.progress_ui.update(task, completed=min(done, total), total=total)
+
+    def finished(self, result: CheckResult) -> None:
+        task = self._tasks.get(result.check_id)
+        style = _STATUS_STYLE.get(result.status.value, "white")
+        if task is None:
+            task = self._tasks[result.check_id] = self.progress_ui.add_task(result.check_id, total=1, status="")
+        total = self.progress_ui.tasks[task].total or 1
+        self.progress_ui.update(task, completed=total, total=total, status=f"[{style}]{result.status.value}[/]")
+
+
+def select_checks(target: Target, profile: Profile, only: Sequence[str] | None = None) -> list[Check]:
+    """The checks to run; every id in ``only`` must name a check or a check-id prefix."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    only_list = [o for o in (only or []) if o]
+    if only_list:
+        from bastion.assess.registry import load_checks
+
+        known = load_checks()
+        for o in only_list:
+            if o not in known and not any(cid.startswith(o.rstrip(".") + ".") for cid in known):
+                get_check(o)  # raises RegistryError naming the known ids
+    return checks_for(target, profile, only_list or None)
+
+
+def write_artifacts(result: CheckResult, out_dir: Path) -> None:
+    """Write ``result.artifacts`` under ``out_dir/artifacts/<check_id>/`` and fill ``artifact_paths``."""
+    for name, data in result.artifacts.items():
+        if not _SAFE_NAME.match(name) or ".." in name:
+            raise ConfigError(f"check {result.check_id} produced an artifact with an unsafe name {name!r}")
+        rel = Path("artifacts") / result.check_id / name
+        atomic_write_bytes(out_dir / rel, bytes(data), mode=0o644)
+        result.artifact_paths[name] = rel.as_posix()
+
+
+def run_assessment(
+    target: Target,
+    profile: Profile = "standard",
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    only: Sequence[str] | None = None,
+    options: dict[str, Any] | None = None,
+    executor: Executor | str | None = None,
+    progress: bool | ProgressReporter = True,
+) -> Assessment:
+    """Run the checks that apply to ``target`` in ``profile`` and return the ``Assessment``.
+
+    ``only`` restricts to check ids or id prefixes (``evasion`` = every ``evasion.*`` check).
+    ``progress`` is ``True`` (rich bars on stderr), ``False``, or a ``ProgressReporter``.
+    """
+    checks = select_checks(target, profile, only)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    ex = get_executor(executor or "local") if executor is None or isinstance(executor, str) else executor
+    spec = RunSpec(profile=profile, seed=seed, out_dir=out, options=dict(options or {}))
+    t0 = time.perf_counter()
+    if progress is True and checks:
+        with RichReporter() as reporter:
+            results = ex.run(checks, target, spec, reporter)
+    else:
+        rep: ProgressReporter = progress if not isinstance(progress, bool) else NullReporter()
+        results = ex.run(checks, target, spec, rep)
+    for result in results:
+        if out is not None and result.artifacts:
+            try:
+                write_artifacts(result, out)
+            except ConfigError as exc:
+                result.status = Status.ERROR
+                result.error = str(exc)
+    return Assessment(
+        target=target.describe(), profile=profile, seed=seed, results=results,
+        duration_s=time.perf_counter() - t0,
+    )

@@ -1,0 +1,96 @@
+"""``bastion assess``: assess a model and its data, write JSON / HTML / SARIF reports.
+
+Exit codes: 0 no finding at or above ``--fail-on`` · 1 a finding reached ``--fail-on`` ·
+2 error (bad input, unsafe model, bad options) · 3 nothing to do (no check applied).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bastion.cli.groups import app
+from bastion.cli.output import EXIT_FINDINGS, EXIT_NOTHING, OutputFormat, console, print_json
+
+
+@app.command("assess")
+def assess(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for assessment.json, report.html, assessment.sarif.")],
+    demo: Annotated[str | None, typer.Option("--demo", help="Built-in demo target: digits, mnist, breast-cancer (or breast-cancer-sklearn).")] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Model file: TorchScript .pt, torch.export .pt2, ONNX, .skops.")] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Labelled data: .npz (x,y or x_train/…), CSV or Parquet.")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="Label column of a CSV/Parquet table.")] = None,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Remote predict URL (black-box), instead of --model.")] = None,
+    query_budget: Annotated[int | None, typer.Option("--query-budget", help="Most samples to send to --endpoint.")] = None,
+    clip_min: Annotated[float | None, typer.Option("--clip-min", help="Lowest valid input value.")] = None,
+    clip_max: Annotated[float | None, typer.Option("--clip-max", help="Highest valid input value.")] = None,
+    profile: Annotated[str, typer.Option("--profile", help="quick | standard | thorough.")] = "standard",
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only this check id or id prefix (repeatable).")] = None,
+    fail_on: Annotated[str, typer.Option("--fail-on", help="Exit 1 when a finding reaches this severity (info…critical).")] = "high",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for every random process.")] = 0,
+    compare: Annotated[Path | None, typer.Option("--compare", help="Earlier output directory to compare against.")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="Where checks run: local (ray when installed).")] = "local",
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json (json: the summary on stdout).")] = OutputFormat.text,
+) -> None:
+    """Assess a model and its data for security weaknesses and write the reports."""
+    from bastion.assess.registry import PROFILES
+    from bastion.assess.runner import run_assessment
+    from bastion.assess.target import build_target
+    from bastion.core.errors import ConfigError
+    from bastion.core.severity import Severity
+    from bastion.report import load_assessment, write_reports
+
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown --profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    threshold = Severity.parse(fail_on)
+    before = load_assessment(compare) if compare is not None else None
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    target = build_target(
+        model=model, data=data, demo=demo, endpoint=endpoint, query_budget=query_budget, label=label,
+        clip_min=clip_min, clip_max=clip_max, seed=seed,
+    )
+    text = fmt == OutputFormat.text
+    if text:
+        console.print(f"[bold]Assessing[/] {target.name} ({target.model_format}, "
+                      f"{'white-box' if target.is_white_box else 'black-box'}) · profile {profile} · seed {seed}")
+    assessment = run_assessment(
+        target, profile=profile, seed=seed, out_dir=out, only=only, executor=executor,  # type: ignore[arg-type]
+        progress=text and console.is_terminal,
+    )
+    paths = write_reports(assessment, out, compare_with=before)
+    summary = assessment.summary()
+    summary["reports"] = {k: str(v) for k, v in paths.items()}
+    if text:
+        _print_table(assessment, paths["html"])
+    else:
+        print_json(summary)
+    if not assessment.results:
+        raise typer.Exit(EXIT_NOTHING)
+    worst = assessment.max_severity
+    if worst is not None and worst >= threshold:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def _print_table(assessment: object, html: Path) -> None:
+    from rich.table import Table
+
+    from bastion.core.results import Assessment
+
+    assert isinstance(assessment, Assessment)
+    styles = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta", "skipped": "dim"}
+    table = Table(title=f"Bastion assessment · {assessment.target.get('name')}", title_justify="left")
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("worst finding")
+    table.add_column("summary", overflow="fold")
+    for r in assessment.results:
+        worst = r.max_severity
+        table.add_row(r.check_id, f"[{styles.get(r.status.value, 'white')}]{r.status.value}[/]",
+                      worst.value if worst else "-", r.summary or (r.error or ""))
+    console.print(table)
+    s = assessment.summary()
+    console.print(f"[bold]Verdict:[/] {s['verdict']} (worst finding: {s['max_severity']}; {s['duration_s']:.1f} s)")
+    typer.echo(f"Report: {html.resolve()}")
