@@ -264,3 +264,43 @@ def risks_history(
         return
     for h in hist:
         stdout.print(f"{h['changed_at']} {h['changed_by']} {h['action']} {h['changes'] or ''}")
+
+
+class ReportFormat(str, Enum):
+    json = "json"
+    html = "html"
+    pdf = "pdf"
+
+
+@govern_app.command("report")
+def report_cmd(
+    model: Annotated[str, typer.Option("--model", help="Model / system name (as registered or classified).")],
+    version: Annotated[str | None, typer.Option("--version", help="Model version in the registry.")] = None,
+    assessment: AssessmentOpt = None,
+    evidence: EvidenceOpt = None,
+    manifest: ManifestOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output file (default: governance-report.<fmt>; "
+                                             "json goes to stdout when not given).")] = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.html,
+) -> None:
+    """Audit-ready report: summary, tier, risk register, control evidence, NIST view, training, open actions."""
+    from bastion.core.paths import atomic_write_bytes
+    from bastion.govern.report import build_report, render_report_html, render_report_pdf
+
+    report = build_report(model, version, assessment, manifests=manifest, attached=evidence)
+    if fmt == ReportFormat.json:
+        if out is None:
+            print_json(report)
+            return
+        from bastion.cli.output import dumps
+
+        data = dumps(report).encode()
+    elif fmt == ReportFormat.html:
+        data = render_report_html(report).encode()
+    else:
+        data = render_report_pdf(report)
+    target = out or Path(f"governance-report.{fmt.value}")
+    atomic_write_bytes(target, data, mode=0o644)
+    es = report["executive_summary"]
+    console.print(f"wrote {target}: tier {es['tier']}, controls pass {es['controls']['pass']}/"
+                  f"{es['controls_total']}, {es['open_actions']} open actions (evidence toward, not compliance)")
