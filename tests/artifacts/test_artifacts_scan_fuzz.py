@@ -1,0 +1,64 @@
+"""Fuzzing the pickle walk: random and mutated pickles never crash the scanner and never execute."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bastion.artifacts.scan import scan_path
+from bastion.artifacts.scan.pickle_scan import scan_pickle_bytes
+from bastion.artifacts.scan.policy import get_policy
+
+MARKER = Path(os.environ.get("TMPDIR", "/tmp")) / f"bastion-fuzz-marker-{os.getpid()}"
+
+
+class _Payload:
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return os.system, (f"touch {MARKER}",)
+
+
+SEEDS = [
+    pickle.dumps(_Payload(), protocol=p) for p in range(6)
+] + [pickle.dumps({"a": [1, 2.0, "x", b"y"], "b": {1, 2}, "c": (None, True)}, protocol=p) for p in range(6)]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.sampled_from(SEEDS), data=st.data())
+def test_mutated_pickles_never_crash_or_execute(seed: bytes, data: st.DataObject) -> None:
+    buf = bytearray(seed)
+    for _ in range(data.draw(st.integers(1, 6))):
+        op = data.draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
+        i = data.draw(st.integers(0, max(len(buf) - 1, 0)))
+        if op == "flip" and buf:
+            buf[i] = data.draw(st.integers(0, 255))
+        elif op == "insert":
+            buf[i:i] = data.draw(st.binary(min_size=1, max_size=8))
+        elif op == "delete" and buf:
+            del buf[i]
+        elif op == "truncate":
+            del buf[i:]
+    findings, _ = scan_pickle_bytes(bytes(buf), get_policy())
+    assert all(f.severity.value in ("info", "low", "medium", "high", "critical") for f in findings)
+    assert not MARKER.exists()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=256))
+def test_random_bytes_never_crash(data: bytes) -> None:
+    findings, _ = scan_pickle_bytes(b"\x80\x04" + data, get_policy())
+    assert isinstance(findings, list)
+    assert not MARKER.exists()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=512))
+def test_scan_path_on_arbitrary_files_returns_a_report(tmp_path: Path, data: bytes) -> None:
+    p = tmp_path / "blob"
+    p.write_bytes(data)
+    report = scan_path(p)
+    assert report.verdict in ("safe", "suspicious", "unsafe")
+    assert len(report.files) == 1
