@@ -1,0 +1,157 @@
+"""Supply-chain checks: scan the target's model file, verify its signature and attestation.
+
+``supply_chain.scan`` runs the allowlist-first scanner on ``target.model_path``;
+``supply_chain.signature`` verifies ``PATH.sig`` (OpenSSF model-signing) and the evidence
+attestation with the public key from the ``public_key`` option or ``$BASTION_MODEL_PUBKEY``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from bastion.assess.registry import CheckContext, Profile, register_check
+from bastion.core.results import CheckResult, Finding
+from bastion.core.severity import Severity, Status
+from bastion.core.target import Target
+
+SCAN_CONTROLS = [
+    "mitre-atlas:AML.T0010",
+    "mitre-atlas:AML.T0010.003",
+    "mitre-atlas:AML.T0011.000",
+    "mitre-atlas:AML.T0018.002",
+    "owasp-ml:ML06:2023",
+    "nist-ai-rmf:MANAGE-3.1",
+    "eu-ai-act:Art15(5)",
+]
+SIGNATURE_CONTROLS = [
+    "mitre-atlas:AML.M0013",
+    "mitre-atlas:AML.M0014",
+    "mitre-atlas:AML.T0010.003",
+    "owasp-ml:ML06:2023",
+    "nist-ai-rmf:MANAGE-3.2",
+    "eu-ai-act:Art15(5)",
+]
+MAX_FINDINGS = 25
+
+
+def _model_path(target: Target) -> Path | None:
+    if not target.model_path:
+        return None
+    p = Path(target.model_path)
+    return p if p.exists() else None
+
+
+class ModelScanCheck:
+    """Scan the model file(s) for code execution, tampering and malformed structure."""
+
+    id = "supply_chain.scan"
+    title = "Model file scan (allowlist-first pickle, archive, ONNX, Keras, safetensors analysis)"
+    controls = SCAN_CONTROLS
+    profiles: tuple[Profile, ...] = ("quick", "standard", "thorough")
+
+    def applies(self, target: Target) -> bool:
+        return _model_path(target) is not None
+
+    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
+        from bastion.artifacts.scan import scan_path
+
+        path = _model_path(target)
+        assert path is not None
+        allow = list(ctx.option("allow", []) or [])
+        t0 = time.perf_counter()
+        report = scan_path(path, allow=allow)
+        elapsed = time.perf_counter() - t0
+        counts = {s.value: 0 for s in Severity}
+        for _, x in report.findings:
+            counts[x.severity.value] += x.count
+        findings = []
+        for f, x in sorted(report.findings, key=lambda fx: -fx[1].severity.rank)[:MAX_FINDINGS]:
+            findings.append(Finding(
+                id=f"supply_chain.scan.{x.code.lower()}",
+                severity=x.severity,
+                title=f"{x.code}: {x.global_name or f.format} in {Path(f.path).name}",
+                evidence={"file": f.path, "format": f.format, "location": x.location, "global": x.global_name,
+                          "message": x.message, "count": x.count},
+                recommendation=(
+                    f"inspect with `bastion model scan {f.path}`; re-export the model as safetensors/ONNX/"
+                    "TorchScript, or allow a trusted class with `bastion model scan --allow module:name`"
+                ),
+                controls=list(SCAN_CONTROLS),
+            ))
+        ms = report.max_severity
+        status = Status.FAIL if ms is not None and ms >= Severity.HIGH else (
+            Status.WARN if ms == Severity.MEDIUM else Status.PASS)
+        return CheckResult(
+            check_id=self.id, title=self.title, status=status,
+            metrics={
+                "scan_verdict": report.verdict,
+                "max_severity": ms.value if ms else "none",
+                "files_scanned": len(report.scanned_files),
+                "findings_critical": counts["critical"],
+                "findings_high": counts["high"],
+                "findings_medium": counts["medium"],
+                "scan_seconds": round(elapsed, 4),
+            },
+            params={"path": str(path), "allowlist_version": report.allowlist_version, "allow": allow},
+            findings=findings, controls=list(SCAN_CONTROLS),
+            summary=f"scan verdict {report.verdict} ({len(report.scanned_files)} file(s), max severity "
+                    f"{ms.value if ms else 'none'})",
+        )
+
+
+class SignatureCheck:
+    """Verify the model's OpenSSF model-signing bundle and Bastion evidence attestation."""
+
+    id = "supply_chain.signature"
+    title = "Model signature and evidence attestation (OpenSSF model signing + in-toto)"
+    controls = SIGNATURE_CONTROLS
+    profiles: tuple[Profile, ...] = ("standard", "thorough")
+
+    def applies(self, target: Target) -> bool:
+        return _model_path(target) is not None
+
+    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
+        from bastion.artifacts.signing import bundle_path_for, verify_model
+        from bastion.core.errors import BastionError
+
+        path = _model_path(target)
+        assert path is not None
+        pub = ctx.option("public_key") or os.environ.get("BASTION_MODEL_PUBKEY")
+        bundle = bundle_path_for(path)
+        params = {"path": str(path), "bundle": str(bundle), "public_key": pub}
+        rec = f"sign it: `bastion model sign {path} --key PREFIX --attest assessment.json`"
+        if not bundle.is_file():
+            f = Finding("supply_chain.signature.unsigned", Severity.MEDIUM, "model file is not signed",
+                        {"file": str(path)}, rec, list(SIGNATURE_CONTROLS))
+            return CheckResult(self.id, self.title, Status.WARN, {"signed": False, "verified": False}, params,
+                               [f], controls=list(SIGNATURE_CONTROLS), summary="no signature bundle")
+        if not pub:
+            f = Finding("supply_chain.signature.no_key", Severity.LOW, "signed, but no public key to verify with",
+                        {"bundle": str(bundle)}, "pass the public key (option public_key or $BASTION_MODEL_PUBKEY)",
+                        list(SIGNATURE_CONTROLS))
+            return CheckResult(self.id, self.title, Status.WARN, {"signed": True, "verified": False}, params,
+                               [f], controls=list(SIGNATURE_CONTROLS), summary="signature not verified (no key)")
+        try:
+            res = verify_model(path, pub)
+        except BastionError as exc:
+            f = Finding("supply_chain.signature.invalid", Severity.CRITICAL, "model does not match its signature",
+                        {"error": str(exc)}, f"restore the signed model or re-{rec}", list(SIGNATURE_CONTROLS))
+            return CheckResult(self.id, self.title, Status.FAIL, {"signed": True, "verified": False}, params,
+                               [f], controls=list(SIGNATURE_CONTROLS), summary=str(exc))
+        findings = []
+        if res.attestation is None:
+            findings.append(Finding("supply_chain.signature.no_attestation", Severity.LOW,
+                                    "signature verified but no evidence attestation", {"bundle": str(bundle)},
+                                    rec, list(SIGNATURE_CONTROLS)))
+        return CheckResult(
+            self.id, self.title, Status.WARN if findings else Status.PASS,
+            {"signed": True, "verified": True, "files_signed": len(res.files),
+             "attested": res.attestation is not None}, params, findings, controls=list(SIGNATURE_CONTROLS),
+            summary=f"signature verified ({len(res.files)} file(s)), digest {res.model_digest[:16]}…",
+        )
+
+
+register_check(ModelScanCheck())
+register_check(SignatureCheck())
