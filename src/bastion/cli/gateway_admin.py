@@ -1,0 +1,280 @@
+"""Gateway administration: ``bastion registry``, ``bastion clients``, ``bastion audit``, ``bastion db``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bastion.cli.groups import audit_app, clients_app, db_app, registry_app
+from bastion.cli.output import EXIT_FINDINGS, OutputFormat, console, print_json, stdout
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Gateway config (bastion.yaml).")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
+
+
+def _config(path: Path | None):  # type: ignore[no-untyped-def]
+    from bastion.gateway.config import load_config
+    from bastion.store.db import upgrade
+
+    cfg = load_config(path)
+    upgrade(cfg.db_url)
+    return cfg
+
+
+# ------------------------------------------------------------------------------------------ registry
+
+
+@registry_app.command("push")
+def push(
+    model: Annotated[Path, typer.Argument(help="Model file (signed with `bastion model sign`).")],
+    name: Annotated[str, typer.Option("--name", help="Registry name.")],
+    version: Annotated[str | None, typer.Option("--version", help="Version (default: next integer).")] = None,
+    key: Annotated[list[Path] | None, typer.Option("--key", help="Trusted public key (repeatable).")] = None,
+    allow_unsigned: Annotated[bool, typer.Option(
+        "--allow-unsigned", help="Admin override: register an unsigned/unverified model (audited).")] = False,
+    input_shape: Annotated[str | None, typer.Option("--input-shape", help="e.g. 1,8,8 (else the sidecar).")] = None,
+    clip_min: Annotated[float | None, typer.Option("--clip-min")] = None,
+    clip_max: Annotated[float | None, typer.Option("--clip-max")] = None,
+    promote: Annotated[bool | None, typer.Option(
+        "--promote/--no-promote", help="Point the production alias at it (default: when it is the first).")] = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Scan, verify the signature, probe in the sandbox and register a model version."""
+    from bastion.core.errors import InvalidInputError
+    from bastion.gateway.registry import Registry
+
+    shape = None
+    if input_shape:
+        try:
+            shape = tuple(int(s) for s in input_shape.split(","))
+        except ValueError:
+            raise InvalidInputError(f"--input-shape {input_shape!r}: expected integers like 1,8,8") from None
+    reg = Registry(_config(config))
+    info = reg.push(model, name, version, keys=key or [], allow_unsigned=allow_unsigned, input_shape=shape,
+                    clip_min=clip_min, clip_max=clip_max, promote=promote)
+    if fmt == OutputFormat.json:
+        print_json(info.to_dict())
+        return
+    flag = "[green]verified[/]" if info.verified else "[yellow]UNSIGNED (admin override)[/]"
+    stdout.print(f"registered {info.name} v{info.version} ({info.format}, sha256 {info.sha256[:16]}…) {flag}; "
+                 f"scan {info.scan_verdict}; input {info.input_spec['shape']}; aliases {info.aliases or '-'}")
+
+
+@registry_app.command("list")
+def list_models(
+    name: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """List registered model versions and their aliases."""
+    from rich.table import Table
+
+    from bastion.gateway.registry import Registry
+
+    rows = Registry(_config(config)).list(name)
+    if fmt == OutputFormat.json:
+        print_json([r.to_dict() for r in rows])
+        return
+    t = Table("model", "version", "format", "sha256", "verified", "scan", "aliases", "pushed")
+    for r in rows:
+        t.add_row(r.name, r.version, r.format, r.sha256[:12], "yes" if r.verified else "NO", r.scan_verdict,
+                  ",".join(r.aliases), r.created_at[:19])
+    stdout.print(t)
+
+
+@registry_app.command("promote")
+def promote(
+    name: Annotated[str, typer.Argument()],
+    version: Annotated[str, typer.Argument()],
+    alias: Annotated[str, typer.Option("--alias")] = "production",
+    config: ConfigOpt = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Point an alias (default production) at a version, atomically."""
+    from bastion.gateway.registry import Registry
+
+    out = Registry(_config(config)).promote(name, version, alias)
+    if fmt == OutputFormat.json:
+        print_json(out)
+    else:
+        stdout.print(f"{name}@{alias} → v{version} (was {out['previous_version'] or '-'})")
+
+
+@registry_app.command("rollback")
+def rollback(
+    name: Annotated[str, typer.Argument()],
+    alias: Annotated[str, typer.Option("--alias")] = "production",
+    config: ConfigOpt = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Move the alias back to the previous verified version."""
+    from bastion.gateway.registry import Registry
+
+    out = Registry(_config(config)).rollback(name, alias)
+    if fmt == OutputFormat.json:
+        print_json(out)
+    else:
+        stdout.print(f"{name}@{alias} rolled back: v{out['rolled_back_from']} → v{out['version']}")
+
+
+# ------------------------------------------------------------------------------------------ clients
+
+
+@clients_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument()],
+    role: Annotated[str, typer.Option("--role", help="admin, operator, auditor or client.")] = "client",
+    models: Annotated[str | None, typer.Option("--models", help="Comma-separated model names, or '*'.")] = None,
+    scopes: Annotated[str | None, typer.Option("--scopes", help="Comma-separated scopes (≤ the role's).")] = None,
+    expires_in_days: Annotated[float | None, typer.Option("--expires-in-days")] = None,
+    requests: Annotated[str | None, typer.Option("--requests", help="Own request budget, e.g. 100/minute.")] = None,
+    samples: Annotated[str | None, typer.Option("--samples", help="Own sample budget, e.g. 5000/hour.")] = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Create a client identity and print its API key (shown once)."""
+    from bastion.gateway.clients import create_client
+
+    cfg = _config(config)
+    budget = {k: v for k, v in (("requests", requests), ("samples", samples)) if v}
+    info, key = create_client(name, role, [m for m in (models or "").split(",") if m] or None,
+                              [s for s in (scopes or "").split(",") if s] or None,
+                              expires_in_days=expires_in_days, budget=budget or None, db_url=cfg.db_url)
+    if fmt == OutputFormat.json:
+        print_json({**info.to_dict(), "api_key": key})
+        return
+    stdout.print(f"client {info.id} ({info.name}, role {info.role}, models {','.join(info.models)}, "
+                 f"scopes {','.join(info.scopes)})")
+    stdout.print(f"API key (shown once, store it now): {key}", highlight=False, soft_wrap=True)
+
+
+@clients_app.command("list")
+def list_clients(config: ConfigOpt = None, fmt: FormatOpt = OutputFormat.text) -> None:
+    """List clients (never their keys)."""
+    from rich.table import Table
+
+    from bastion.gateway.clients import list_clients as _list
+
+    rows = _list(_config(config).db_url)
+    if fmt == OutputFormat.json:
+        print_json([r.to_dict() for r in rows])
+        return
+    t = Table("id", "name", "role", "models", "scopes", "expires", "status")
+    for r in rows:
+        status = "revoked" if r.revoked_at else ("active" if r.active else "expired")
+        t.add_row(r.id, r.name, r.role, ",".join(r.models), ",".join(r.scopes), (r.expires_at or "-")[:19], status)
+    stdout.print(t)
+
+
+@clients_app.command("revoke")
+def revoke(
+    client: Annotated[str, typer.Argument(help="Client id or unique name.")],
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    config: ConfigOpt = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Revoke a client's key (effective within auth.cache_ttl_s on running gateways)."""
+    from bastion.gateway.clients import revoke_client
+
+    info = revoke_client(client, db_url=_config(config).db_url, reason=reason)
+    if fmt == OutputFormat.json:
+        print_json(info.to_dict())
+    else:
+        stdout.print(f"revoked {info.id} ({info.name}) at {info.revoked_at}")
+
+
+# ------------------------------------------------------------------------------------------ audit
+
+
+def _when(value: str | None) -> tuple[int | None, float | None]:
+    if value is None:
+        return None, None
+    if value.isdigit():
+        return int(value), None
+    from bastion.core.errors import InvalidInputError
+
+    try:
+        return None, datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise InvalidInputError(f"{value!r} is neither a record number nor an ISO date/time") from None
+
+
+@audit_app.command("verify")
+def verify(
+    public_key: Annotated[Path | None, typer.Option("--public-key", help="Checkpoint key (default: the gateway's).")]
+    = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Recompute the hash chain and checkpoints; exit 1 and name the first broken or missing record."""
+    from bastion.artifacts.keys import public_path_for
+    from bastion.gateway.audit import verify_chain
+
+    cfg = _config(config)
+    pub = public_key or public_path_for(cfg.audit_key_path())
+    rep = verify_chain(cfg.db_url, pub if pub.exists() else None)
+    if fmt == OutputFormat.json:
+        print_json(rep.to_dict())
+    elif rep.ok:
+        stdout.print(f"[green]audit log OK[/]: {rep.records} records, {rep.checkpoints} signed checkpoints, "
+                     f"{rep.unchecked_tail} records after the last checkpoint; head {rep.last_hash[:16]}…")
+    else:
+        console.print(f"[bold red]audit log BROKEN[/] at record {rep.first_bad_seq}: {rep.problem}")
+    if not rep.ok:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+@audit_app.command("export")
+def export(
+    from_: Annotated[str | None, typer.Option("--from", help="First record number or ISO time.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last record number or ISO time.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write JSON here (default stdout).")] = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = OutputFormat.json,
+) -> None:
+    """Export records with Merkle inclusion proofs against signed checkpoints."""
+    from bastion.artifacts.keys import public_path_for
+    from bastion.cli.output import dumps
+    from bastion.core.paths import atomic_write_text
+    from bastion.gateway.audit import export_records
+
+    cfg = _config(config)
+    s_from, t_from = _when(from_)
+    s_to, t_to = _when(to)
+    recs = export_records(cfg.db_url, s_from, s_to, t_from, t_to)
+    pub = public_path_for(cfg.audit_key_path())
+    doc = {"log": "bastion-gateway-audit/v1", "public_key": pub.read_text() if pub.exists() else None,
+           "records": recs}
+    if out is not None:
+        atomic_write_text(out, dumps(doc))
+        console.print(f"exported {len(recs)} records to {out}")
+    elif fmt == OutputFormat.json:
+        print_json(doc)
+    else:
+        for r in recs:
+            stdout.print(f"{r['seq']:>8} {r['kind']:<8} {r['actor']:<28} {r['action']:<24} "
+                         f"{'proof' if r['proof'] else 'no proof yet'}")
+
+
+# ------------------------------------------------------------------------------------------ db
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    url: Annotated[str | None, typer.Option("--url", help="Database URL (default BASTION_DB_URL or SQLite).")]
+    = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Apply every capability's Alembic migrations (idempotent)."""
+    from bastion.store.db import database_url, upgrade
+
+    upgrade(url)
+    safe = database_url(url).split("@")[-1]
+    if fmt == OutputFormat.json:
+        print_json({"upgraded": True, "database": safe})
+    else:
+        stdout.print(f"database at {safe} is at the latest revision")

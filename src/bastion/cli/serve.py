@@ -1,0 +1,88 @@
+"""``bastion serve``: the inference gateway on uvicorn (loopback by default, optional mTLS)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bastion.cli.groups import app
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message and the record's ``event`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {"ts": round(record.created, 6), "level": record.levelname.lower(),
+                               "logger": record.name, "message": record.getMessage()}
+        event = getattr(record, "event", None)
+        if isinstance(event, dict):
+            out.update(event)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure_json_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter())
+    for name in ("bastion", "uvicorn", "uvicorn.error"):
+        lg = logging.getLogger(name)
+        lg.handlers = [handler]
+        lg.setLevel(level)
+        lg.propagate = False
+    logging.getLogger("uvicorn.access").disabled = True  # the gateway logs each request itself
+
+
+def app_factory() -> Any:
+    """Uvicorn factory (``--workers N`` imports this in every worker process)."""
+    from bastion.gateway.app import create_app
+    from bastion.gateway.config import load_config
+
+    configure_json_logging()
+    return create_app(load_config(), apply_migrations=os.environ.get("BASTION_GATEWAY_MIGRATED") != "1")
+
+
+@app.command("serve")
+def serve(
+    config: Annotated[Path | None, typer.Option("--config", help="Gateway config (bastion.yaml).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default 8000).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="API processes (share DB + Redis).")] = 1,
+    ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM).")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
+    ssl_ca_certs: Annotated[Path | None, typer.Option(
+        "--ssl-ca-certs", help="CA bundle: clients must present a certificate it signed (mTLS).")] = None,
+) -> None:
+    """Serve registered models: auth, validation, budgets, sandbox, output policy, audit on by default."""
+    import ssl
+
+    import uvicorn
+
+    from bastion.core.errors import ConfigError
+    from bastion.gateway.config import load_config
+    from bastion.store.db import upgrade
+
+    if config is not None:
+        os.environ["BASTION_GATEWAY_CONFIG"] = str(config.resolve())
+    cfg = load_config()
+    if cfg.db_url:
+        os.environ["BASTION_DB_URL"] = cfg.db_url
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
+    if ssl_ca_certs is not None and ssl_certfile is None:
+        raise ConfigError("--ssl-ca-certs (mTLS) needs --ssl-certfile and --ssl-keyfile")
+    upgrade(cfg.db_url)
+    os.environ["BASTION_GATEWAY_MIGRATED"] = "1"
+    configure_json_logging()
+    kwargs: dict[str, Any] = {}
+    if ssl_certfile is not None:
+        kwargs.update(ssl_certfile=str(ssl_certfile), ssl_keyfile=str(ssl_keyfile))
+    if ssl_ca_certs is not None:
+        kwargs.update(ssl_ca_certs=str(ssl_ca_certs), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    uvicorn.run("bastion.cli.serve:app_factory", factory=True, host=host or cfg.host, port=port or cfg.port,
+                workers=workers, log_config=None, access_log=False, **kwargs)

@@ -1,0 +1,133 @@
+"""Admin API routes: models (list, promote, rollback, output policy), clients, audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from bastion.gateway.auth import Principal
+from bastion.gateway.service import GatewayService
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PromoteBody(_Body):
+    version: str = Field(min_length=1, max_length=64)
+    alias: str = Field(default="production", min_length=1, max_length=64)
+
+
+class RollbackBody(_Body):
+    alias: str = Field(default="production", min_length=1, max_length=64)
+
+
+class PolicyBody(_Body):
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+class ClientBody(_Body):
+    name: str = Field(min_length=1, max_length=128)
+    role: str = "client"
+    models: list[str] = Field(default_factory=list)
+    scopes: list[str] | None = None
+    expires_in_days: float | None = Field(default=None, gt=0)
+    budget: dict[str, str] | None = None
+
+
+class ThrottleBody(_Body):
+    requests: str | None = None
+    samples: str | None = None
+
+
+def add_admin_routes(app: FastAPI, service: GatewayService, route: Any, principal_for: Any, *_: Any) -> None:
+    from bastion.gateway import clients as cl
+
+    def dep(scope: str) -> Any:
+        return Depends(principal_for(scope))
+
+    @route("GET", "/v1/models", "models:read", tags=["models"])
+    async def list_models(p: Principal = dep("models:read")) -> dict[str, Any]:
+        rows = await run_in_threadpool(service.registry.list)
+        return {"models": [r.to_dict() | {"path": None} for r in rows]}
+
+    @route("GET", "/v1/models/{name}", "models:read", tags=["models"])
+    async def get_model(name: str, p: Principal = dep("models:read")) -> dict[str, Any]:
+        rows = await run_in_threadpool(service.registry.list, name)
+        if not rows:
+            from bastion.core.errors import RegistryError
+
+            raise RegistryError(f"no model named {name!r}")
+        policy = await run_in_threadpool(service.registry.output_policy, name)
+        return {"name": name, "versions": [r.to_dict() | {"path": None} for r in rows], "output_policy": policy}
+
+    @route("POST", "/v1/models/{name}/promote", "models:write", tags=["models"])
+    async def promote(name: str, body: PromoteBody, p: Principal = dep("models:write")) -> dict[str, Any]:
+        out = await run_in_threadpool(lambda: service.registry.promote(name, body.version, body.alias, actor=p))
+        service.invalidate()
+        return out
+
+    @route("POST", "/v1/models/{name}/rollback", "models:write", tags=["models"])
+    async def rollback(name: str, body: RollbackBody | None = None,
+                       p: Principal = dep("models:write")) -> dict[str, Any]:
+        alias = body.alias if body else "production"
+        out = await run_in_threadpool(lambda: service.registry.rollback(name, alias, actor=p))
+        service.invalidate()
+        return out
+
+    @route("PUT", "/v1/models/{name}/policy", "models:write", tags=["models"])
+    async def set_policy(name: str, body: PolicyBody, p: Principal = dep("models:write")) -> dict[str, Any]:
+        out = await run_in_threadpool(lambda: service.registry.set_output_policy(name, body.model_dump(), actor=p))
+        service.invalidate()
+        return out
+
+    @route("GET", "/v1/clients", "clients:read", tags=["clients"])
+    async def list_clients(p: Principal = dep("clients:read")) -> dict[str, Any]:
+        rows = await run_in_threadpool(cl.list_clients, service.config.db_url)
+        return {"clients": [c.to_dict() for c in rows]}
+
+    @route("POST", "/v1/clients", "clients:write", tags=["clients"], status_code=201)
+    async def create_client(body: ClientBody, p: Principal = dep("clients:write")) -> dict[str, Any]:
+        info, key = await run_in_threadpool(lambda: cl.create_client(
+            body.name, body.role, body.models, body.scopes, expires_in_days=body.expires_in_days,
+            budget=body.budget, db_url=service.config.db_url, actor=p, audit_log=service.audit))
+        return {**info.to_dict(), "api_key": key, "note": "the key is shown once; only its hash is stored"}
+
+    @route("DELETE", "/v1/clients/{ident}", "clients:write", tags=["clients"])
+    async def revoke(ident: str, p: Principal = dep("clients:write")) -> dict[str, Any]:
+        info = await run_in_threadpool(lambda: cl.revoke_client(ident, db_url=service.config.db_url, actor=p,
+                                                                audit_log=service.audit))
+        service.invalidate()
+        return info.to_dict()
+
+    @route("POST", "/v1/clients/{ident}/throttle", "clients:write", tags=["clients"])
+    async def throttle(ident: str, body: ThrottleBody, p: Principal = dep("clients:write")) -> dict[str, Any]:
+        info = await run_in_threadpool(lambda: cl.throttle_client(
+            ident, body.requests, body.samples, db_url=service.config.db_url, actor=p, audit_log=service.audit))
+        service.invalidate()
+        return info.to_dict()
+
+    @route("GET", "/v1/audit/verify", "audit:read", tags=["audit"])
+    async def audit_verify(p: Principal = dep("audit:read")) -> dict[str, Any]:
+        from bastion.artifacts.keys import public_path_for
+        from bastion.gateway.audit import verify_chain
+
+        pub = public_path_for(service.config.audit_key_path())
+        rep = await run_in_threadpool(verify_chain, service.config.db_url, pub)
+        return rep.to_dict()
+
+    @route("GET", "/v1/audit/export", "audit:read", tags=["audit"])
+    async def audit_export(from_seq: int | None = None, to_seq: int | None = None,
+                           p: Principal = dep("audit:read")) -> dict[str, Any]:
+        from bastion.gateway.audit import export_records
+
+        if from_seq is not None and to_seq is not None and to_seq - from_seq > 100_000:
+            from bastion.core.errors import InvalidInputError
+
+            raise InvalidInputError("export at most 100000 records per call")
+        recs = await run_in_threadpool(lambda: export_records(service.config.db_url, from_seq, to_seq))
+        return {"records": recs}

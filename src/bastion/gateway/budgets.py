@@ -1,0 +1,87 @@
+"""Query budgets per (client, model): requests and samples per window, via the ``limits`` library.
+
+In-process memory storage by default; ``redis://…`` (``BASTION_REDIS_URL`` or config) shares the
+counters across replicas. A client row may carry its own budget (``bastion clients create
+--requests 100/minute --samples 5000/minute``, or ``throttle_client`` from a playbook).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bastion.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class BudgetDecision:
+    allowed: bool
+    reason: str | None = None
+    retry_after_s: int = 0
+    remaining_requests: int = 0
+    remaining_samples: int = 0
+    limit_requests: int = 0
+    limit_samples: int = 0
+
+
+class QueryBudgets:
+    """Checks and spends a client's budget for one model."""
+
+    def __init__(self, requests: str, samples: str, strategy: str = "fixed-window",
+                 storage_url: str | None = None, namespace: str = "bastion-gw") -> None:
+        from limits import parse, storage, strategies
+
+        try:
+            self._default = (parse(requests), parse(samples))
+        except ValueError as exc:
+            raise ConfigError(f"invalid budget: {exc}") from None
+        try:
+            self.storage = storage.storage_from_string(storage_url or "memory://")
+        except Exception as exc:
+            raise ConfigError(f"budget storage {storage_url!r} is unusable: {exc}") from None
+        cls: Any = {"fixed-window": strategies.FixedWindowRateLimiter,
+               "moving-window": strategies.MovingWindowRateLimiter,
+               "sliding-window-counter": strategies.SlidingWindowCounterRateLimiter}[strategy]
+        self.limiter: Any = cls(self.storage)
+        self.namespace = namespace
+        self._parse = parse
+        self._cache: dict[str, Any] = {}
+
+    def _item(self, text: str | None, default: Any) -> Any:
+        if not text:
+            return default
+        got = self._cache.get(text)
+        if got is None:
+            try:
+                got = self._parse(text)
+            except ValueError as exc:
+                raise ConfigError(f"invalid budget {text!r}: {exc}") from None
+            self._cache[text] = got
+        return got
+
+    def spend(self, client_id: str, model: str, n_samples: int,
+              override: dict[str, str] | None = None) -> BudgetDecision:
+        """Spend one request and ``n_samples`` samples; refuse (without spending samples) when over."""
+        override = override or {}
+        req_item = self._item(override.get("requests"), self._default[0])
+        smp_item = self._item(override.get("samples"), self._default[1])
+        ids = (self.namespace, client_id, model)
+        if not self.limiter.hit(req_item, *ids, "req"):
+            return self._refused("requests", req_item, smp_item, ids)
+        if n_samples > smp_item.amount or not self.limiter.hit(smp_item, *ids, "smp", cost=max(n_samples, 1)):
+            return self._refused("samples", req_item, smp_item, ids)
+        r = self.limiter.get_window_stats(req_item, *ids, "req")
+        s = self.limiter.get_window_stats(smp_item, *ids, "smp")
+        return BudgetDecision(True, None, 0, r.remaining, s.remaining, req_item.amount, smp_item.amount)
+
+    def _refused(self, which: str, req_item: Any, smp_item: Any, ids: tuple[str, ...]) -> BudgetDecision:
+        item = req_item if which == "requests" else smp_item
+        stats = self.limiter.get_window_stats(item, *ids, "req" if which == "requests" else "smp")
+        retry = max(1, math.ceil(stats.reset_time - time.time()))
+        return BudgetDecision(False, f"{which} budget exhausted ({item})", retry, 0, 0, req_item.amount,
+                              smp_item.amount)
+
+    def reset(self) -> None:
+        self.storage.reset()

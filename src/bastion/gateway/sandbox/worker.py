@@ -1,0 +1,84 @@
+"""The model worker process: confine, load, then answer predict frames on its pipes.
+
+Started by ``WorkerPool`` as ``python -m bastion.gateway.sandbox.worker``. The first frame on
+stdin is the init (loader, model directory, file name, input spec, limits). The worker answers
+``ready`` (with the confinement layers applied) or ``fatal``, then serves ``predict`` and
+``describe`` frames one at a time. A model error becomes an ``ok: false`` reply; only a crash,
+a signal or a hang (handled by the pool) ends the worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+def _load(loader: str, path: str, spec: dict[str, Any] | None) -> Any:
+    mod_name, _, fn_name = loader.partition(":")
+    fn = getattr(importlib.import_module(mod_name), fn_name)
+    return fn(path, spec)
+
+
+def main() -> int:
+    # stdout carries frames only: anything the model prints goes to stderr.
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    in_fd = 0
+    from bastion.gateway.sandbox.protocol import FrameError, read_frame, write_frame
+
+    init, _ = read_frame(in_fd)
+    for p in init.get("sys_path", []):
+        sys.path.insert(0, p)
+    try:
+        from bastion.gateway.sandbox.confine import confine
+
+        conf = confine(Path(init["model_dir"]), network=init.get("network", "auto"),
+                       memory_mb=int(init["memory_mb"]), cpu_s=int(init["cpu_s"]), nofile=int(init["nofile"]),
+                       drop_privileges=bool(init.get("drop_privileges", True)))
+        threads = int(init.get("threads", 1))
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import numpy as np
+
+        model_path = str(Path(conf.model_path) / init["file_name"])
+        model = _load(init["loader"], model_path, init.get("input_spec"))
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+        spec = model.input_spec
+        write_frame(out_fd, {"op": "ready", "layers": conf.layers, "skipped": conf.skipped,
+                             "input_spec": spec.to_dict(), "n_classes": int(model.n_classes), "pid": os.getpid()})
+    except Exception as exc:
+        write_frame(out_fd, {"op": "fatal", "error": type(exc).__name__, "message": str(exc)[:2000]})
+        return 3
+
+    while True:
+        try:
+            header, payload = read_frame(in_fd)
+        except FrameError:
+            return 0
+        op = header.get("op")
+        if op == "predict":
+            try:
+                x = np.frombuffer(bytearray(payload), dtype=np.float32).reshape(header["shape"])
+                proba = np.ascontiguousarray(model.predict_proba(x), dtype=np.float64)
+                if proba.ndim != 2 or proba.shape[0] != x.shape[0]:
+                    raise ValueError(f"model returned shape {proba.shape} for a batch of {x.shape[0]}")
+                write_frame(out_fd, {"ok": True, "shape": list(proba.shape)}, proba.tobytes())
+            except MemoryError:
+                write_frame(out_fd, {"ok": False, "error": "MemoryError",
+                                     "message": "the model exceeded the worker's memory limit"})
+            except Exception as exc:
+                tb = traceback.format_exc(limit=3)
+                sys.stderr.write(tb)
+                write_frame(out_fd, {"ok": False, "error": type(exc).__name__, "message": str(exc)[:500]})
+        elif op == "ping":
+            write_frame(out_fd, {"ok": True})
+        else:
+            write_frame(out_fd, {"ok": False, "error": "ProtocolError", "message": f"unknown op {op!r}"})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""The gateway end to end on SQLite: predict, the auth battery, validation, budgets, policy, metrics, admin."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import jwt
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.testclient import TestClient
+
+ISS, AUD = "https://idp.example.test", "bastion-gateway"
+
+
+@pytest.fixture(scope="module")
+def rsa_key(gw_home: Path) -> tuple[Any, Path]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pub = gw_home / "idp.pub.pem"
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key, pub
+
+
+@pytest.fixture(scope="module")
+def gw(gw_home: Path, signer: tuple[Path, Path], digits_pt: Path, rsa_key: tuple[Any, Path], gwt: Any) -> Any:
+    from sqlalchemy import update
+
+    from bastion.gateway.app import create_app
+    from bastion.gateway.clients import create_client
+    from bastion.gateway.registry import Registry
+    from bastion.store.db import session_scope, upgrade
+    from bastion.store.models_gateway import GatewayClient
+
+    cfg = gwt.make_config(registry={"trusted_keys": [str(signer[1])]}, max_body_bytes=65536,
+                      auth={"jwt": {"issuer": ISS, "audience": AUD, "algorithms": ["RS256"],
+                                    "public_key_file": str(rsa_key[1])}})
+    upgrade()
+    info = Registry(cfg).push(gwt.signed_copy(digits_pt, gw_home / "src", "digits.pt", signer[0]), "digits")
+    assert info.verified and info.aliases == ["production"]
+    keys = {}
+    for name, role, models, budget in [("alice", "client", ["digits"], None), ("bob", "client", ["other"], None),
+                                       ("carol", "auditor", None, None), ("root", "admin", None, None),
+                                       ("ops", "operator", None, None), ("eve", "client", ["digits"], None),
+                                       ("old", "client", ["digits"], None),
+                                       ("tiny", "client", ["digits"], {"requests": "3/minute"})]:
+        c, k = create_client(name, role, models, budget=budget)
+        keys[name] = (c.id, k)
+    from bastion.gateway.clients import revoke_client
+
+    revoke_client("eve")
+    with session_scope() as s:
+        s.execute(update(GatewayClient).where(GatewayClient.name == "old")
+                  .values(expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+    app = create_app(cfg, preload=False)
+    with TestClient(app) as client:
+        yield SimpleNamespace(client=client, keys=keys, app=app, cfg=cfg)
+
+
+def _auth(keys: dict[str, Any], who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {keys[who][1]}"}
+
+
+def _x(n: int = 2, seed: int = 0) -> list[Any]:
+    return np.random.default_rng(seed).random((n, 1, 8, 8)).round(4).tolist()
+
+
+def _token(key: Any, **over: Any) -> str:
+    now = int(time.time())
+    claims = {"sub": "svc-1", "iss": ISS, "aud": AUD, "exp": now + 300, "nbf": now - 5, "iat": now,
+              "bastion_role": "client", "bastion_models": ["digits"], "scope": "predict"}
+    alg = over.pop("alg", "RS256")
+    claims.update(over)
+    return jwt.encode(claims, key, algorithm=alg)
+
+
+def test_predict_returns_labels_probabilities_and_an_audited_record(gw: Any) -> None:
+    r = gw.client.post("/v1/models/digits/predict", json={"inputs": _x(3)}, headers=_auth(gw.keys, "alice"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "digits" and body["version"] == "1"
+    assert len(body["predictions"]) == 3 and np.allclose(np.sum(body["probabilities"], axis=1), 1, atol=1e-5)
+    assert body["predictions"] == np.argmax(body["probabilities"], axis=1).tolist()
+    from bastion.gateway.audit import export_records
+
+    seq = int(r.headers["X-Audit-Seq"])
+    rec = export_records(None, seq, seq)[0]
+    assert rec["actor"] == f"api_key:{gw.keys['alice'][0]}" and rec["body"]["decision"] == "allow"
+    assert rec["body"]["output"]["labels"] == body["predictions"]
+    assert rec["body"]["request_id"] == r.headers["X-Request-ID"]
+    # pinned version route, and flat inputs are accepted too
+    flat = np.asarray(_x(1)).reshape(1, 64).tolist()
+    r2 = gw.client.post("/v1/models/digits/versions/1/predict", json={"inputs": flat}, headers=_auth(gw.keys, "alice"))
+    assert r2.status_code == 200 and r2.json()["version"] == "1"
+
+
+def _bad_credentials(keys: dict[str, Any], rsa_key: Any) -> list[tuple[str, dict[str, str], int]]:
+    priv, pub_path = rsa_key
+    alice_key = keys["alice"][1]
+    tampered = _token(priv)
+    head, payload, sig = tampered.split(".")
+    sig = sig[:-4] + ("AAAA" if not sig.endswith("AAAA") else "BBBB")
+    none_token = jwt.encode({"sub": "x", "iss": ISS, "aud": AUD, "exp": int(time.time()) + 60,
+                             "bastion_role": "admin"}, None, algorithm="none")
+    hs_confused = _hs_with_public_key(pub_path)
+    return [
+        ("no header", {}, 401),
+        ("not bearer", {"Authorization": f"Basic {alice_key}"}, 401),
+        ("wrong key", {"Authorization": "Bearer bst_" + "0" * 24 + "_" + "x" * 43}, 401),
+        ("right id wrong secret", {"Authorization": "Bearer " + alice_key[:-6] + "AAAAAA"}, 401),
+        ("garbage", {"Authorization": "Bearer hello"}, 401),
+        ("revoked", _auth(keys, "eve"), 401),
+        ("expired", _auth(keys, "old"), 401),
+        ("wrong model", _auth(keys, "bob"), 403),
+        ("auditor role", _auth(keys, "carol"), 403),
+        ("jwt alg none", {"Authorization": f"Bearer {none_token}"}, 401),
+        ("jwt HS256 with public key", {"Authorization": f"Bearer {hs_confused}"}, 401),
+        ("jwt wrong issuer", {"Authorization": f"Bearer {_token(priv, iss='https://evil.test')}"}, 401),
+        ("jwt wrong audience", {"Authorization": f"Bearer {_token(priv, aud='other')}"}, 401),
+        ("jwt expired", {"Authorization": f"Bearer {_token(priv, exp=int(time.time()) - 60)}"}, 401),
+        ("jwt not yet valid", {"Authorization": f"Bearer {_token(priv, nbf=int(time.time()) + 600)}"}, 401),
+        ("jwt tampered signature", {"Authorization": f"Bearer {head}.{payload}.{sig}"}, 401),
+        ("jwt wrong model", {"Authorization": f"Bearer {_token(priv, bastion_models=['other'])}"}, 403),
+    ]
+
+
+def _hs_with_public_key(pub_path: Path) -> str:
+    """An HS256 token 'signed' with the RSA public key PEM (the classic RS/HS confusion)."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(b: bytes) -> str:
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps({"sub": "x", "iss": ISS, "aud": AUD, "exp": int(time.time()) + 60,
+                           "bastion_role": "admin"}).encode())
+    sig = hmac.new(pub_path.read_bytes(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(sig)}"
+
+
+def test_auth_battery_never_predicts(gw: Any, rsa_key: Any) -> None:
+    for label, headers, status in _bad_credentials(gw.keys, rsa_key):
+        r = gw.client.post("/v1/models/digits/predict", json={"inputs": _x(1)}, headers=headers)
+        assert r.status_code == status, (label, r.status_code, r.text)
+        assert "predictions" not in r.text and "probabilities" not in r.text, label
+        if status == 401:
+            assert r.headers.get("WWW-Authenticate") == "Bearer", label
+    from bastion.gateway.audit import export_records
+
+    gw.app.state.service.audit.flush()
+    denied = [r for r in export_records() if r["body"].get("decision", "").startswith("deny:unauth")]
+    assert len(denied) >= 12
+
+
+def test_valid_jwt_predicts(gw: Any, rsa_key: Any) -> None:
+    r = gw.client.post("/v1/models/digits/predict", json={"inputs": _x(1)},
+                    headers={"Authorization": f"Bearer {_token(rsa_key[0])}"})
+    assert r.status_code == 200, r.text
+
+
+def test_key_check_time_does_not_depend_on_prefix_match(gw: Any) -> None:
+    store = gw.app.state.service.keys
+    good = gw.keys["alice"][1]
+    same_id = good[:-8] + "AAAAAAAA"
+    other_id = "bst_" + "f" * 24 + "_" + good.split("_", 2)[2]
+    from bastion.core.errors import AuthError
+
+    def timed(k: str) -> float:
+        t = time.perf_counter_ns()
+        try:
+            store.authenticate(k)
+        except AuthError:
+            pass
+        return time.perf_counter_ns() - t
+
+    a, b = [], []
+    for _ in range(3000):
+        a.append(timed(same_id))
+        b.append(timed(other_id))
+    ratio = statistics.median(a) / statistics.median(b)
+    assert 0.6 < ratio < 1.6, ratio
+
+
+@pytest.mark.parametrize(("payload", "loc"), [
+    ('{"inputs": [[[0.1]]]}', ["body", "inputs", 0]),
+    ('{"inputs": [[' + ",".join(["0.5"] * 63) + ',NaN]]}', ["body", "inputs", 0, 0, 7, 7]),
+    ('{"inputs": [[' + ",".join(["0.5"] * 63) + ',Infinity]]}', ["body", "inputs", 0, 0, 7, 7]),
+    ('{"inputs": [[' + ",".join(["0.5"] * 10) + ',-0.5' + ",0.5" * 53 + ']]}', ["body", "inputs", 0, 0, 1, 2]),
+    ('{"inputs": [[' + ",".join(["0.5"] * 20) + ',"x"' + ",0.5" * 43 + ']]}', ["body", "inputs", 0]),
+    ('{"inputs": []}', ["body", "inputs"]),
+    ('{"inputs": [[0.5]], "extra": 1}', ["body", "extra"]),
+    ('{"data": []}', ["body", "data"]),
+    ('{}', ["body", "inputs"]),
+    ('[1, 2]', ["body"]),
+    ('{"inputs": ', ["body"]),
+])
+def test_invalid_inputs_get_422_with_the_exact_field(gw: Any, payload: str, loc: list[Any]) -> None:
+    r = gw.client.post("/v1/models/digits/predict", content=payload,
+                    headers={**_auth(gw.keys, "alice"), "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"][: len(loc)] == loc
+
+
+def test_batch_and_body_limits(gw: Any) -> None:
+    big = {"inputs": [[0.5] * 64] * 1025}
+    r = gw.client.post("/v1/models/digits/predict", json=big, headers=_auth(gw.keys, "root"))
+    assert r.status_code == 413  # 1025 × 64 numbers exceed the 64 KiB body limit before parsing
+    r = gw.client.post("/v1/models/digits/predict", content=b"[" * 70000, headers=_auth(gw.keys, "root"))
+    assert r.status_code == 413
+
+
+def test_budget_exhaustion_gives_429_with_retry_after(gw: Any) -> None:
+    codes = [gw.client.post("/v1/models/digits/predict", json={"inputs": _x(1)}, headers=_auth(gw.keys, "tiny"))
+             for _ in range(4)]
+    assert [c.status_code for c in codes] == [200, 200, 200, 429]
+    assert 1 <= int(codes[-1].headers["Retry-After"]) <= 60
+    assert "predictions" not in codes[-1].text
+
+
+def test_output_policy_switch_and_metrics(gw: Any) -> None:
+    r = gw.client.put("/v1/models/digits/policy", json={"type": "label_only"}, headers=_auth(gw.keys, "ops"))
+    assert r.status_code == 200, r.text
+    r = gw.client.post("/v1/models/digits/predict", json={"inputs": _x(2)}, headers=_auth(gw.keys, "alice"))
+    assert r.status_code == 200 and "probabilities" not in r.json() and len(r.json()["predictions"]) == 2
+    r = gw.client.put("/v1/models/digits/policy", json={"type": "top_k", "k": 2}, headers=_auth(gw.keys, "ops"))
+    assert r.status_code == 200
+    r = gw.client.post("/v1/models/digits/predict", json={"inputs": _x(2)}, headers=_auth(gw.keys, "alice"))
+    assert all(sum(p > 0 for p in row) <= 2 for row in r.json()["probabilities"])
+    gw.client.put("/v1/models/digits/policy", json={"type": "none"}, headers=_auth(gw.keys, "ops"))
+    assert gw.client.get("/metrics").status_code == 401
+    m = gw.client.get("/metrics", headers=_auth(gw.keys, "carol"))
+    assert m.status_code == 200
+    assert 'bastion_requests_total{model="digits",status="200",version="1"}' in m.text
+    assert "bastion_rejections_total" in m.text and "bastion_request_latency_seconds_bucket" in m.text
+
+
+def test_admin_api_scopes_and_key_shown_once(gw: Any) -> None:
+    r = gw.client.post("/v1/clients", json={"name": "dave", "models": ["digits"]}, headers=_auth(gw.keys, "ops"))
+    assert r.status_code == 403
+    r = gw.client.post("/v1/clients", json={"name": "dave", "models": ["digits"]}, headers=_auth(gw.keys, "root"))
+    assert r.status_code == 201 and r.json()["api_key"].startswith("bst_")
+    listed = gw.client.get("/v1/clients", headers=_auth(gw.keys, "carol"))
+    assert listed.status_code == 200 and r.json()["api_key"] not in listed.text and "key_hash" not in listed.text
+    dave = r.json()
+    ok = gw.client.post("/v1/models/digits/predict", json={"inputs": _x(1)},
+                     headers={"Authorization": f"Bearer {dave['api_key']}"})
+    assert ok.status_code == 200
+    assert gw.client.delete(f"/v1/clients/{dave['id']}", headers=_auth(gw.keys, "root")).status_code == 200
+    gone = gw.client.post("/v1/models/digits/predict", json={"inputs": _x(1)},
+                       headers={"Authorization": f"Bearer {dave['api_key']}"})
+    assert gone.status_code == 401
+    assert gw.client.get("/v1/models", headers=_auth(gw.keys, "alice")).status_code == 403
+    assert gw.client.get("/v1/models", headers=_auth(gw.keys, "carol")).json()["models"][0]["name"] == "digits"
+
+
+def test_every_route_declares_a_scope_and_openapi_has_security(gw: Any) -> None:
+    from fastapi.routing import APIRoute
+
+    from bastion.gateway.app import PUBLIC_PATHS
+
+    for r in gw.app.routes:
+        if isinstance(r, APIRoute) and r.path not in PUBLIC_PATHS:
+            for m in r.methods:
+                assert (m, r.path) in gw.app.state.route_scopes
+    spec = gw.client.get("/openapi.json").json()
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    op = spec["paths"]["/v1/models/{name}/predict"]["post"]
+    assert op["x-bastion-scope"] == "predict" and op["security"]
+    assert gw.client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_observers_receive_events_off_the_request_path(gw: Any) -> None:
+    seen: list[Any] = []
+    gw.app.state.observers.append(seen.append)
+    try:
+        r = gw.client.post("/v1/models/digits/predict", json={"inputs": _x(2)}, headers=_auth(gw.keys, "alice"))
+        assert r.status_code == 200
+        deadline = time.time() + 5
+        while not seen and time.time() < deadline:
+            time.sleep(0.02)
+        ev = seen[0]
+        assert ev.model == "digits" and ev.client_id == gw.keys["alice"][0] and ev.outputs.shape == (2, 10)
+        assert ev.request_id == r.headers["X-Request-ID"]
+    finally:
+        gw.app.state.observers.clear()
+
+
+def test_audit_chain_verifies_after_traffic(gw: Any) -> None:
+    r = gw.client.get("/v1/audit/verify", headers=_auth(gw.keys, "carol"))
+    assert r.status_code == 200 and r.json()["ok"] is True and r.json()["records"] > 20
+    ex = gw.client.get("/v1/audit/export", params={"from_seq": 1, "to_seq": 5}, headers=_auth(gw.keys, "carol"))
+    assert ex.status_code == 200 and len(ex.json()["records"]) == 5
