@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import subprocess
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from bastion.gateway.sandbox.protocol import FrameError, FrameTimeout, read_frame, write_frame
+
+worker_log = logging.getLogger("bastion.gateway.worker")
 
 
 class SandboxError(Exception):
@@ -82,6 +85,16 @@ def _worker_env(threads: int) -> dict[str, str]:
     return env
 
 
+def _drain_stderr(proc: subprocess.Popen[bytes], model: str) -> None:
+    """Forward a worker's stderr (model prints, tracebacks) to the gateway log, line by line."""
+    assert proc.stderr is not None
+    for raw in iter(proc.stderr.readline, b""):
+        line = raw[:2000].decode("utf-8", "replace").rstrip()
+        if line:
+            worker_log.warning("%s", line, extra={"event": {"worker_pid": proc.pid, "model_file": model}})
+    proc.stderr.close()
+
+
 @dataclass
 class SandboxWorker:
     """One worker process."""
@@ -93,9 +106,12 @@ class SandboxWorker:
     def start(self) -> SandboxWorker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bastion.gateway.sandbox.worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, close_fds=True, env=_worker_env(self.spec.threads), cwd="/",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True, env=_worker_env(self.spec.threads),
+            cwd="/",
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
+        threading.Thread(target=_drain_stderr, args=(self.proc, self.spec.file_name), daemon=True,
+                         name="bastion-worker-stderr").start()
         try:
             write_frame(self.proc.stdin.fileno(), self.spec.init_frame())
             header, _ = read_frame(self.proc.stdout.fileno(), timeout=self.spec.start_timeout_s)
@@ -122,7 +138,7 @@ class SandboxWorker:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:  # pragma: no cover
             pass
-        for fh in (self.proc.stdin, self.proc.stdout):
+        for fh in (self.proc.stdin, self.proc.stdout):  # stderr is closed by its drain thread
             if fh is not None:
                 fh.close()
 

@@ -1,0 +1,124 @@
+"""Registry push/promote/rollback, refusal of unsigned/tampered/unsafe models, and the admin CLI."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+
+@pytest.fixture(scope="module")
+def reg(gw_home: Path, signer: tuple[Path, Path], gwt: Any) -> Any:
+    from bastion.gateway.registry import Registry
+    from bastion.store.db import upgrade
+
+    upgrade()
+    return Registry(gwt.make_config(registry={"trusted_keys": [str(signer[1])]}))
+
+
+def test_signed_push_promote_and_rollback(reg: Any, gw_home: Path, signer: tuple[Path, Path], digits_pt: Path,
+                                          gwt: Any) -> None:
+    src = gw_home / "src-rb"
+    v1 = reg.push(gwt.signed_copy(digits_pt, src / "a", "benign.pt", signer[0]), "rb")
+    assert v1.version == "1" and v1.verified and v1.aliases == ["production"]
+    assert v1.signer and v1.scan_verdict in ("clean", "safe", "low", "info")
+    stored = Path(v1.path)
+    assert stored.is_file() and oct(stored.stat().st_mode & 0o777) == "0o444"
+    v2 = reg.push(gwt.signed_copy(digits_pt, src / "b", "benign.pt", signer[0]), "rb")
+    assert v2.version == "2" and v2.aliases == []  # not promoted automatically once production exists
+    out = reg.promote("rb", "2")
+    assert out["previous_version"] == "1" and reg.resolve("rb").version == "2"
+    back = reg.rollback("rb")
+    assert back["rolled_back_from"] == "2" and back["version"] == "1" and reg.resolve("rb").version == "1"
+    from bastion.core.errors import RegistryError
+
+    with pytest.raises(RegistryError, match="no verified version older"):
+        reg.rollback("rb")
+    with pytest.raises(RegistryError, match="immutable"):
+        reg.push(gwt.signed_copy(digits_pt, src / "c", "benign.pt", signer[0]), "rb", "2")
+
+
+def test_unsigned_tampered_and_unsafe_models_are_refused(reg: Any, gw_home: Path, signer: tuple[Path, Path],
+                                                         digits_pt: Path, gwt: Any) -> None:
+    from bastion.core.errors import AuthError, SignatureError, UnsafeArtifactError
+    from bastion.gateway.auth import ROLE_SCOPES, Principal
+
+    d = gw_home / "src-bad"
+    d.mkdir()
+    unsigned = d / "benign.pt"
+    shutil.copyfile(digits_pt, unsigned)
+    (d / "benign.pt.bastion.json").write_text(json.dumps({"input_shape": [1, 8, 8]}))
+    with pytest.raises(SignatureError, match="refusing unsigned"):
+        reg.push(unsigned, "bad")
+    tampered = gwt.signed_copy(digits_pt, d / "t", "benign.pt", signer[0])
+    with tampered.open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(SignatureError):
+        reg.push(tampered, "bad")
+
+    class Evil:
+        def __reduce__(self) -> Any:
+            import os
+
+            return (os.system, ("echo pwned",))
+
+    evil = d / "evil.pkl"
+    evil.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(UnsafeArtifactError):
+        reg.push(evil, "bad", allow_unsigned=True)
+    operator = Principal(id="op", name="op", role="operator", scopes=ROLE_SCOPES["operator"])
+    with pytest.raises(AuthError):
+        reg.push(unsigned, "bad", allow_unsigned=True, actor=operator)
+    assert reg.list("bad") == []
+    # the admin override registers it, unverified, not promoted, and audited
+    info = reg.push(unsigned, "bad", allow_unsigned=True)
+    assert not info.verified and info.aliases == [] and "not signed" in info.details["signature_problem"]
+    from bastion.gateway.audit import export_records
+
+    pushes = [r for r in export_records() if r["action"] == "registry.push" and r["body"]["model"] == "bad"]
+    assert pushes and pushes[-1]["body"]["allowed_unsigned"] is True and pushes[-1]["actor"] == "local:local"
+
+
+def _cli(*args: str) -> Any:
+    from bastion.cli.main import build_app
+
+    return CliRunner().invoke(build_app(), list(args), catch_exceptions=False)
+
+
+def test_cli_registry_clients_audit_db(reg: Any, gw_home: Path, signer: tuple[Path, Path], digits_pt: Path,
+                                       gwt: Any, tmp_path: Path) -> None:
+    cfg = tmp_path / "bastion.yaml"
+    cfg.write_text(f"gateway:\n  sandbox:\n    loader: hostile_models:load\n    python_path: ['{gwt.here}']\n"
+                   f"  registry:\n    trusted_keys: ['{signer[1]}']\n")
+    assert _cli("db", "upgrade").exit_code == 0
+    m = gwt.signed_copy(digits_pt, gw_home / "src-cli", "benign.pt", signer[0])
+    r = _cli("registry", "push", str(m), "--name", "cli", "--config", str(cfg), "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["aliases"] == ["production"]
+    r = _cli("registry", "list", "cli", "--config", str(cfg), "--format", "json")
+    assert [v["version"] for v in json.loads(r.stdout)] == ["1"]
+    r = _cli("clients", "create", "svc", "--role", "client", "--models", "cli", "--scopes", "predict",
+             "--format", "json")
+    created = json.loads(r.stdout)
+    assert created["api_key"].startswith("bst_") and created["scopes"] == ["predict"]
+    r = _cli("clients", "list", "--format", "json")
+    assert created["api_key"] not in r.stdout and any(c["name"] == "svc" for c in json.loads(r.stdout))
+    r = _cli("clients", "revoke", "svc", "--format", "json")
+    assert json.loads(r.stdout)["revoked_at"]
+    r = _cli("audit", "verify", "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["ok"] is True
+    out = tmp_path / "audit.json"
+    r = _cli("audit", "export", "--from", "1", "--out", str(out))
+    assert r.exit_code == 0
+    doc = json.loads(out.read_text())
+    assert doc["records"] and doc["records"][0]["seq"] == 1
+    # bad input: exit 2 with a one-line error, never a traceback
+    from bastion.core.errors import BastionError
+
+    with pytest.raises(BastionError):
+        _cli("registry", "push", str(tmp_path / "missing.pt"), "--name", "x", "--config", str(cfg))
