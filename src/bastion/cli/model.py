@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -135,3 +135,58 @@ def verify(
         stdout.print(f"[green]verified[/] {path}: {len(res.files)} file(s), digest {res.model_digest}\n"
                      f"  key id: {res.key_id}\n  attested scan: {att.get('verdict', 'no attestation')}"
                      f" (max severity {att.get('max_severity', '-')})", highlight=False, soft_wrap=True)
+
+
+class BomFormat(str, Enum):
+    cyclonedx_json = "cyclonedx-json"
+    text = "text"
+
+
+@model_app.command("bom")
+def bom(
+    path: Annotated[Path, typer.Argument(help="Model file or directory.")],
+    assessment: Annotated[Path | None, typer.Option("--assessment", help="Assessment JSON (metrics, datasets).")] = None,
+    fmt: Annotated[BomFormat, typer.Option("--format", help="cyclonedx-json or text.")] = BomFormat.cyclonedx_json,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the BOM here instead of stdout.")] = None,
+) -> None:
+    """Emit a CycloneDX 1.6 ML-BOM (model, datasets, libraries, modelCard), schema-validated."""
+    from bastion.artifacts.bom import build_bom
+    from bastion.cli.output import dumps
+    from bastion.core.paths import atomic_write_text
+
+    doc = build_bom(path, assessment=assessment)
+    if out is not None:
+        atomic_write_text(out, dumps(doc) + "\n")
+    if fmt == BomFormat.cyclonedx_json and out is None:
+        print_json(doc)
+    elif fmt == BomFormat.text or out is not None:
+        comps = doc.get("components", [])
+        model_card: dict[str, Any] = next((c.get("modelCard", {}) for c in comps if c.get("bom-ref") == "model"), {})
+        n_metrics = len((model_card.get("quantitativeAnalysis") or {}).get("performanceMetrics", []))
+        kinds = {t: sum(1 for c in comps if c["type"] == t) for t in ("machine-learning-model", "data", "library")}
+        stdout.print(f"CycloneDX {doc['specVersion']} ML-BOM for {path} (valid): {kinds['machine-learning-model']} "
+                     f"model, {kinds['data']} dataset(s), {kinds['library']} librar(ies), {n_metrics} metric(s) "
+                     f"in modelCard{f' -> {out}' if out else ''}", highlight=False, soft_wrap=True)
+
+
+@model_app.command("card")
+def card(
+    path: Annotated[Path | None, typer.Argument(help="Model file or directory (optional).")] = None,
+    assessment: Annotated[Path | None, typer.Option("--assessment", help="Assessment JSON.")] = None,
+    info: Annotated[Path | None, typer.Option("--info", help="YAML with the human-written sections.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Output directory for model_card.md/.html.")] = Path(
+        "model-card"),
+    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+) -> None:
+    """Write a model card (Mitchell et al. sections) as Markdown and HTML."""
+    from bastion.artifacts.card import render_card
+    from bastion.core.paths import atomic_write_text
+
+    md, html = render_card(model=path, assessment=assessment, info=info)
+    md_path, html_path = out / "model_card.md", out / "model_card.html"
+    atomic_write_text(md_path, md)
+    atomic_write_text(html_path, html)
+    if fmt == OutputFormat.json:
+        print_json({"markdown": str(md_path), "html": str(html_path)})
+    else:
+        stdout.print(f"model card: {md_path} and {html_path}", highlight=False, soft_wrap=True)
