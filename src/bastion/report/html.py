@@ -105,9 +105,13 @@ def verdict_context(a: Assessment) -> dict[str, Any]:
 
 
 def _result_context(res: CheckResult, out_dir: Path | None) -> dict[str, Any]:
-    scalars = [(k, _fmt(v)) for k, v in res.metrics.items() if k != "curve" and not isinstance(v, list | dict)]
-    complex_metrics = [(k, _fmt(v)) for k, v in res.metrics.items() if k != "curve" and isinstance(v, list | dict)]
-    curve = res.metrics.get("curve") if isinstance(res.metrics.get("curve"), list) else None
+    raw = res.metrics.get("curve")
+    is_robustness = isinstance(raw, list) and raw and all(
+        isinstance(p, dict) and "eps" in p and "robust_accuracy" in p for p in raw)
+    curve = raw if is_robustness else None
+    scalars = [(k, _fmt(v)) for k, v in res.metrics.items() if not isinstance(v, list | dict)]
+    complex_metrics = [(k, _fmt(v)) for k, v in res.metrics.items()
+                       if isinstance(v, list | dict) and not (k == "curve" and curve is not None)]
     return {
         "id": res.check_id, "title": res.title, "status": res.status.value, "summary": res.summary,
         "duration": f"{res.duration_s:.1f}", "error": res.error,
