@@ -97,3 +97,18 @@ def test_server_errors_are_clear(server: str) -> None:
     dead = RemoteAdapter("http://127.0.0.1:9/predict", InputSpec((2,)), n_classes=3, timeout_s=2)
     with pytest.raises(ModelLoadError, match="unreachable"):
         dead.predict_proba(np.zeros((1, 2), dtype=np.float32))
+
+
+def test_build_target_on_a_label_only_endpoint(server: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bastion.assess.target import build_target
+
+    x = np.random.default_rng(2).normal(size=(12, 2)).astype(np.float32)
+    y = (x @ W).argmax(1)
+    np.savez(tmp_path / "eval.npz", x=x, y=y)
+
+    t = build_target(endpoint=f"{server}/labels", data=tmp_path / "eval.npz", query_budget=50)
+
+    assert not t.is_white_box and t.model_format == "remote"
+    assert t.model.n_classes == int(y.max()) + 1
+    assert set(t.fingerprints) == {"endpoint", "data"}
+    assert isinstance(t.model, RemoteAdapter) and 0 < t.model.queries_used <= 3

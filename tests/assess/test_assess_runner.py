@@ -113,3 +113,7 @@ def test_build_target_from_files_validates_against_the_model(saved_models, image
         build_target(model=saved_models["onnx"])
     with pytest.raises(ConfigError, match="cannot be combined"):
         build_target(demo="digits", model=saved_models["onnx"])
+
+
+def test_demo_models_are_scanned_before_loading(digits_target) -> None:  # type: ignore[no-untyped-def]
+    assert digits_target.metadata.extra["scan"]["verdict"] == "safe"

@@ -26,11 +26,14 @@ from bastion.core.target import Target, TargetMetadata
 
 def _demo(name: str, clip_min: float | None, clip_max: float | None) -> Target:
     from bastion.models.adapters import TorchAdapter
-    from bastion.models.zoo import DEMO_TARGETS, demo_target
+    from bastion.models.loaders import scan_model_file
+    from bastion.models.zoo import DEMO_TARGETS, demo_model_path, demo_target
 
     if name not in DEMO_TARGETS:
         raise ConfigError(f"unknown demo {name!r}; choose one of {', '.join(DEMO_TARGETS)}")
+    scan = scan_model_file(demo_model_path(name))  # the zoo cache is a file like any other: scan before loading
     target = demo_target(name)
+    target.metadata.extra["scan"] = scan
     if clip_min is not None or clip_max is not None:
         spec = target.model.input_spec
         spec = replace(

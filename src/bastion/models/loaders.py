@@ -185,8 +185,11 @@ def _resolve_spec(
     return spec
 
 
-def _scan(path: Path) -> dict[str, Any]:
-    """Run the supply-chain scanner; raises ``UnsafeArtifactError`` on a dangerous file."""
+def scan_model_file(path: str | Path) -> dict[str, Any]:
+    """Run the supply-chain scanner (``ensure_safe``); raises ``UnsafeArtifactError`` on a dangerous file.
+
+    Returns ``{"verdict": …, "max_severity": …}`` from the scan report.
+    """
     from bastion.artifacts.scan import ensure_safe
 
     report = ensure_safe(path)
@@ -446,7 +449,7 @@ def _sklearn_spec(est: Any, path: Path, side: dict[str, Any], given: InputSpec |
     n_in = getattr(est, "n_features_in_", None)
     from_file = InputSpec(shape=(int(n_in),)) if n_in is not None else None
     if from_file is not None and given is not None and given.n_features == from_file.n_features:
-        from_file = replace(given, shape=given.shape)
+        from_file = given  # same features, keep the caller's layout and range
     return _resolve_spec(path, from_file, side, given, *clip)
 
 
@@ -485,7 +488,7 @@ def load_model(
     p = Path(path)
     fmt = detect_format(p)
     info: dict[str, Any] = {"format": fmt, "path": str(p), "sha256": sha256_file(p)}
-    info["scan"] = _scan(p)
+    info["scan"] = scan_model_file(p)
     side = read_sidecar(p)
     if side:
         info["sidecar"] = side.pop("_path")
