@@ -26,7 +26,10 @@ def make_assessment(robust_accuracy: float = 0.12, mia_auc: float = 0.52, create
     mia = CheckResult(check_id="privacy.membership", title="Membership inference", status=Status.PASS,
                       metrics={"auc": mia_auc}, params={"samples": 200, "seed": 0})
     scan = CheckResult(check_id="supply_chain.scan", title="Model file scan", status=Status.PASS)
-    return Assessment(target={"name": "digits"}, profile="quick", seed=0, results=[evasion, mia, scan],
+    target = {"name": "digits", "model_format": "torchscript", "model_path": "/models/digits.pt", "n_classes": 10,
+              "input_spec": {"shape": [1, 8, 8]}, "n_train": 1347, "n_test": 450, "data_path": "builtin:digits",
+              "fingerprints": {"model": "ab" * 32, "data": "cd" * 32}}
+    return Assessment(target=target, profile="quick", seed=0, results=[evasion, mia, scan],
                       created_at=created_at)
 
 
