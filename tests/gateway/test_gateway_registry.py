@@ -122,3 +122,29 @@ def test_cli_registry_clients_audit_db(reg: Any, gw_home: Path, signer: tuple[Pa
 
     with pytest.raises(BastionError):
         _cli("registry", "push", str(tmp_path / "missing.pt"), "--name", "x", "--config", str(cfg))
+
+
+def test_control_functions_for_playbooks(reg: Any, gw_home: Path, signer: tuple[Path, Path], digits_pt: Path,
+                                         gwt: Any) -> None:
+    from bastion.gateway import control
+    from bastion.gateway.audit import export_records
+    from bastion.gateway.clients import create_client, list_clients
+
+    cfg = reg.config
+    for sub in ("a", "b"):
+        reg.push(gwt.signed_copy(digits_pt, gw_home / "src-ctl" / sub, "benign.pt", signer[0]), "ctl",
+                 promote=True)
+    assert reg.resolve("ctl").version == "2"
+    assert control.rollback("ctl", config=cfg)["version"] == "1"
+    assert control.set_output_policy("ctl", {"type": "label_only"}, config=cfg)["output_policy"]["type"] == "label_only"
+    assert control.output_policy("ctl", config=cfg) == {"type": "label_only"}
+    from bastion.core.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        control.set_output_policy("ctl", {"type": "leak_everything"}, config=cfg)
+    info, _ = create_client("suspect", "client", ["ctl"])
+    assert control.throttle_client(info.id, requests="5/minute", config=cfg).budget == {"requests": "5/minute"}
+    assert control.revoke_client(info.id, reason="extraction", config=cfg).revoked_at is not None
+    assert not next(c for c in list_clients() if c.id == info.id).active
+    actions = [r["action"] for r in export_records()]
+    assert {"registry.rollback", "registry.set_output_policy", "clients.throttle", "clients.revoke"} <= set(actions)
