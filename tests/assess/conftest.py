@@ -114,7 +114,7 @@ class FakeCheck:
         return CheckResult(
             check_id=self.id, title=self.title, status=Status.FAIL if findings else Status.PASS,
             metrics={"clean_accuracy": acc, "robust_accuracy": curve[-1]["robust_accuracy"], "curve": curve},
-            params={"eps": [p["eps"] for p in curve], "samples": 20, "seed": ctx.seed},
+            params={"eps": [p["eps"] for p in curve], "samples": 20, "seed": ctx.seed, "options": dict(ctx.options)},
             findings=findings, artifacts=artifacts, summary=f"accuracy {acc:.2f} → {curve[-1]['robust_accuracy']:.2f}",
         )
 

@@ -38,6 +38,13 @@ def test_fail_on_exit_codes(fake_checks, tmp_path: Path, capsys, fail_on: str, o
     assert {p.name for p in tmp_path.iterdir()} >= {"assessment.json", "report.html", "assessment.sarif"}
 
 
+def test_options_reach_the_checks(fake_checks, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    rc, _, _ = _run_in_process(["assess", "--demo", "digits", "--out", str(tmp_path), "--only", "test_assess.clean",
+                                "--option", "eps=[0.05, 0.1]", "--option", "attack=pgd", "--format", "json"], capsys)
+    doc = json.loads((tmp_path / "assessment.json").read_text())
+    assert rc == 0 and doc["results"][0]["params"]["options"] == {"eps": [0.05, 0.1], "attack": "pgd"}
+
+
 def test_nothing_to_do_exits_3(fake_checks, tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(type(fake_checks["clean"]), "applies", lambda self, target: False)
     rc, out, _ = _run_in_process(["assess", "--demo", "digits", "--out", str(tmp_path), "--only", "test_assess",
@@ -61,6 +68,7 @@ def test_text_mode_prints_where_the_report_is(fake_checks, tmp_path: Path, capsy
     (["--model", "m.bin", "--data", "d.npz"], "cannot tell the model format"),
     (["--demo", "digits", "--only", "nope.nothing"], "no check named"),
     (["--demo", "digits", "--compare", "no-such-dir"], "no assessment at"),
+    (["--demo", "digits", "--option", "eps"], "KEY=VALUE"),
 ])
 def test_bad_input_exits_2(tmp_path: Path, capsys, monkeypatch, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
     np.savez(tmp_path / "d.npz", x=np.zeros((3, 4)), y=np.zeros(3))

@@ -59,6 +59,19 @@ def test_artifacts_are_written_under_the_check_id(fake_checks, digits_target, tm
     assert (tmp_path / res.artifact_paths["robustness_curve.png"]).read_bytes().startswith(b"\x89PNG")
 
 
+def test_rerun_replaces_stale_artifacts(fake_checks, digits_target, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    stale = tmp_path / "artifacts" / "test_assess.weak" / "old_gallery.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+
+    run_assessment(digits_target, "quick", out_dir=tmp_path, only=["test_assess.weak"], progress=False)
+
+    assert not stale.exists() and keep.read_text() == "mine"
+    assert (stale.parent / "robustness_curve.png").exists()
+
+
 def test_unsafe_artifact_names_are_refused(fake_checks, digits_target, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     class Evil(type(fake_checks["weak"])):  # type: ignore[misc]
         def run(self, target, ctx):  # type: ignore[no-untyped-def]

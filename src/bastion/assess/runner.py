@@ -14,6 +14,7 @@ Examples:
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,10 +86,20 @@ def select_checks(target: Target, profile: Profile, only: Sequence[str] | None =
 
 
 def write_artifacts(result: CheckResult, out_dir: Path) -> None:
-    """Write ``result.artifacts`` under ``out_dir/artifacts/<check_id>/`` and fill ``artifact_paths``."""
-    for name, data in result.artifacts.items():
+    """Write ``result.artifacts`` under ``out_dir/artifacts/<check_id>/`` and fill ``artifact_paths``.
+
+    Files a previous run left in that check's folder are removed first, so the folder always
+    matches the report.
+    """
+    for name in result.artifacts:
         if not _SAFE_NAME.match(name) or ".." in name:
             raise ConfigError(f"check {result.check_id} produced an artifact with an unsafe name {name!r}")
+    if not _SAFE_NAME.match(result.check_id):
+        raise ConfigError(f"check id {result.check_id!r} cannot name an artifact folder")
+    folder = out_dir / "artifacts" / result.check_id
+    if folder.is_dir() and not folder.is_symlink():
+        shutil.rmtree(folder)
+    for name, data in result.artifacts.items():
         rel = Path("artifacts") / result.check_id / name
         atomic_write_bytes(out_dir / rel, bytes(data), mode=0o644)
         result.artifact_paths[name] = rel.as_posix()

@@ -31,6 +31,7 @@ def assess(
     fail_on: Annotated[str, typer.Option("--fail-on", help="Exit 1 when a finding reaches this severity (info…critical).")] = "high",
     seed: Annotated[int, typer.Option("--seed", help="Seed for every random process.")] = 0,
     compare: Annotated[Path | None, typer.Option("--compare", help="Earlier output directory to compare against.")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", help="Check option KEY=VALUE (VALUE as JSON if it parses), repeatable, e.g. --option 'eps=[0.05,0.1]'.")] = None,
     executor: Annotated[str, typer.Option("--executor", help="Where checks run: local (ray when installed).")] = "local",
     fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json (json: the summary on stdout).")] = OutputFormat.text,
 ) -> None:
@@ -58,7 +59,7 @@ def assess(
                       f"{'white-box' if target.is_white_box else 'black-box'}) · profile {profile} · seed {seed}")
     assessment = run_assessment(
         target, profile=profile, seed=seed, out_dir=out, only=only, executor=executor,  # type: ignore[arg-type]
-        progress=text and console.is_terminal,
+        options=parse_options(option or []), progress=text and console.is_terminal,
     )
     paths = write_reports(assessment, out, compare_with=before)
     summary = assessment.summary()
@@ -72,6 +73,24 @@ def assess(
     worst = assessment.max_severity
     if worst is not None and worst >= threshold:
         raise typer.Exit(EXIT_FINDINGS)
+
+
+def parse_options(items: list[str]) -> dict[str, object]:
+    """``["eps=[0.1,0.2]", "attack=pgd"]`` → ``{"eps": [0.1, 0.2], "attack": "pgd"}`` (JSON values where they parse)."""
+    import json
+
+    from bastion.core.errors import ConfigError
+
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {item!r} must look like KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
 
 
 def _print_table(assessment: object, html: Path) -> None:
