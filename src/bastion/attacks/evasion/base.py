@@ -8,6 +8,7 @@ restored in ``finally``; gradients are taken with respect to the input only.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -60,6 +61,59 @@ def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
         for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
         model.train(was_training)
+
+
+def auto_threads() -> int:
+    """Intra-op threads worth using now: the idle cores (1-minute load average), at least 1.
+
+    On a busy machine oversubscribed OpenMP threads spin against each other; small attack
+    batches then run many times slower with 2 threads than with 1.
+    """
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on Linux/macOS
+        busy = 0.0
+    return max(1, min(torch.get_num_threads(), cores, int(cores - busy + 0.5)))
+
+
+@contextmanager
+def attack_threads(threads: int | None) -> Iterator[int]:
+    """Run with ``threads`` intra-op threads (``None``: :func:`auto_threads`); restore on exit."""
+    before = torch.get_num_threads()
+    n = auto_threads() if threads is None else max(1, int(threads))
+    try:
+        if n != before:
+            torch.set_num_threads(n)
+        yield n
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _conv_params(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.dim() == 4]
+
+
+@contextmanager
+def channels_last(model: nn.Module, enabled: bool) -> Iterator[bool]:
+    """Temporarily store 4-D (conv) weights channels-last, the fast layout for oneDNN on CPU.
+
+    Values are unchanged; the original memory layout is restored on exit. Yields whether the
+    layout is in use (only for models that have conv weights).
+    """
+    convs = _conv_params(model) if enabled else []
+    if not convs:
+        yield False
+        return
+    was_cl = [p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs]
+    try:
+        for p in convs:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+        yield True
+    finally:
+        for p, cl in zip(convs, was_cl, strict=True):
+            p.data = p.data.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
 
 
 def flat_norm(v: Tensor, norm: Norm) -> Tensor:
@@ -179,6 +233,8 @@ class WhiteBoxAttack:
         clip_max: float | None = 1.0,
         seed: int = 0,
         batch_size: int = 512,
+        threads: int | None = None,
+        fast_layout: bool = True,
     ) -> None:
         self.eps = check_eps(eps)
         self.norm: Norm = check_norm(norm)
@@ -187,16 +243,22 @@ class WhiteBoxAttack:
         self.clip_max = clip_max
         self.seed = int(seed)
         self.batch_size = int(batch_size)
+        self.threads = threads
+        self.fast_layout = bool(fast_layout)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """Adversarial examples for ``x`` (labels ``y``), computed in batches of ``batch_size``."""
         check_xy(x, y)
         y = y.to(device=x.device, dtype=torch.long)
         gen = torch.Generator().manual_seed(self.seed)
         outs: list[Tensor] = []
-        with frozen_eval(model):
+        image = x.dim() == 4
+        with frozen_eval(model), attack_threads(self.threads), channels_last(model, self.fast_layout and image) as cl:
             for sl in batches(x.shape[0], self.batch_size):
                 xb = x[sl].detach()
-                outs.append(self._perturb(model, xb, y[sl], gen).detach())
+                if cl:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                outs.append(self._perturb(model, xb, y[sl], gen).detach().contiguous())
         if not outs:
             return x.detach().clone()
         return torch.cat(outs)

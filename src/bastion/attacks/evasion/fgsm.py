@@ -41,8 +41,10 @@ class FGSM(WhiteBoxAttack):
         loss: LossName = "ce",
         seed: int = 0,
         batch_size: int = 512,
+        threads: int | None = None,
+        fast_layout: bool = True,
     ) -> None:
-        super().__init__(eps, norm, clip_min, clip_max, seed, batch_size)
+        super().__init__(eps, norm, clip_min, clip_max, seed, batch_size, threads, fast_layout)
         self.loss: LossName = loss
 
     def _perturb(self, model: LogitsFn, x: Tensor, y: Tensor, gen: torch.Generator) -> Tensor:

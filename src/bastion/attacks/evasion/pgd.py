@@ -51,9 +51,11 @@ class PGD(WhiteBoxAttack):
         loss: LossName = "ce",
         seed: int = 0,
         batch_size: int = 512,
+        threads: int | None = None,
+        fast_layout: bool = True,
         early_stop: bool = False,
     ) -> None:
-        super().__init__(eps, norm, clip_min, clip_max, seed, batch_size)
+        super().__init__(eps, norm, clip_min, clip_max, seed, batch_size, threads, fast_layout)
         if steps < 1 or restarts < 1:
             raise InvalidInputError(f"steps and restarts must be >= 1 (got steps={steps}, restarts={restarts})")
         self.steps = int(steps)
