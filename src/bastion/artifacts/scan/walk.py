@@ -31,6 +31,12 @@ class _LimitedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            super().close()
+
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.inner.read(len(b))
         self.count += len(data)
@@ -87,19 +93,10 @@ def scan_stream(fs: FileScan, fh: IO[bytes], size: int, ctx: sc._Ctx, member: st
     elif kind in ("gzip", "bz2", "xz", "zlib"):
         inner = _LimitedReader(_decompressor(kind, fh), sc.MAX_DECOMPRESSED)
         buf: io.BufferedReader = io.BufferedReader(inner, 1 << 16)  # type: ignore[arg-type]
-        ihead = buf.peek(512)[:512]
-        ikind = sniff(ihead, sc.MAX_DECOMPRESSED)
-        if ikind in ("pickle", "pickle0", "torch-legacy"):
-            set_format("joblib" if b"joblib" in buf.peek(4096) else f"pickle+{kind}")
-            # pickletools needs tell(); wrap in a seekable-enough reader
-            sc._scan_pickle(fs, _TellReader(buf), ctx,  # type: ignore[arg-type]
-                            f"{member}>{kind}" if member else kind)
-        elif ikind == "tar":
-            set_format(f"tar+{kind}")
-            _scan_tar(fs, io.BytesIO(buf.read(sc.MAX_MEMBER_READ)), ctx, member, depth)
-        else:
-            set_format(f"{kind}-unknown")
-            fs.scanned = False
+        try:
+            _scan_compressed(fs, buf, kind, ctx, member, depth, set_format)
+        finally:
+            buf.close()
     elif kind == "hdf5":
         set_format("hdf5")
         if path is not None:
@@ -126,6 +123,23 @@ def scan_stream(fs: FileScan, fh: IO[bytes], size: int, ctx: sc._Ctx, member: st
         set_format("unknown")
         if outer:
             fs.scanned = False
+
+
+def _scan_compressed(fs: FileScan, buf: io.BufferedReader, kind: str, ctx: sc._Ctx, member: str, depth: int,
+                     set_format) -> None:  # type: ignore[no-untyped-def]
+    ihead = buf.peek(512)[:512]
+    ikind = sniff(ihead, sc.MAX_DECOMPRESSED)
+    if ikind in ("pickle", "pickle0", "torch-legacy"):
+        set_format("joblib" if b"joblib" in buf.peek(4096) else f"pickle+{kind}")
+        # pickletools needs tell(); wrap in a seekable-enough reader
+        sc._scan_pickle(fs, _TellReader(buf), ctx,  # type: ignore[arg-type]
+                        f"{member}>{kind}" if member else kind)
+    elif ikind == "tar":
+        set_format(f"tar+{kind}")
+        _scan_tar(fs, io.BytesIO(buf.read(sc.MAX_MEMBER_READ)), ctx, member, depth)
+    else:
+        set_format(f"{kind}-unknown")
+        fs.scanned = False
 
 
 class _TellReader(io.RawIOBase):
