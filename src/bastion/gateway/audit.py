@@ -134,6 +134,42 @@ def write_checkpoint(engine: Engine, key_path: Path, min_records: int = 1) -> di
     return out
 
 
+_audit_engines: dict[tuple[str, bool], Engine] = {}
+
+
+def audit_engine(db_url: str | None, fsync: bool) -> Engine:
+    """The engine the audit writer commits through.
+
+    On SQLite a dedicated engine sets ``synchronous`` per connection: ``NORMAL`` (the default here)
+    keeps a committed record through a gateway crash or ``kill -9`` — WAL commits reach the OS
+    before ``COMMIT`` returns — while ``FULL`` (``audit.fsync: true``) also fsyncs each group commit
+    so it survives power loss. PostgreSQL commits are fsynced by the server
+    (``synchronous_commit``); the shared engine is used as is.
+    """
+    from sqlalchemy import create_engine, event
+
+    from bastion.store.db import database_url
+
+    url = database_url(db_url)
+    if not url.startswith("sqlite"):
+        return get_engine(url)
+    key = (url, fsync)
+    eng = _audit_engines.get(key)
+    if eng is None:
+        eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        mode = "FULL" if fsync else "NORMAL"
+
+        @event.listens_for(eng, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={mode}")
+            cur.close()
+
+        _audit_engines[key] = eng
+    return eng
+
+
 def ensure_audit_key(key_path: Path) -> Path:
     """Create the gateway's checkpoint signing key on first use (0600)."""
     from bastion.artifacts.keys import generate_keypair
@@ -154,8 +190,9 @@ class AuditLog:
         batch_window_ms: float = 2.0,
         checkpoint_every: int = 1000,
         checkpoint_interval_s: float = 30.0,
+        fsync: bool = False,
     ) -> None:
-        self.engine = get_engine(db_url)
+        self.engine = audit_engine(db_url, fsync)
         self.key_path = key_path
         self.durable = durable
         self.batch_window_s = batch_window_ms / 1000.0

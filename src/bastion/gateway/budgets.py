@@ -72,9 +72,15 @@ class QueryBudgets:
             return self._refused("requests", req_item, smp_item, ids)
         if n_samples > smp_item.amount or not self.limiter.hit(smp_item, *ids, "smp", cost=max(n_samples, 1)):
             return self._refused("samples", req_item, smp_item, ids)
-        r = self.limiter.get_window_stats(req_item, *ids, "req")
-        s = self.limiter.get_window_stats(smp_item, *ids, "smp")
-        return BudgetDecision(True, None, 0, r.remaining, s.remaining, req_item.amount, smp_item.amount)
+        return BudgetDecision(True, None, 0, -1, -1, req_item.amount, smp_item.amount)
+
+    def remaining(self, client_id: str, model: str, override: dict[str, str] | None = None) -> tuple[int, int]:
+        """Requests and samples left in the current windows (for dashboards; not on the request path)."""
+        override = override or {}
+        ids = (self.namespace, client_id, model)
+        r = self.limiter.get_window_stats(self._item(override.get("requests"), self._default[0]), *ids, "req")
+        s = self.limiter.get_window_stats(self._item(override.get("samples"), self._default[1]), *ids, "smp")
+        return int(r.remaining), int(s.remaining)
 
     def _refused(self, which: str, req_item: Any, smp_item: Any, ids: tuple[str, ...]) -> BudgetDecision:
         item = req_item if which == "requests" else smp_item

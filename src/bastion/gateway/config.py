@@ -78,7 +78,12 @@ class SandboxConfig(_Strict):
 
 
 class AuditConfig(_Strict):
+    """``durable``: a response waits for its record's commit (group commit; crash-safe).
+    ``fsync``: on SQLite, also fsync each commit (power-loss safe; ~8 ms per commit on slow disks).
+    With ``durable: false`` records are committed within ``batch_window_ms`` after the response."""
+
     durable: bool = True
+    fsync: bool = False
     batch_window_ms: float = Field(default=2.0, ge=0, le=1000)
     checkpoint_every: int = Field(default=1000, ge=1)
     checkpoint_interval_s: float = Field(default=30.0, gt=0)

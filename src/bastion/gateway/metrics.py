@@ -23,9 +23,6 @@ class GatewayMetrics:
                                   registry=self.registry)
         self.samples = Counter("bastion_samples_total", "Samples predicted, by client and model.",
                                ["client", "model"], registry=self.registry)
-        self.budget_remaining = Gauge("bastion_budget_remaining_samples",
-                                      "Samples left in the current budget window.", ["client", "model"],
-                                      registry=self.registry)
         self.model_version = Gauge("bastion_model_version_info", "Model versions served (1 = loaded).",
                                    ["model", "version", "sha256"], registry=self.registry)
         self.worker_restarts = Counter("bastion_worker_restarts_total", "Sandbox workers restarted.",

@@ -85,7 +85,8 @@ class GatewayService:
         self.audit = AuditLog(config.db_url, key_path, durable=config.audit.durable,
                               batch_window_ms=config.audit.batch_window_ms,
                               checkpoint_every=config.audit.checkpoint_every,
-                              checkpoint_interval_s=config.audit.checkpoint_interval_s)
+                              checkpoint_interval_s=config.audit.checkpoint_interval_s,
+                              fsync=config.audit.fsync)
         self.registry = Registry(config, audit_log=self.audit)
         self.keys = KeyStore(config.db_url, ttl_s=config.auth.cache_ttl_s)
         jwt = JWTVerifier(config.auth.jwt) if config.auth.jwt is not None else None
@@ -237,7 +238,6 @@ class GatewayService:
         if not decision.allowed:
             raise self.reject(429, "budget_exhausted", decision.reason, headers={
                 "Retry-After": str(decision.retry_after_s)}, **ctx)
-        self.metrics.budget_remaining.labels(principal.id, name).set(decision.remaining_samples)
         t_model = time.perf_counter()
         try:
             pool = self.pool_for(info)
@@ -272,7 +272,7 @@ class GatewayService:
                                                     request_id))
             except queue.Full:
                 self.metrics.rejections.labels("observer_queue_full").inc()
-        headers = {"X-Request-ID": request_id, "X-Budget-Remaining-Samples": str(decision.remaining_samples)}
+        headers = {"X-Request-ID": request_id}
         if seq is not None:
             headers["X-Audit-Seq"] = str(seq)
         return PredictResult(answer, headers)
