@@ -62,7 +62,7 @@ def encrypt_model(
     if model is not None:
         from bastion.models.loaders import load_model
 
-        adapter = load_model(model)
+        adapter: Any = load_model(model)
         shape = tuple(adapter.input_spec.shape)
         if getattr(adapter, "module", None) is not None:
             he = HEModel.from_torch(adapter.module, shape)

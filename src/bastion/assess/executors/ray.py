@@ -1,0 +1,135 @@
+"""``RayExecutor``: run an assessment's checks as Ray tasks (local Ray, or a cluster by address).
+
+What is shipped to workers, once per run: the target's data splits and metadata (numpy arrays in
+Ray's object store) and the model — TorchScript modules as their serialised bytes
+(``torch.jit.save``), other adapters (scikit-learn, eager torch) through Ray's serializer. Each
+task then runs one check with the same ``RunSpec`` (profile, seed, options) as the local
+executor, so a run gives the same results for the same seed. Results stream back as tasks finish
+(``ray.wait``); a task whose worker dies or raises becomes an ``error`` result for that check
+only, and the others are kept (``BASTION_RAY_CRASH_CHECK=<check id>`` kills the worker running
+that check, to rehearse exactly this).
+
+Usage: ``bastion assess … --executor ray [--ray-address ADDR]`` (``BASTION_RAY_ADDRESS`` also
+works). Memory per task ≈ the model + one copy of the data + the check's working set.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bastion.assess.executors.base import ProgressReporter, RunSpec, run_check
+from bastion.assess.registry import Check
+from bastion.core.errors import DependencyError
+from bastion.core.results import CheckResult
+from bastion.core.severity import Status
+from bastion.core.target import Target
+
+
+@dataclass
+class ShippedTarget:
+    """A ``Target`` in a form every Ray worker can rebuild."""
+
+    target: Target  # with ``model`` replaced by ``None`` when ``scripted`` holds it
+    scripted: bytes | None
+    adapter_kwargs: dict[str, Any]
+
+
+def ship_target(target: Target) -> ShippedTarget:
+    import copy
+
+    import torch
+
+    from bastion.models.adapters import TorchAdapter
+
+    model = target.model
+    if isinstance(model, TorchAdapter) and isinstance(model.module, torch.jit.ScriptModule):
+        buf = io.BytesIO()
+        torch.jit.save(model.module, buf)
+        light = copy.copy(target)
+        light.model = None  # type: ignore[assignment]
+        kwargs = {"input_spec": model.input_spec, "n_classes": model.n_classes, "info": model.info}
+        return ShippedTarget(light, buf.getvalue(), kwargs)
+    return ShippedTarget(target, None, {})
+
+
+def unship_target(shipped: ShippedTarget) -> Target:
+    import copy
+
+    import torch
+
+    from bastion.models.adapters import TorchAdapter
+
+    if shipped.scripted is None:
+        return shipped.target
+    module = torch.jit.load(io.BytesIO(shipped.scripted))
+    target = copy.copy(shipped.target)
+    target.model = TorchAdapter(module, **shipped.adapter_kwargs)
+    return target
+
+
+def _run_remote(check_id: str, shipped: ShippedTarget, spec: RunSpec) -> CheckResult:
+    from bastion.assess.registry import get_check
+
+    if os.environ.get("BASTION_RAY_CRASH_CHECK") == check_id:  # fault injection: the worker process dies
+        os._exit(17)
+    return run_check(get_check(check_id), unship_target(shipped), spec)
+
+
+class RayExecutor:
+    """Checks as Ray tasks; see the module docstring."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, cpus_per_task: float = 1.0) -> None:
+        self.address = address or os.environ.get("BASTION_RAY_ADDRESS") or None
+        self.num_cpus = num_cpus
+        self.cpus_per_task = cpus_per_task
+
+    def _init(self) -> Any:
+        try:
+            import ray
+        except ImportError as exc:  # pragma: no cover - ray is in the federated extra
+            raise DependencyError.missing("ray", "federated") from exc
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True}
+            if self.address:
+                kwargs["address"] = self.address
+            elif self.num_cpus:
+                kwargs["num_cpus"] = self.num_cpus
+            ray.init(**kwargs)
+        return ray
+
+    def run(
+        self, checks: Sequence[Check], target: Target, spec: RunSpec, reporter: ProgressReporter
+    ) -> list[CheckResult]:
+        ray = self._init()
+        remote = ray.remote(num_cpus=self.cpus_per_task, max_retries=0)(_run_remote)
+        shipped_ref = ray.put(ship_target(target))
+        pending: dict[Any, Check] = {}
+        for check in checks:
+            reporter.started(check)
+            pending[remote.remote(check.id, shipped_ref, spec)] = check
+        by_id: dict[str, CheckResult] = {}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                check = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as exc:  # worker crash, serialisation failure …: one check lost, not the run
+                    result = CheckResult(
+                        check_id=check.id, title=check.title, status=Status.ERROR,
+                        error=f"ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                        summary="the check's Ray task failed; other checks are unaffected",
+                        controls=list(check.controls),
+                    )
+                reporter.finished(result)
+                by_id[check.id] = result
+        return [by_id[c.id] for c in checks]
+
+
+EXECUTOR = RayExecutor

@@ -1,0 +1,106 @@
+"""Federated learning: partitions, configuration, DP accounting, and real Flower simulations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bastion.core.errors import ConfigError
+from bastion.datasets import load_demo_data
+from bastion.defenses.federated import (
+    FederatedConfig,
+    FederatedError,
+    PartitionSpec,
+    partition,
+    run_federated,
+)
+from bastion.defenses.federated.privacy import central_epsilon, central_noise_multiplier, privacy_statement
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_demo_data("digits")
+
+
+def test_partitions_cover_every_sample_once_and_dirichlet_skews(digits) -> None:
+    y = digits.splits.y_train
+    for spec in ("iid", "dirichlet:0.5"):
+        parts = partition(y, 10, PartitionSpec.parse(spec), seed=1)
+        allidx = np.concatenate(parts)
+        assert len(allidx) == len(y) and len(np.unique(allidx)) == len(y)
+    iid = partition(y, 10, PartitionSpec.parse("iid"), seed=1)
+    skew = partition(y, 10, PartitionSpec.parse("dirichlet:0.1"), seed=1)
+
+    def dominant_share(parts: list[np.ndarray]) -> float:
+        return float(np.mean([np.bincount(y[p]).max() / len(p) for p in parts]))
+
+    assert dominant_share(skew) > dominant_share(iid) + 0.2
+    with pytest.raises(ConfigError, match="dirichlet:ALPHA"):
+        PartitionSpec.parse("zipf:2")
+
+
+def test_config_rejects_incoherent_runs() -> None:
+    with pytest.raises(ConfigError, match="secure aggregation"):
+        FederatedConfig(secure_aggregation=True, aggregation="median").validate()
+    with pytest.raises(ConfigError, match="epsilon"):
+        FederatedConfig(dp="central").validate()
+    with pytest.raises(ConfigError, match="malicious"):
+        FederatedConfig(clients=3, malicious_clients=3).validate()
+
+
+def test_dp_statements_match_the_accountant() -> None:
+    cfg = FederatedConfig(dp="central", epsilon=3.0, rounds=20)
+    sigma = central_noise_multiplier(cfg)
+    assert sigma > 0
+    eps = central_epsilon(sigma, 20, cfg.delta)
+    assert 2.5 < eps <= 3.0 + 1e-6
+    st = privacy_statement(cfg)
+    assert st is not None and st["epsilon"] == pytest.approx(eps)
+    local = privacy_statement(FederatedConfig(dp="local", epsilon=4.0, rounds=8))
+    assert local is not None and local["epsilon_per_round"] == pytest.approx(0.5) and local["epsilon"] == pytest.approx(4.0)
+
+
+@pytest.mark.slow
+def test_flower_run_with_a_malicious_client_and_robust_aggregation(digits) -> None:
+    cfg = FederatedConfig(arch="digits-mlp", clients=4, rounds=3, local_epochs=2, aggregation="median",
+                          malicious_clients=1, timeout_s=600)
+    seen: list[int] = []
+    result = run_federated(cfg, digits.splits, on_round=lambda row: seen.append(row["round"]))
+    assert [r["round"] for r in result.history] == [0, 1, 2, 3]
+    assert seen == [1, 2, 3]
+    assert result.history[-1]["accuracy"] > result.history[0]["accuracy"] + 0.2
+    assert 0.0 <= result.history[-1]["backdoor_success"] <= 1.0
+    assert result.record["config"]["malicious_clients"] == 1 and result.record["partition"]["sizes"]
+
+
+@pytest.mark.slow
+def test_a_failing_client_gives_a_clear_error_not_a_hang(digits, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BASTION_FL_FAIL_CLIENT", "1")
+    cfg = FederatedConfig(arch="digits-mlp", clients=3, rounds=2, timeout_s=400)
+    with pytest.raises(FederatedError, match=r"round 1 failed: .*client 1 failed"):
+        run_federated(cfg, digits.splits)
+
+
+@pytest.mark.slow
+def test_cli_secure_aggregation_with_central_dp_writes_a_loadable_model(tmp_path: Path) -> None:
+    from bastion.cli.main import app, build_app
+    from bastion.models.loaders import load_model
+
+    build_app()
+    out = tmp_path / "fl.pt"
+    res = CliRunner().invoke(app, ["harden", "federated", "--model-spec", "digits-mlp", "--demo", "digits",
+                                   "--clients", "3", "--rounds", "2", "--secure-aggregation", "--dp", "central",
+                                   "--epsilon", "8", "--out", str(out), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["secure_aggregation"] is True and info["privacy"]["mode"] == "central"
+    assert info["privacy"]["epsilon"] <= 8.0 + 1e-6
+    record = json.loads((tmp_path / "fl.pt.training.json").read_text())
+    assert record["config"]["clients"] == 3 and len(record["rounds"]) == 3
+    model = load_model(out)
+    x = load_demo_data("digits").splits.x_test[:5]
+    assert model.predict_proba(x).shape == (5, 10)
