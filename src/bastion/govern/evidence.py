@@ -230,15 +230,13 @@ def _registry_evidence(url: str | None, tables: set[str], model: str | None, ver
         items.append(EvidenceItem(
             "BC-SC-02", "signature", ref, "pass" if signed else "fail",
             f"{r['name']} {r['version']}: signature " + (f"verified (signer {str(r.get('signer'))[:16]})"
-                                                         if signed else "not verified"),
+                                                         if signed else "not verified (pushed unsigned by an admin)"),
             f"store:gateway_model_versions/{r['id']}", at, {"sha256": r.get("sha256")}))
         verdict = str(r.get("scan_verdict", "unknown"))
-        scan_status: EvidenceStatus = ("pass" if verdict in ("clean", "safe", "pass")
-                                       else "fail" if r.get("allowed_unsafe") or verdict in ("unsafe", "fail")
-                                       else "warn")
+        scan_status: EvidenceStatus = {"safe": "pass", "suspicious": "warn", "unsafe": "fail"}.get(  # type: ignore[assignment]
+            verdict, "warn")
         items.append(EvidenceItem("BC-SC-01", "signature", ref, scan_status,
-                                  f"{r['name']} {r['version']}: scan verdict {verdict}"
-                                  + (" (admin allowed an unsafe file)" if r.get("allowed_unsafe") else ""),
+                                  f"{r['name']} {r['version']}: registry scan verdict {verdict}",
                                   f"store:gateway_model_versions/{r['id']}", at))
     return items
 

@@ -1,0 +1,83 @@
+"""Governance tables on SQLite and PostgreSQL, and evidence read from other capabilities' tables
+(the gateway's registry and hash-chained audit log), including a tampered chain."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bastion.govern.evidence import collect_evidence
+from bastion.govern.risk import add_risk, list_risks, risk_history, update_risk
+from bastion.govern.store import ensure_schema
+from bastion.govern.training.records import record_completion, team_coverage
+from bastion.store.db import dispose_engines, get_engine, session_scope
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    schema = f"govern_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG}?options=-csearch_path%3D{schema}"
+    try:
+        yield url
+    finally:
+        dispose_engines()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_register_and_training_on_postgres(pg_url: str) -> None:
+    rid = add_risk("Evasion", 4, 4, controls=["BC-EV-01"], owner="sec", system="pg", url=pg_url)
+    update_risk(rid, actor="t", status="mitigated", url=pg_url)
+    assert [h["action"] for h in risk_history(rid, url=pg_url)] == ["create", "update"]
+    assert list_risks("pg", {"BC-EV-01": "pass"}, url=pg_url)[0].residual == 12
+    record_completion("ada", "core", 1, "lab", 1.0, True, url=pg_url)
+    record_completion("ada", "core", 1, "quiz", 1.0, True, url=pg_url)
+    assert team_coverage(pg_url)[0]["completions"] == 1
+    tables = set(text_rows(pg_url, "select table_name from information_schema.tables where table_schema = "
+                                   "current_schema()"))
+    assert {"govern_risks", "govern_risk_history", "govern_training_records", "govern_ethics_answers",
+            "govern_classifications"} <= tables
+
+
+def text_rows(url: str, sql: str) -> list[str]:
+    with get_engine(url).connect() as conn:
+        return [r[0] for r in conn.execute(text(sql))]
+
+
+def test_gateway_registry_and_audit_chain_become_evidence(bastion_home: Path) -> None:
+    from bastion.gateway.audit import append_records
+    from bastion.store.models_gateway import GatewayModelVersion
+
+    ensure_schema()
+    with session_scope() as s:
+        for version, verified, verdict in (("1", True, "safe"), ("2", False, "suspicious")):
+            s.add(GatewayModelVersion(name="digits", version=version, path="/m", format="torchscript",
+                                      sha256="0" * 64, verified=verified, signer="k" * 64 if verified else None,
+                                      scan_verdict=verdict, allowed_unsafe=not verified, input_spec={},
+                                      n_classes=10, details={}, pushed_by="t", created_at=datetime.now(UTC)))
+    eng = get_engine()
+    append_records(eng, [("request", "client:a", "predict", json.dumps({"n": i}), 1.0 + i) for i in range(5)])
+    one = collect_evidence(model="digits", version="1")
+    assert one.for_control("BC-SC-02").status == "pass" and one.for_control("BC-SC-01").status == "pass"
+    both = collect_evidence(model="digits")
+    assert both.for_control("BC-SC-02").status == "fail" and both.for_control("BC-SC-01").status == "warn"
+    assert both.for_control("BC-LG-01").status == "pass"
+    with eng.begin() as conn:
+        conn.execute(text("UPDATE gateway_audit SET body = '{\"n\": 99}' WHERE seq = 3"))
+    tampered = collect_evidence(model="digits")
+    lg = tampered.for_control("BC-LG-01")
+    assert lg.status == "fail" and "record 3" in lg.evidence[0].summary
+    assert tampered.sources["audit_log"].startswith("BROKEN")
