@@ -159,7 +159,7 @@ class PickleWalker:
     def walk(self, fh: IO[bytes]) -> tuple[bool, int]:
         """Walk one pickle from the current position. Returns (reached STOP, end offset)."""
         stack: list[Any] = []
-        memo: dict[int, Any] = {}
+        memo: dict[Any, Any] = {}
         stacks: list[list[Any]] = []
         pos = fh.tell()
         n = 0
@@ -236,7 +236,7 @@ class PickleWalker:
         return g
 
     def _step(self, name: str, arg: Any, pos: int, stack: list[Any], stacks: list[list[Any]],
-              memo: dict[int, Any], fh: IO[bytes]) -> None:
+              memo: dict[Any, Any], fh: IO[bytes]) -> None:
         if name in _PUSH_ARG:
             if isinstance(arg, bytes | bytearray) and len(arg) > 3 and arg[0] == 0x80 and arg[1] <= 5:
                 self._nested(bytes(arg), pos, strict=True)
