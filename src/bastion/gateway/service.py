@@ -180,12 +180,12 @@ class GatewayService:
 
     # ----------------------------------------------------------------- audit helpers
     def _audit_request(self, actor: str, body: dict[str, Any], wait: bool) -> int | None:
-        fut = self.audit.submit("request", actor, "predict", body)
         self.metrics.audit_records.labels("request").inc()
         if not wait:
+            self.audit.submit("request", actor, "predict", body)
             return None
         try:
-            return fut.result(timeout=30)
+            return self.audit.append("request", actor, "predict", body)
         except Exception as exc:
             raise GatewayHTTPError(503, "audit_unavailable",
                                    f"the audit log could not record this request ({type(exc).__name__}); "
