@@ -45,7 +45,7 @@ def build_statement(
     from bastion import __version__
 
     subjects = [{"name": model_name, "digest": {"sha256": model_digest}}]
-    subjects += [{"name": f"{model_name}/{name}" if name != "." else model_name + "#file",
+    subjects += [{"name": name if name == model_name else f"{model_name}/{name}",
                   "digest": {"sha256": d}} for name, d in sorted(file_digests.items())]
     return {
         "_type": STATEMENT_TYPE,

@@ -148,11 +148,17 @@ def _manifest(path: Path, incremental: bool) -> tuple[Any, dict[str, str]]:
             items += [manifest.FileManifestItem(path=Path(rd.identifier), digest=rd.digest)
                       for rd in fresh.resource_descriptors()]
         m = manifest.Manifest(path.name, items, manifest._FileSerialization("sha256", False, frozenset()))
-    digests = {rd.identifier: rd.digest.digest_hex for rd in m.resource_descriptors()}
+    digests = _named({rd.identifier: rd.digest.digest_hex for rd in m.resource_descriptors()}, path)
+    raw = {rd.identifier: rd.digest.digest_hex for rd in m.resource_descriptors()}
     new_cache = {rel(f): {"size": stats[f].st_size, "mtime_ns": stats[f].st_mtime_ns,
-                          "sha256": digests.get(rel(f))} for f in files}
+                          "sha256": raw.get(rel(f))} for f in files}
     atomic_write_text(cache_file, json.dumps({"version": HASH_CACHE_VERSION, "files": new_cache}), mode=0o644)
     return m, digests
+
+
+def _named(digests: dict[str, str], path: Path) -> dict[str, str]:
+    """model-signing names a single-file model ``.``; show its file name instead."""
+    return {(path.name if k == "." else k): v for k, v in digests.items()}
 
 
 def _bundle_statement(bundle_file: Path) -> dict[str, Any]:
@@ -265,9 +271,9 @@ def verify_model(
         expected_manifest = sign_ec_key.Verifier(Path(pub_path)).verify(sig)
     except Exception as exc:  # the library raises ValueError/InvalidSignature/protobuf errors
         raise SignatureError(f"signature {bundle_file} does not verify with {pub_path}: {exc or type(exc).__name__}") from None
-    expected = {rd.identifier: rd.digest.digest_hex for rd in expected_manifest.resource_descriptors()}
+    expected = _named({rd.identifier: rd.digest.digest_hex for rd in expected_manifest.resource_descriptors()}, p)
     actual_manifest = _hashing_config().hash(p)
-    actual = {rd.identifier: rd.digest.digest_hex for rd in actual_manifest.resource_descriptors()}
+    actual = _named({rd.identifier: rd.digest.digest_hex for rd in actual_manifest.resource_descriptors()}, p)
     problems = _diff(expected, actual)
     if problems:
         raise SignatureError(f"{p} does not match its signature: {'; '.join(problems)}")
