@@ -162,5 +162,79 @@ def rekey(
         stdout.print(f"re-wrapped {path}: key id {info['old_kek_id']} → {info['kek_id']}")
 
 
+# ----------------------------------------------------------------------------- poisoning
+@data_app.command("poison")
+def poison(
+    data: Annotated[str, typer.Argument(help=".npz with x_train/y_train (the set to inspect), or demo:NAME.")],
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Model trained on this data (default: train one here).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Directory for scores.npz and trigger_saliency.png.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    label_margin: Annotated[float, typer.Option("--label-margin", help="Confident-learning margin.")] = 0.5,
+    strip_overlays: Annotated[int, typer.Option("--strip-overlays", help="STRIP overlays per sample.")] = 8,
+    top: Annotated[int, typer.Option("--top", help="Flagged samples listed in text mode.")] = 20,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Find poisoned samples: confident learning, activation clustering, STRIP, spectral signatures.
+
+    Exit 1 when samples are flagged, 0 when none are.
+    """
+    import numpy as np
+
+    from bastion.core.paths import atomic_write_bytes
+    from bastion.data.arrays import load_labelled
+    from bastion.data.poisoning import PoisonConfig, detect_poisoning, trigger_saliency_png
+
+    splits, extra = load_labelled(data)
+    x, y = splits.x_train, splits.y_train
+    assert x is not None and y is not None
+    adapter = None
+    if model is not None:
+        from bastion.core.model import InputSpec
+        from bastion.models.loaders import load_model
+
+        adapter = load_model(model, input_spec=InputSpec(shape=tuple(x.shape[1:])))
+    cfg = PoisonConfig(seed=seed, label_margin=label_margin, strip_overlays=strip_overlays)
+    console.print(f"inspecting {len(y)} samples" + ("" if model else " (training a reference model first)"))
+    rep = detect_poisoning(x, y, model=adapter, config=cfg)
+    result = rep.to_dict(include_all_scores=True)
+    result["data"] = data
+    if "poison_indices" in extra:  # ground truth present (from bastion attack poison): score ourselves
+        truth = set(int(i) for i in extra["poison_indices"])
+        hit = len(truth & set(rep.flagged_indices))
+        result["ground_truth"] = {"n_poisoned": len(truth), "precision": round(hit / max(len(rep.flagged_indices), 1), 4),
+                                  "recall": round(hit / max(len(truth), 1), 4)}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, scores=rep.scores, flagged_indices=np.asarray(rep.flagged_indices, dtype=np.int64),
+                            **{f"score_{k}": v for k, v in rep.method_scores.items()})  # type: ignore[arg-type]
+        atomic_write_bytes(out / "scores.npz", buf.getvalue(), mode=0o644)
+        result["artifacts"] = {"scores": str(out / "scores.npz")}
+        module = rep.model if rep.model is not None else getattr(adapter, "module", None)
+        backdoor = [i["index"] for i in rep.flagged() if any(m != "confident_learning" for m in i["methods"])]
+        if module is not None and x.ndim >= 3 and (backdoor or rep.flagged_indices):
+            png = trigger_saliency_png(module, x, y, backdoor or [f["index"] for f in rep.flagged()])
+            atomic_write_bytes(out / "trigger_saliency.png", png, mode=0o644)
+            result["artifacts"]["trigger_saliency"] = str(out / "trigger_saliency.png")
+    if fmt == OutputFormat.json:
+        print_json(result)
+    else:
+        stdout.print(f"{result['n_flagged']} of {result['n_samples']} samples flagged; "
+                     f"suspicious classes (backdoor): {result['suspicious_classes'] or 'none'}")
+        for f in result["flagged"][:top]:
+            stdout.print(f"  #{f['index']:<6d} score {f['score']:.3f}  label {int(y[f['index']])}  {', '.join(f['methods'])}")
+        if "ground_truth" in result:
+            g = result["ground_truth"]
+            stdout.print(f"ground truth: precision {g['precision']}, recall {g['recall']} of {g['n_poisoned']}")
+        for name, path in result.get("artifacts", {}).items():
+            stdout.print(f"{name}: {path}")
+    if rep.flagged_indices:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
 def _warn(msg: str) -> None:
     console.print(f"[yellow]warning:[/] {msg}")

@@ -1,0 +1,71 @@
+"""``bastion attack poison``: write a poisoned training set and its ground-truth indices."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bastion.cli.groups import attack_app
+from bastion.cli.output import OutputFormat, print_json, stdout
+
+
+class PoisonMethod(str, Enum):
+    badnets = "badnets"
+    clean_label = "clean-label"
+    flip_random = "flip-random"
+    flip_targeted = "flip-targeted"
+
+
+@attack_app.command("poison")
+def poison(
+    data: Annotated[str, typer.Argument(help="Training data: .npz with x_train/y_train, or demo:NAME.")],
+    out: Annotated[Path, typer.Option("--out", help="Poisoned .npz to write (plus OUT.truth.json).")],
+    method: Annotated[PoisonMethod, typer.Option("--method", help="Poisoning attack.")] = PoisonMethod.badnets,
+    rate: Annotated[float, typer.Option("--rate", help="Share of the training set to poison.")] = 0.1,
+    target: Annotated[int, typer.Option("--target", help="Target class (backdoors, targeted flips).")] = 0,
+    source: Annotated[int, typer.Option("--source", help="Source class for targeted flips.")] = 1,
+    trigger_size: Annotated[int, typer.Option("--trigger-size", help="Patch side / number of features.")] = 3,
+    trigger_value: Annotated[float, typer.Option("--trigger-value", help="Trigger value.")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+) -> None:
+    """Poison a training set (label flips, BadNets, clean-label) for red-team tests of detectors."""
+    import numpy as np
+
+    from bastion.attacks.poisoning import TriggerSpec, badnets, clean_label, random_flip, targeted_flip
+    from bastion.core.paths import atomic_write_bytes, atomic_write_text
+    from bastion.data.arrays import load_labelled
+
+    splits, _ = load_labelled(data)
+    x, y = splits.x_train, splits.y_train
+    assert x is not None and y is not None
+    trig = TriggerSpec(size=trigger_size, value=trigger_value)
+    if method == PoisonMethod.badnets:
+        p = badnets(x, y, target, rate, seed, trig)
+    elif method == PoisonMethod.clean_label:
+        p = clean_label(x, y, target, rate, seed, trig)
+    elif method == PoisonMethod.flip_random:
+        p = random_flip(x, y, rate, seed)
+    else:
+        p = targeted_flip(x, y, source, target, rate, seed)
+    arrays = {"x_train": p.x, "y_train": p.y, "poison_indices": p.indices}
+    if splits.x_test is not None and splits.y_test is not None:
+        arrays.update(x_test=np.asarray(splits.x_test), y_test=np.asarray(splits.y_test))
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+    atomic_write_bytes(out, buf.getvalue(), mode=0o644)
+    truth = {"data": data, "out": str(out), "method": p.method, "params": p.params,
+             "n_samples": len(p.y), "n_poisoned": len(p.indices), "poison_indices": p.indices.tolist()}
+    truth_path = out.with_name(out.name + ".truth.json")
+    atomic_write_text(truth_path, json.dumps(truth, indent=1) + "\n")
+    if fmt == OutputFormat.json:
+        print_json({**truth, "truth": str(truth_path)})
+    else:
+        stdout.print(f"{p.method}: poisoned {len(p.indices)} of {len(p.y)} samples → {out} "
+                     f"(ground truth in {truth_path})")
