@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bastion.attacks.poisoning import TriggerSpec, apply_trigger, badnets, clean_label, random_flip, targeted_flip
+from bastion.attacks.poisoning import (
+    TriggerSpec,
+    apply_trigger,
+    badnets,
+    clean_label,
+    random_flip,
+    targeted_flip,
+)
 from bastion.cli.main import build_app
 from bastion.datasets import load_demo_data
 
@@ -73,7 +80,7 @@ def test_detects_backdoor_and_flips(detection: tuple[dict, np.ndarray, np.ndarra
 
 @pytest.mark.slow
 def test_detection_writes_scores_and_saliency(detection: tuple[dict, np.ndarray, np.ndarray, Path]) -> None:
-    report, _, _, tmp = detection
+    report, _, _, _ = detection
     png = Path(report["artifacts"]["trigger_saliency"]).read_bytes()
     assert png.startswith(b"\x89PNG")
     with np.load(report["artifacts"]["scores"]) as z:
