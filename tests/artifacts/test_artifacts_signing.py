@@ -140,3 +140,14 @@ def test_incremental_rehashes_only_changed_files(model_dir: Path, keys: tuple[Pa
     os.utime(model_dir / "weights.pt", ns=(1, 1))
     sign_model(model_dir, priv, incremental=True)
     assert verify_model(model_dir, pub).files["config.json"]
+
+
+def test_single_file_model_tamper_is_named(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    priv, pub = keys
+    model = tmp_path / "w.pt"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), model)
+    sign_model(model, priv)
+    assert set(verify_model(model, pub).files) == {"w.pt"}
+    model.write_bytes(model.read_bytes() + b"\0")
+    with pytest.raises(SignatureError, match="modified: w.pt"):
+        verify_model(model, pub)
