@@ -1,5 +1,28 @@
-"""SHAP / LIME explanations and saliency, used by reports, poisoning triage and incidents."""
+"""SHAP / LIME explanations and saliency, used by reports, poisoning triage and incidents.
 
+``saliency_maps`` (integrated gradients / input gradients) is light (torch only); SHAP and LIME
+are imported when an explanation is requested (the ``explain`` extra).
+"""
+
+from bastion.explain.attributions import (
+    Explanation,
+    choose_method,
+    explain_lime,
+    explain_shap,
+    heatmap_png,
+    local_bar_png,
+    summary_plot_png,
+)
 from bastion.explain.saliency import SaliencyMethod, saliency_maps
 
-__all__ = ["SaliencyMethod", "saliency_maps"]
+__all__ = [
+    "Explanation",
+    "SaliencyMethod",
+    "choose_method",
+    "explain_lime",
+    "explain_shap",
+    "heatmap_png",
+    "local_bar_png",
+    "saliency_maps",
+    "summary_plot_png",
+]

@@ -1,0 +1,248 @@
+"""SHAP and LIME explanations for any Bastion model, chosen to fit the model.
+
+Explainer choice (``method="auto"``):
+
+==========================================  ======================================
+model                                       SHAP explainer
+==========================================  ======================================
+scikit-learn trees / boosted trees           ``TreeExplainer`` (exact, fast)
+scikit-learn linear models                   ``LinearExplainer`` (exact)
+torch module (white-box)                     ``GradientExplainer`` (expected gradients)
+anything else (black-box, remote)            ``KernelExplainer`` on ``predict_proba``
+==========================================  ======================================
+
+Attributions are reported for the class each row is predicted as (for binary tree/linear models
+SHAP explains the positive-class margin; the values are signed so that they still sum to the
+model output minus the base value). LIME (``lime_tabular``) gives a local, rule-based view of one row.
+
+References: Lundberg & Lee 2017 (https://arxiv.org/abs/1705.07874); Ribeiro et al. 2016 (LIME).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from bastion.core.errors import DependencyError, InvalidInputError
+from bastion.core.model import ModelAdapter
+
+ShapMethod = Literal["auto", "tree", "linear", "gradient", "kernel"]
+
+_TREE_NAMES = ("Forest", "Tree", "Boosting", "XGB", "LGBM", "CatBoost")
+_LINEAR_NAMES = ("LogisticRegression", "LinearSVC", "RidgeClassifier", "SGDClassifier", "LinearDiscriminant")
+
+
+@dataclass
+class Explanation:
+    """SHAP attributions of ``n`` rows: ``values[i, j]`` = contribution of feature j to row i's output."""
+
+    method: str
+    values: np.ndarray
+    base_values: np.ndarray
+    explained_class: np.ndarray
+    feature_names: list[str]
+    output: str
+    duration_s: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def importance(self) -> np.ndarray:
+        """Mean |SHAP| per feature (global importance)."""
+        return np.abs(self.values).mean(axis=0)
+
+    def top_features(self, k: int = 10) -> list[dict[str, Any]]:
+        imp = self.importance
+        order = np.argsort(-imp)[:k]
+        return [{"feature": self.feature_names[j], "mean_abs_shap": float(imp[j])} for j in order]
+
+    def local(self, i: int, k: int = 10) -> list[dict[str, Any]]:
+        order = np.argsort(-np.abs(self.values[i]))[:k]
+        return [{"feature": self.feature_names[j], "shap": float(self.values[i, j])} for j in order]
+
+    def to_dict(self, k: int = 10) -> dict[str, Any]:
+        return {"method": self.method, "output": self.output, "samples": int(self.values.shape[0]),
+                "duration_s": round(self.duration_s, 3), "top_features": self.top_features(k), "params": self.params}
+
+
+def _require_shap() -> Any:
+    try:
+        import shap
+    except ImportError as exc:  # pragma: no cover - shap is in the explain extra
+        raise DependencyError.missing("shap", "explain") from exc
+    return shap
+
+
+def choose_method(model: ModelAdapter) -> str:
+    est = getattr(model, "estimator", None)
+    if est is not None:
+        name = type(est).__name__
+        if any(t in name for t in _TREE_NAMES):
+            return "tree"
+        if any(t in name for t in _LINEAR_NAMES):
+            return "linear"
+        return "kernel"
+    if getattr(model, "module", None) is not None:
+        return "gradient"
+    return "kernel"
+
+
+def explain_shap(model: ModelAdapter, x: np.ndarray, background: np.ndarray, feature_names: list[str] | None = None,
+                 method: ShapMethod = "auto", seed: int = 0, kernel_nsamples: int = 200,
+                 gradient_nsamples: int = 20) -> Explanation:
+    """SHAP values of rows ``x`` against ``background`` data, with the explainer that fits ``model``."""
+    import time
+
+    shap = _require_shap()
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim < 2 or len(x) == 0:
+        raise InvalidInputError(f"explain needs a non-empty batch of rows; got shape {x.shape}")
+    flat = x.reshape(len(x), -1)
+    bg = np.asarray(background, dtype=np.float32)
+    names = list(feature_names or []) or [f"x{j}" for j in range(flat.shape[1])]
+    if len(names) != flat.shape[1]:
+        names = [f"x{j}" for j in range(flat.shape[1])]
+    chosen = choose_method(model) if method == "auto" else method
+    proba = model.predict_proba(x)
+    pred = proba.argmax(1)
+    t0 = time.perf_counter()
+    params: dict[str, Any] = {"background": len(bg), "seed": seed}
+    if chosen in ("tree", "linear"):
+        est = model.estimator  # type: ignore[attr-defined]
+        bg_flat = bg.reshape(len(bg), -1)
+        if chosen == "tree":
+            explainer = shap.TreeExplainer(est)  # tree-path-dependent: no background needed, exact and fast
+        else:
+            explainer = shap.LinearExplainer(est, bg_flat)
+        sv = explainer(flat)
+        values, base = _select(np.asarray(sv.values), np.asarray(sv.base_values), pred)
+        output = "margin (log-odds)"
+    elif chosen == "gradient":
+        import torch
+
+        torch.manual_seed(seed)
+        module = model.module  # type: ignore[attr-defined]
+        explainer = shap.GradientExplainer(module, torch.from_numpy(bg[:100]))
+        raw = explainer.shap_values(torch.from_numpy(x), nsamples=gradient_nsamples, rseed=seed)
+        arr = np.stack(raw, axis=-1) if isinstance(raw, list) else np.asarray(raw)
+        arr = arr.reshape(len(x), -1, arr.shape[-1])
+        with torch.no_grad():
+            bl = module(torch.from_numpy(bg[:100])).mean(0).numpy()
+        values = arr[np.arange(len(x)), :, pred]
+        base = bl[pred]
+        output = "logit"
+        params["nsamples"] = gradient_nsamples
+    elif chosen == "kernel":
+        summary = shap.kmeans(bg.reshape(len(bg), -1), min(10, len(bg)))
+        shape = x.shape[1:]
+
+        def f(z: np.ndarray) -> np.ndarray:
+            return model.predict_proba(np.asarray(z, dtype=np.float32).reshape(-1, *shape))
+
+        explainer = shap.KernelExplainer(f, summary)
+        raw = explainer.shap_values(flat, nsamples=kernel_nsamples, silent=True)
+        arr = np.stack(raw, axis=-1) if isinstance(raw, list) else np.asarray(raw)
+        values = arr[np.arange(len(x)), :, pred]
+        base = np.asarray(explainer.expected_value)[pred]
+        output = "probability"
+        params["nsamples"] = kernel_nsamples
+    else:
+        raise InvalidInputError(f"unknown SHAP method {method!r}; use auto, tree, linear, gradient or kernel")
+    return Explanation(chosen, values.astype(np.float64), np.asarray(base, dtype=np.float64).reshape(-1),
+                       pred, names, output, time.perf_counter() - t0, params)
+
+
+def _select(values: np.ndarray, base: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row values for the predicted class (multi-output) or the single margin (binary)."""
+    n = values.shape[0]
+    if values.ndim == 3:
+        return values[np.arange(n), :, pred], (base[np.arange(n), pred] if base.ndim == 2 else base[pred])
+    return values, np.broadcast_to(base, (n,)).copy()
+
+
+def explain_lime(model: ModelAdapter, row: np.ndarray, training: np.ndarray, feature_names: list[str] | None = None,
+                 class_names: list[str] | None = None, num_features: int = 10, num_samples: int = 1000,
+                 seed: int = 0) -> dict[str, Any]:
+    """LIME (tabular) explanation of one row for its predicted class: rules and weights."""
+    try:
+        from lime.lime_tabular import LimeTabularExplainer
+    except ImportError as exc:  # pragma: no cover
+        raise DependencyError.missing("lime", "explain") from exc
+    shape = np.asarray(row).shape
+    train = np.asarray(training, dtype=np.float64).reshape(len(training), -1)
+    names = list(feature_names or []) or [f"x{j}" for j in range(train.shape[1])]
+    explainer = LimeTabularExplainer(train, feature_names=names, class_names=class_names or None,
+                                     discretize_continuous=True, random_state=seed, mode="classification")
+
+    def f(z: np.ndarray) -> np.ndarray:
+        return model.predict_proba(np.asarray(z, dtype=np.float32).reshape(-1, *shape))
+
+    pred = int(f(np.asarray(row).reshape(1, -1)).argmax(1)[0])
+    exp = explainer.explain_instance(np.asarray(row, dtype=np.float64).reshape(-1), f, labels=(pred,),
+                                     num_features=num_features, num_samples=num_samples)
+    return {"method": "lime_tabular", "explained_class": pred, "intercept": float(exp.intercept[pred]),
+            "local_prediction": float(np.ravel(exp.local_pred)[0]), "score": float(exp.score),
+            "weights": [{"rule": r, "weight": float(w)} for r, w in exp.as_list(label=pred)],
+            "params": {"num_samples": num_samples, "num_features": num_features, "seed": seed}}
+
+
+def summary_plot_png(exp: Explanation, x: np.ndarray, max_display: int = 15) -> bytes:
+    """SHAP beeswarm summary plot as PNG bytes (matplotlib Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shap = _require_shap()
+    plt.figure()
+    shap.summary_plot(exp.values, np.asarray(x).reshape(len(x), -1), feature_names=exp.feature_names,
+                      max_display=max_display, show=False, plot_size=(7, 5))
+    plt.title(f"SHAP summary ({exp.method}, output: {exp.output})", fontsize=10)
+    buf = io.BytesIO()
+    plt.tight_layout()
+    plt.savefig(buf, format="png", dpi=90)
+    plt.close("all")
+    return buf.getvalue()
+
+
+def local_bar_png(items: list[dict[str, Any]], title: str, key: str = "shap", label: str = "feature") -> bytes:
+    """Horizontal bar chart of one row's attributions (red pushes towards the class, blue away)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.35 * max(3, len(items)) + 1))
+    vals = [it[key] for it in items][::-1]
+    ax.barh([str(it[label])[:40] for it in items][::-1], vals, color=["#c0392b" if v > 0 else "#2e86c1" for v in vals])
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def heatmap_png(maps: np.ndarray, titles: list[str], title: str) -> bytes:
+    """A row of attribution heat maps (images: channel-summed magnitude)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(maps)
+    fig, axes = plt.subplots(1, n, figsize=(1.8 * n, 2.2), squeeze=False)
+    for ax, m, t in zip(axes[0], maps, titles, strict=True):
+        img = np.abs(m).sum(axis=0) if m.ndim == 3 else np.abs(m)
+        ax.imshow(img, cmap="hot")
+        ax.set_title(t, fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
