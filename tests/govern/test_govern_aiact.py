@@ -77,3 +77,13 @@ def test_classify_cli_json_and_bad_input(cli, bastion_home: Path, write_answers:
     assert {"Art26", "Art73"} <= {o["article"] for o in doc["obligations"]}
     bad = cli(["govern", "classify", "--answers", str(path.with_name("missing.yaml"))])
     assert bad.exit_code == 2
+
+
+def test_template_is_a_valid_minimal_questionnaire(cli, bastion_home: Path, tmp_path: Path) -> None:
+    res = cli(["govern", "classify", "--template"])
+    assert res.exit_code == 0
+    path = tmp_path / "t.yaml"
+    path.write_text(res.stdout)
+    q, _ = load_questionnaire(path)
+    assert classify(q).tier == "minimal"
+    assert cli(["govern", "classify"]).exit_code == 2

@@ -16,6 +16,9 @@ def test_thresholds_depend_on_tier() -> None:
     assert judge_result(ev, "pass", {"robust_accuracy": 0.45}, "limited")[0] == "pass"
     assert judge_result(ev, "pass", {"robust_accuracy": 0.01}, "minimal")[0] == "fail"
     assert judge_result(ev, "error", {}, "high")[0] == "info"
+    assert judge_result(ev, "fail", {"robust_accuracy": 0.43}, "minimal")[0] == "pass"
+    assert judge_result(ev, "fail", {"robust_accuracy": 0.43}, "high")[0] == "fail"
+    assert judge_result(ev, "warn", {"clean_accuracy": 0.9}, "minimal")[0] == "warn"
 
 
 def test_latest_assessment_wins_and_matrix_shows_gaps(bastion_home: Path, tmp_path: Path, assessment_factory) -> None:

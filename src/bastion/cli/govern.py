@@ -121,13 +121,20 @@ def coverage(
 
 @govern_app.command("classify")
 def classify_cmd(
-    answers: Annotated[Path, typer.Option("--answers", help="Questionnaire YAML (see docs/governance.md).")],
+    answers: Annotated[Path | None, typer.Option("--answers", help="Questionnaire YAML (see --template).")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Record the result in the store.")] = True,
+    show_template: Annotated[bool, typer.Option("--template", help="Print a blank questionnaire and exit.")] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
 ) -> None:
     """EU AI Act tiering from a questionnaire: tier, reasoning per answer, obligations with dates."""
-    from bastion.govern.aiact import classify, load_questionnaire, save_classification
+    from bastion.core.errors import ConfigError
+    from bastion.govern.aiact import TEMPLATE, classify, load_questionnaire, save_classification
 
+    if show_template:
+        typer.echo(TEMPLATE, nl=False)
+        return
+    if answers is None:
+        raise ConfigError("give the questionnaire with --answers FILE (a blank one: bastion govern classify --template)")
     q, digest = load_questionnaire(answers)
     result = classify(q, digest)
     doc: dict[str, Any] = result.to_dict()

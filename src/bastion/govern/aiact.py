@@ -185,6 +185,44 @@ _HIGH_RISK_PROVIDER = [
 ]
 
 
+TEMPLATE = """# EU AI Act questionnaire for 'bastion govern classify --answers FILE'. Answer true/false.
+system:
+  name: my-system
+  description: What the system does, for whom.
+  role: provider            # provider | deployer | both
+  deployer_is_public_body_or_public_service: false
+prohibited:                 # Art. 5(1) — any true makes the practice prohibited
+  a_subliminal_manipulation: false
+  b_exploits_vulnerabilities: false
+  c_social_scoring: false
+  d_crime_prediction_by_profiling: false
+  e_untargeted_facial_scraping: false
+  f_emotion_recognition_work_education: false
+  g_biometric_categorisation_sensitive: false
+  h_realtime_remote_biometric_id_law_enforcement: false
+safety_component_annex_i: false   # Art. 6(1): safety component of a product under Annex I law
+annex_iii_area: none        # none | biometrics | critical_infrastructure | education | employment |
+                            # essential_services | law_enforcement | migration | justice_democracy
+use_case: ""
+derogation:                 # Art. 6(3) — only for Annex III systems
+  narrow_procedural_task: false
+  improves_completed_human_activity: false
+  detects_decision_patterns_without_replacing_review: false
+  preparatory_task: false
+  performs_profiling: false  # profiling of natural persons: always high-risk
+transparency:               # Art. 50
+  interacts_with_natural_persons: false
+  generates_synthetic_content: false
+  emotion_recognition_or_biometric_categorisation: false
+  deep_fake: false
+  generates_public_interest_text: false
+gpai:
+  general_purpose_model: false
+  systemic_risk: false
+rationale: {}               # optional free text per question key, e.g. annex_iii_area: "ranks job applicants"
+"""
+
+
 def load_questionnaire(path: Path) -> tuple[Questionnaire, str]:
     """Read and validate the answers YAML; return it and the sha256 of its bytes."""
     if not path.is_file():
@@ -228,6 +266,7 @@ def classify(q: Questionnaire, answers_sha256: str = "") -> Classification:
         summary = f"prohibited practice ({', '.join(hits)}): the system may not be offered or used in the EU"
     else:
         high_from: str | None = None
+        derogated: list[str] = []
         if q.safety_component_annex_i:
             high_from = ANNEX_I_FROM
             reasons.append(Reason("safety_component_annex_i", True, "Art6(1)",
@@ -250,8 +289,10 @@ def classify(q: Questionnaire, answers_sha256: str = "") -> Classification:
                                       "profiles natural persons: an Annex III system that profiles is always high-risk",
                                       why.get("derogation.performs_profiling", "")))
             if derogations and not profiling and high_from is None:
+                derogated = derogations
                 obligations.append(Obligation("Art6(3)", "Document the assessment that the system is not "
-                                              "high-risk before placing it on the market, and register it (Art. 49(2))",
+                                              "high-risk before placing it on the market (Art. 6(4)) and register "
+                                              "it (Art. 49(2)); a national authority may ask for it",
                                               "provider", GENERAL_FROM))
             elif high_from is None:
                 high_from = GENERAL_FROM
@@ -275,7 +316,10 @@ def classify(q: Questionnaire, answers_sha256: str = "") -> Classification:
                 f" ({ANNEX_III_TITLES[area]})" if area != "none" else " (Annex I safety component)")
         else:
             tier = "minimal"
-            summary = "minimal risk: no specific AI Act requirements beyond AI literacy and voluntary codes"
+            summary = ("not high-risk: an Annex III use covered by the Art. 6(3) derogation ("
+                       + ", ".join(k.replace("_", " ") for k in derogated) + "); document and register that assessment"
+                       if derogated else
+                       "minimal risk: no specific AI Act requirements beyond AI literacy and voluntary codes")
     transparency = [k for k in TRANSPARENCY if getattr(q.transparency, k)]
     for k in TRANSPARENCY:
         ans = getattr(q.transparency, k)

@@ -117,26 +117,40 @@ def load_assessment(path: Path) -> Assessment:
 
 
 def judge_result(ctl: Control, status: str, metrics: dict[str, Any], tier: TierName) -> tuple[EvidenceStatus, str]:
-    """Judge one check result against a control: the check's own status, tightened by tier thresholds."""
+    """Judge one check result against a control for a risk tier.
+
+    Where the control has thresholds for a metric the result reports, the tier's bounds judge it: for the
+    ``high`` (and ``prohibited``) tier the stricter of the check's own status and the bounds counts; for
+    ``limited`` and ``minimal`` the bounds decide (a finding the check rates for a high-stakes use may be
+    acceptable for a minimal-risk one). Without such a metric the check's status counts; an ``error`` or
+    ``skipped`` result is ``info`` (it says nothing either way).
+    """
     base: EvidenceStatus = {"pass": "pass", "warn": "warn", "fail": "fail"}.get(status, "info")  # type: ignore[assignment]
     notes: list[str] = []
+    verdicts: list[EvidenceStatus] = []
+    eff_tier = "high" if tier == "prohibited" else tier
     for th in ctl.thresholds:
         value = metrics.get(th.metric)
-        bounds = th.tiers.get("high" if tier == "prohibited" else tier)
+        bounds = th.tiers.get(eff_tier)  # type: ignore[call-overload]
         if not isinstance(value, int | float) or isinstance(value, bool) or not bounds:
             continue
         better = (lambda a, b: a >= b) if th.direction == "min" else (lambda a, b: a <= b)
         if "pass" in bounds and better(value, bounds["pass"]):
-            verdict: EvidenceStatus = "pass"
+            verdicts.append("pass")
         elif "warn" in bounds and better(value, bounds["warn"]):
-            verdict = "warn"
+            verdicts.append("warn")
         else:
-            verdict = "fail"
+            verdicts.append("fail")
         op = "≥" if th.direction == "min" else "≤"
         notes.append(f"{th.metric}={value:.4g} (pass {op} {bounds.get('pass')} for tier {tier})")
-        if _RANK[verdict] > _RANK[base] or base == "info":
-            base = verdict
-    return base, "; ".join(notes)
+    if not verdicts or base == "info":
+        return base, "; ".join(notes)
+    judged = max(verdicts, key=lambda v: _RANK[v])
+    if eff_tier == "high" and _RANK[base] > _RANK[judged]:
+        judged = base
+    if judged != base:
+        notes.append(f"check status {base}, judged by the {tier}-tier threshold")
+    return judged, "; ".join(notes)
 
 
 def assessment_evidence(paths: list[Path], tier: TierName = "high") -> list[EvidenceItem]:
