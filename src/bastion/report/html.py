@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.core.paths import atomic_write_text
-from bastion.core.results import Assessment, CheckResult
+from bastion.core.results import Assessment, CheckResult, Finding
 from bastion.core.severity import Severity, Status
 from bastion.report.compare import Comparison
 
@@ -104,6 +104,18 @@ def verdict_context(a: Assessment) -> dict[str, Any]:
     }
 
 
+_STATUS_ORDER = {"fail": 0, "error": 1, "warn": 2, "pass": 3, "skipped": 4}
+
+
+def _finding_context(f: Finding) -> dict[str, Any]:
+    """A finding with its evidence split: short values in a table, long lists/objects folded away."""
+    simple = [(k, _fmt(v)) for k, v in f.evidence.items() if not isinstance(v, list | dict)]
+    raw = {k: v for k, v in f.evidence.items() if isinstance(v, list | dict)}
+    return {"severity": f.severity, "title": f.title, "evidence": simple,
+            "raw_evidence": json.dumps(raw, indent=1, default=str) if raw else "",
+            "recommendation": f.recommendation, "controls": f.controls}
+
+
 def _result_context(res: CheckResult, out_dir: Path | None) -> dict[str, Any]:
     raw = res.metrics.get("curve")
     is_robustness = isinstance(raw, list) and raw and all(
@@ -117,7 +129,8 @@ def _result_context(res: CheckResult, out_dir: Path | None) -> dict[str, Any]:
         "duration": f"{res.duration_s:.1f}", "error": res.error,
         "metrics": scalars, "complex_metrics": complex_metrics, "curve": curve,
         "params": [(k, _fmt(v)) for k, v in res.params.items()],
-        "findings": sorted(res.findings, key=lambda f: f.severity.rank, reverse=True),
+        "findings": [_finding_context(f) for f in sorted(res.findings, key=lambda f: f.severity.rank, reverse=True)],
+        "worst": res.max_severity.value if res.max_severity else None,
         "images": _images(res, out_dir), "controls": res.controls,
     }
 
@@ -142,7 +155,10 @@ def render_html(assessment: Assessment, out_dir: str | Path | None = None,
     t = assessment.target
     return env.get_template("report.html.j2").render(
         a=assessment, target=t, verdict=verdict_context(assessment),
-        results=[_result_context(r, out) for r in assessment.results],
+        results=[_result_context(r, out) for r in sorted(
+            assessment.results,
+            key=lambda r: (_STATUS_ORDER.get(r.status.value, 9), -(r.max_severity.rank if r.max_severity else -1),
+                           r.check_id))],
         severity_words=SEVERITY_WORDS, glossary=GLOSSARY, comparison=cmp_ctx,
         fingerprints={k: v for k, v in t.get("fingerprints", {}).items()},
         env=assessment.environment,
