@@ -62,7 +62,7 @@ def test_ethics_answers_recorded_latest_wins(bastion_home: Path, tmp_path: Path)
     path = tmp_path / "ethics.yaml"
     path.write_text(yaml.safe_dump({"system": "loans", "answers": {
         "asilomar-06": {"answer": "partial", "owner": "sec-team", "notes": "no monitoring yet"},
-        "aiact-art4": {"answer": "yes", "owner": "hr"}}}))
+        "aiact-art4": {"answer": True, "owner": "hr"}}}))
     system, answers = load_answers(path)
     record_answers(system, answers)
     record_answers(system, {"asilomar-06": {"answer": "yes", "owner": "sec-team", "notes": "monitoring on"}})

@@ -103,7 +103,8 @@ def load_answers(path: Path) -> tuple[str, dict[str, dict[str, str]]]:
         if not isinstance(a, dict):
             problems.append(f"{item_id}: expected answer/owner/notes")
             continue
-        ans = str(a.get("answer", "")).strip().lower()
+        raw = a.get("answer", "")
+        ans = ("yes" if raw else "no") if isinstance(raw, bool) else str(raw).strip().lower()  # YAML 1.1: yes→True
         if ans not in ANSWERS:
             problems.append(f"{item_id}.answer {a.get('answer')!r}: expected one of {', '.join(ANSWERS)}")
         if not str(a.get("owner") or "").strip():
