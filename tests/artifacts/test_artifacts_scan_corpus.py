@@ -136,3 +136,27 @@ def test_runtime_allowlist_agrees_with_static(tmp_path: Path) -> None:
     with pytest.raises(UnsafeArtifactError):
         restricted_load(p2)
     assert type(restricted_load(p2, allow=["decimal:Context"])).__name__ == "Context"
+
+
+def test_skops_and_structured_numpy_are_clean(tmp_path: Path) -> None:
+    import json
+    import zipfile
+
+    import numpy as np
+
+    from bastion.models.zoo import demo_model_path
+
+    skops = scan_path(demo_model_path("breast-cancer-sklearn"))
+    assert skops.files[0].format == "skops" and skops.verdict == "safe"
+    rec = np.zeros(3, dtype=[("O", "<f8"), ("b", "<i4")])  # a field *named* O is not an object dtype
+    np.save(tmp_path / "rec.npy", rec)
+    assert scan_path(tmp_path / "rec.npy").max_severity is None
+    mixed = np.empty(2, dtype=[("a", "<f8"), ("o", "O")])
+    np.save(tmp_path / "mixed.npy", mixed, allow_pickle=True)
+    assert any(x.code == "NUMPY_OBJECT_ARRAY" for _, x in scan_path(tmp_path / "mixed.npy").findings)
+    cfg = {"class_name": "Functional", "config": {"layers": [
+        {"module": "keras.src.utils", "class_name": "function", "config": "get_file", "registered_name": None}]}}
+    with zipfile.ZipFile(tmp_path / "getfile.keras", "w") as zf:
+        zf.writestr("config.json", json.dumps(cfg))
+        zf.writestr("metadata.json", "{}")
+    assert scan_path(tmp_path / "getfile.keras").verdict == "unsafe"

@@ -69,6 +69,9 @@ def classify_zip(zf: zipfile.ZipFile) -> str:
         return "torchscript"
     if "data.pkl" in base:
         return "torch-zip"
+    if "schema.json" in names and all(n == "schema.json" or n.endswith((".npy", ".json")) or "/" not in n
+                                       for n in names):
+        return "skops"
     if names and all(n.endswith(".npy") for n in names):
         return "numpy-npz"
     if "config.json" in names and ("model.weights.h5" in names or "metadata.json" in names):

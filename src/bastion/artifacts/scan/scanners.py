@@ -6,6 +6,7 @@ import ast
 import itertools
 import json
 import os
+import re
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -30,6 +31,18 @@ _SAFETENSORS_ITEMSIZE = {
     "F6_E3M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4,
     "I64": 8, "U64": 8, "F64": 8, "C64": 8,
 }
+
+
+_KERAS_UNSAFE_FUNCTIONS = {"get_file", "load_model", "load_weights", "load_img", "save_model", "register_keras_serializable"}
+_NPY_OBJECT = re.compile(r"""['"][|<>=]?O\d*['"]""")
+
+
+def _descr_has_object(descr: Any) -> bool:
+    if isinstance(descr, str):
+        return descr.lstrip("|<>=").startswith("O")
+    if isinstance(descr, list | tuple):
+        return any(_descr_has_object(d[1] if isinstance(d, list | tuple) and len(d) > 1 else d) for d in descr)
+    return False
 
 
 class _Ctx:
@@ -74,15 +87,21 @@ def _scan_npy(fs: FileScan, fh: IO[bytes], ctx: _Ctx, member: str) -> None:
                                        member, 8))
         return
     raw = fh.read(hlen)
-    try:
-        header = ast.literal_eval(raw.decode("latin1"))
-        descr = header["descr"]
-    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
-        fs.findings.append(ScanFinding(Severity.MEDIUM, "NUMPY_MALFORMED_HEADER", "npy header does not parse",
+    text = raw.decode("latin1")
+    if "'descr'" not in text:
+        fs.findings.append(ScanFinding(Severity.MEDIUM, "NUMPY_MALFORMED_HEADER", "npy header has no descr",
                                        member, 8))
         return
+    descr: Any = ""
+    if _NPY_OBJECT.search(text):  # only then pay for an exact parse (literal_eval, never eval)
+        try:
+            descr = ast.literal_eval(text)["descr"]
+        except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
+            fs.findings.append(ScanFinding(Severity.MEDIUM, "NUMPY_MALFORMED_HEADER", "npy header does not parse",
+                                           member, 8))
+            return
     fs.members_scanned += 1
-    if "O" in str(descr):
+    if _descr_has_object(descr):
         fs.findings.append(ScanFinding(
             Severity.LOW, "NUMPY_OBJECT_ARRAY",
             "object-dtype array: its data is a pickle (np.load needs allow_pickle=True); the pickle was scanned",
@@ -220,6 +239,12 @@ def _keras_config_findings(fs: FileScan, config: Any, policy: Policy, member: st
                 seen.add("__lambda__")
                 fs.findings.append(ScanFinding(Severity.CRITICAL, "KERAS_LAMBDA_LAYER",
                                                "serialised Python lambda (marshal bytecode)", member, None, None))
+            fn = node.get("config") if cls == "function" else None
+            if isinstance(fn, str) and fn in _KERAS_UNSAFE_FUNCTIONS and fn not in seen:
+                seen.add(fn)
+                fs.findings.append(ScanFinding(Severity.HIGH, "KERAS_UNSAFE_FUNCTION",
+                                               f"config calls {node.get('module')}.{fn}, which reads or fetches "
+                                               "files when the model is built", member, None, fn))
             mod = node.get("module")
             if isinstance(mod, str) and not mod.startswith(("keras", "tensorflow", "tf_keras")):
                 fname = node.get("class_name") if isinstance(node.get("class_name"), str) else ""
