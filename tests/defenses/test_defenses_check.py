@@ -1,0 +1,41 @@
+"""The adaptive defence check: a squeezing-only wrapper is reported as masking gradients, never robust."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bastion.assess.checks.defenses import AdaptiveDefenseCheck
+from bastion.assess.registry import CheckContext
+from bastion.core.severity import Severity, Status
+from bastion.core.target import DataSplits, Target
+from bastion.defenses.sanitizers import FeatureSqueezing, defense_block, save_model
+from bastion.models.loaders import load_model
+from bastion.models.zoo import demo_target
+
+
+def test_squeezing_only_defence_is_flagged_as_gradient_masking(tmp_path: Path) -> None:
+    demo = demo_target("digits")
+    wrapper = FeatureSqueezing(demo.model.module, bit_depth=1, median_kernel=0)  # type: ignore[attr-defined]
+    path = tmp_path / "squeezed.pt"
+    save_model(wrapper, path, demo.model.input_spec, 10, defense=defense_block("feature_squeezing", {"bit_depth": 1}))
+    model = load_model(path)
+    assert getattr(model, "module").bastion_defense == "feature_squeezing"  # noqa: B009
+    x, y = demo.data.x_test, demo.data.y_test
+    assert x is not None and y is not None
+    target = Target("squeezed", model, DataSplits(x_test=np.asarray(x[:48]), y_test=np.asarray(y[:48])),
+                    demo.metadata, model_path=str(path))
+    check = AdaptiveDefenseCheck()
+    assert check.applies(target) and not check.applies(demo)
+
+    result = check.run(target, CheckContext(profile="quick", options={"reference_eps": 0.15}))
+
+    m = result.metrics
+    assert m["adaptive_attack"] == "bpda-pgd"
+    assert m["robust_accuracy"] <= m["adaptive_robust_accuracy"] < m["naive_robust_accuracy"]
+    assert m["gradient_masking"] and result.status == Status.FAIL
+    masking = [f for f in result.findings if f.id == "defenses.gradient_masking"]
+    assert masking and masking[0].severity == Severity.HIGH
+    assert "bastion harden adversarial-training" in masking[0].recommendation
+    assert result.artifacts["defense_adaptive.png"][:4] == b"\x89PNG"
