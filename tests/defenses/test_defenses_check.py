@@ -21,7 +21,7 @@ def test_squeezing_only_defence_is_flagged_as_gradient_masking(tmp_path: Path) -
     path = tmp_path / "squeezed.pt"
     save_model(wrapper, path, demo.model.input_spec, 10, defense=defense_block("feature_squeezing", {"bit_depth": 1}))
     model = load_model(path)
-    assert getattr(model, "module").bastion_defense == "feature_squeezing"  # noqa: B009
+    assert getattr(model, "module").bastion_defense == "feature_squeezing"
     x, y = demo.data.x_test, demo.data.y_test
     assert x is not None and y is not None
     target = Target("squeezed", model, DataSplits(x_test=np.asarray(x[:48]), y_test=np.asarray(y[:48])),
