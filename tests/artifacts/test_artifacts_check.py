@@ -43,3 +43,20 @@ def test_signature_check(tmp_path: Path, monkeypatch) -> None:  # type: ignore[n
     model.write_bytes(model.read_bytes() + b"\0")
     res = check.run(t, CheckContext(options={"public_key": str(pub)}))
     assert res.status == Status.FAIL and res.findings[0].severity == Severity.CRITICAL
+
+
+def test_provenance_check_compares_attested_data(tmp_path: Path) -> None:
+    target = demo_target("digits")
+    model = tmp_path / "digits.pt"
+    shutil.copy(target.model_path or "", model)
+    t = dataclasses.replace(target, model_path=str(model))
+    check = get_check("supply_chain.provenance")
+    assert check.run(t, CheckContext()).findings[0].id == "supply_chain.provenance.missing"
+    priv, pub = generate_keypair(tmp_path / "k")
+    ctx = CheckContext(options={"public_key": str(pub)})
+    sign_model(model, priv, attest={"datasets": [{"name": "data", "digest": {"sha256": target.fingerprints["data"]}}]})
+    ok = check.run(t, ctx)
+    assert ok.status == Status.PASS and ok.metrics["datasets_matching"] == 1
+    sign_model(model, priv, attest={"datasets": [{"name": "data", "digest": {"sha256": "0" * 64}}]})
+    bad = check.run(t, ctx)
+    assert bad.status == Status.FAIL and bad.findings[0].id == "supply_chain.provenance.data_mismatch"

@@ -153,5 +153,71 @@ class SignatureCheck:
         )
 
 
+class ProvenanceCheck:
+    """Does the signed attestation describe this model *and the data it was assessed on*?"""
+
+    id = "supply_chain.provenance"
+    title = "Provenance: attested model digest, scan verdict and dataset digests match the target"
+    controls = [*SIGNATURE_CONTROLS, "mitre-atlas:AML.M0023"]
+    profiles: tuple[Profile, ...] = ("standard", "thorough")
+
+    def applies(self, target: Target) -> bool:
+        return _model_path(target) is not None
+
+    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
+        from bastion.artifacts.signing import attestation_path_for, verify_model
+        from bastion.core.errors import BastionError
+
+        path = _model_path(target)
+        assert path is not None
+        pub = ctx.option("public_key") or os.environ.get("BASTION_MODEL_PUBKEY")
+        att = attestation_path_for(path)
+        params = {"path": str(path), "attestation": str(att), "public_key": pub}
+        controls = list(self.controls)
+        rec = f"attest it: `bastion model sign {path} --key PREFIX --attest assessment.json`"
+
+        def result(status: Status, metrics: dict[str, object], findings: list[Finding], summary: str) -> CheckResult:
+            return CheckResult(self.id, self.title, status, dict(metrics), params, findings, controls=controls,
+                               summary=summary)
+
+        if not att.is_file():
+            return result(Status.WARN, {"attested": False}, [Finding(
+                "supply_chain.provenance.missing", Severity.MEDIUM, "no provenance attestation for the model",
+                {"file": str(path)}, rec, controls)], "no attestation")
+        if not pub:
+            return result(Status.WARN, {"attested": True, "verified": False}, [Finding(
+                "supply_chain.provenance.no_key", Severity.LOW, "attestation present but no public key to verify it",
+                {"attestation": str(att)}, "pass option public_key or set $BASTION_MODEL_PUBKEY", controls)],
+                "attestation not verified (no key)")
+        try:
+            res = verify_model(path, pub, require_attestation=True)
+        except BastionError as exc:
+            return result(Status.FAIL, {"attested": True, "verified": False}, [Finding(
+                "supply_chain.provenance.invalid", Severity.CRITICAL, "attestation or signature does not verify",
+                {"error": str(exc)}, f"restore the attested model or re-{rec}", controls)], str(exc))
+        predicate = res.attestation or {}
+        attested = {d.get("name"): (d.get("digest") or {}).get("sha256") for d in predicate.get("datasets", [])}
+        current = {k: v for k, v in target.fingerprints.items() if k != "model"}
+        mismatched = sorted(k for k in attested.keys() & current.keys() if attested[k] != current[k])
+        findings = []
+        if mismatched:
+            findings.append(Finding(
+                "supply_chain.provenance.data_mismatch", Severity.HIGH,
+                "the model was attested with different data than the data assessed now",
+                {"datasets": mismatched, "attested": {k: attested[k] for k in mismatched},
+                 "current": {k: current[k] for k in mismatched}}, rec, controls))
+        elif not attested:
+            findings.append(Finding("supply_chain.provenance.no_datasets", Severity.LOW,
+                                    "attestation records no dataset digests", {"attestation": str(att)}, rec, controls))
+        scan = predicate.get("scan") or {}
+        status = Status.FAIL if mismatched else (Status.WARN if findings else Status.PASS)
+        return result(status, {
+            "attested": True, "verified": True, "datasets_attested": len(attested),
+            "datasets_matching": len([k for k in attested.keys() & current.keys() if attested[k] == current[k]]),
+            "attested_scan_verdict": scan.get("verdict"),
+        }, findings, f"attestation verified; scan {scan.get('verdict')}, {len(attested)} dataset digest(s)")
+
+
 register_check(ModelScanCheck())
 register_check(SignatureCheck())
+register_check(ProvenanceCheck())
