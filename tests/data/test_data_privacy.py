@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parent))
-from pii_fixtures import DECOY_CARDS, DECOY_IBANS, DECOY_SSNS, synthetic_people  # noqa: E402
-
-from bastion.cli.main import build_app  # noqa: E402
-from bastion.core.errors import ConfigError  # noqa: E402
-from bastion.data.privacy.anonymize import AnonymizationPolicy, KAnonymity, anonymize, k_anonymize  # noqa: E402
-from bastion.data.privacy.pii import PiiScanner, scan_dataframe  # noqa: E402
+from bastion.cli.main import build_app
+from bastion.core.errors import ConfigError
+from bastion.data.privacy.anonymize import AnonymizationPolicy, KAnonymity, anonymize, k_anonymize
+from bastion.data.privacy.pii import PiiScanner, scan_dataframe
+from bastion.data.privacy.synthetic import DECOY_CARDS, DECOY_IBANS, DECOY_SSNS, synthetic_people
 
 runner = CliRunner()
 

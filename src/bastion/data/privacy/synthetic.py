@@ -1,4 +1,4 @@
-"""A synthetic CSV with real-looking PII, valid values and decoys (shared by the privacy tests)."""
+"""Synthetic people table with valid PII and decoys (Luhn-failing cards, invalid SSNs, bad IBANs), for demos and tests."""
 
 from __future__ import annotations
 
