@@ -62,3 +62,25 @@ def test_scan_path_on_arbitrary_files_returns_a_report(tmp_path: Path, data: byt
     report = scan_path(p)
     assert report.verdict in ("safe", "suspicious", "unsafe")
     assert len(report.files) == 1
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_archives_never_crash(tmp_path: Path, data: st.DataObject) -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ckpt/data.pkl", SEEDS[data.draw(st.integers(0, len(SEEDS) - 1))])
+        zf.writestr("ckpt/data/0", b"\0" * 64)
+        zf.writestr("ckpt/version", b"3\n")
+    blob = bytearray(buf.getvalue())
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(blob) - 1))
+        blob[i] = data.draw(st.integers(0, 255))
+    p = tmp_path / "ckpt.pt"
+    p.write_bytes(bytes(blob))
+    report = scan_path(p)
+    assert report.verdict in ("safe", "suspicious", "unsafe")
+    assert not MARKER.exists()

@@ -303,7 +303,7 @@ def scan_file(path: Path, policy: Policy, root_dir: Path | None = None, digest: 
             fs.sha256 = sha256_file(path)
         with open(path, "rb") as fh:
             scan_stream(fs, fh, fs.size, sc._Ctx(policy, root_dir or path.parent), "", 0, path=path)
-    except (OSError, ValueError, EOFError, RuntimeError, MemoryError, RecursionError) as exc:
+    except Exception as exc:  # scanner errors are values in the report, never a crashed scan
         fs.error = f"{type(exc).__name__}: {exc}"
         if fs.format == "?":
             fs.format = "unknown"
