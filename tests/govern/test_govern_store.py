@@ -81,3 +81,20 @@ def test_gateway_registry_and_audit_chain_become_evidence(bastion_home: Path) ->
     lg = tampered.for_control("BC-LG-01")
     assert lg.status == "fail" and "record 3" in lg.evidence[0].summary
     assert tampered.sources["audit_log"].startswith("BROKEN")
+
+
+def test_incident_table_read_defensively_by_shape(bastion_home: Path) -> None:
+    """Incidents (issue 8's respond_incidents) become evidence by column names, without importing its models."""
+    eng = get_engine()
+    with eng.begin() as conn:
+        conn.execute(text("CREATE TABLE respond_incidents (id INTEGER PRIMARY KEY, model TEXT, status TEXT, "
+                          "serious BOOLEAN, alert_type TEXT, opened_at TEXT)"))
+        conn.execute(text("INSERT INTO respond_incidents (model, status, serious, alert_type, opened_at) VALUES "
+                          "('digits', 'resolved', 0, 'drift', '2026-05-01'), "
+                          "('digits', 'open', 1, 'extraction', '2026-06-01'), "
+                          "('other', 'open', 0, 'drift', '2026-06-02')"))
+    ev = collect_evidence(model="digits")
+    ir = ev.for_control("BC-IR-01")
+    assert ir.status == "warn" and "1 open, 1 serious" in ir.evidence[0].summary
+    assert ev.for_control("BC-MO-02").status == "pass" and ev.for_control("BC-MO-01").status == "pass"
+    assert collect_evidence(model="nothing").for_control("BC-IR-01").status == "no evidence"

@@ -290,13 +290,26 @@ def _respond_evidence(url: str | None, tables: set[str], model: str | None,
     if incident_tables:
         rows = _rows(url, incident_tables[0], {"model": model}, limit=2000)
         open_ = [r for r in rows if str(r.get("status", "")).lower() not in ("resolved", "closed")]
+        serious = [r for r in rows if r.get("serious")]
         notes["incidents"] = f"{len(rows)} incident(s), {len(open_)} open"
         if rows:
+            last = max((_iso(r.get("opened_at") or r.get("created_at")) or "" for r in rows), default=None)
             items.append(EvidenceItem(
                 "BC-IR-01", "incidents", incident_tables[0], "warn" if open_ else "pass",
-                f"{len(rows)} incident(s) recorded, {len(rows) - len(open_)} resolved, {len(open_)} open",
-                f"store:{incident_tables[0]}", _iso(max((r.get("created_at") or "" for r in rows), default=None)),
-                {"incidents": len(rows), "open": len(open_)}))
+                f"{len(rows)} incident(s) recorded, {len(rows) - len(open_)} resolved, {len(open_)} open"
+                + (f", {len(serious)} serious (Art. 73 clock)" if serious else ""),
+                f"store:{incident_tables[0]}", last or None,
+                {"incidents": len(rows), "open": len(open_), "serious": len(serious)}))
+            kinds: dict[str, int] = {}
+            for r in rows:
+                kind = str(r.get("alert_type") or "")
+                if kind:
+                    kinds[kind] = kinds.get(kind, 0) + 1
+            for kind, n in sorted(kinds.items()):
+                cid = "BC-MO-02" if "extraction" in kind else "BC-MO-01"
+                items.append(EvidenceItem(cid, "monitoring", f"{incident_tables[0]}:{kind}", "info",
+                                          f"monitoring raised {n} '{kind}' alert(s) that became incidents",
+                                          f"store:{incident_tables[0]}", last or None))
     else:
         notes["incidents"] = "no incident table in the store"
     alert_tables = sorted(t for t in tables if (t.startswith("monitor_") or t.startswith("respond_"))
