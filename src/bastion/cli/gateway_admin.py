@@ -61,7 +61,8 @@ def push(
         return
     flag = "[green]verified[/]" if info.verified else "[yellow]UNSIGNED (admin override)[/]"
     stdout.print(f"registered {info.name} v{info.version} ({info.format}, sha256 {info.sha256[:16]}…) {flag}; "
-                 f"scan {info.scan_verdict}; input {info.input_spec['shape']}; aliases {info.aliases or '-'}")
+                 f"scan {info.scan_verdict}; input {info.input_spec['shape']}; aliases {info.aliases or '-'}",
+                 soft_wrap=True, highlight=False)
 
 
 @registry_app.command("list")
@@ -221,11 +222,29 @@ def verify(
         print_json(rep.to_dict())
     elif rep.ok:
         stdout.print(f"[green]audit log OK[/]: {rep.records} records, {rep.checkpoints} signed checkpoints, "
-                     f"{rep.unchecked_tail} records after the last checkpoint; head {rep.last_hash[:16]}…")
+                     f"{rep.unchecked_tail} records after the last checkpoint; head {rep.last_hash[:16]}…",
+                     soft_wrap=True)
     else:
         console.print(f"[bold red]audit log BROKEN[/] at record {rep.first_bad_seq}: {rep.problem}")
     if not rep.ok:
         raise typer.Exit(EXIT_FINDINGS)
+
+
+@audit_app.command("checkpoint")
+def checkpoint(config: ConfigOpt = None, fmt: FormatOpt = OutputFormat.text) -> None:
+    """Sign a Merkle checkpoint over the records not yet covered (the gateway also does this itself)."""
+    from bastion.gateway.audit import ensure_audit_key, write_checkpoint
+    from bastion.store.db import get_engine
+
+    cfg = _config(config)
+    cp = write_checkpoint(get_engine(cfg.db_url), ensure_audit_key(cfg.audit_key_path()))
+    if fmt == OutputFormat.json:
+        print_json(cp)
+    elif cp is None:
+        stdout.print("nothing to checkpoint: every record is already under a signed checkpoint")
+    else:
+        stdout.print(f"checkpoint over records {cp['first_seq']}..{cp['last_seq']}: Merkle root "
+                     f"{cp['merkle_root'][:16]}…, signed by key {cp['key_id'][:16]}…")
 
 
 @audit_app.command("export")
@@ -257,7 +276,7 @@ def export(
     else:
         for r in recs:
             stdout.print(f"{r['seq']:>8} {r['kind']:<8} {r['actor']:<28} {r['action']:<24} "
-                         f"{'proof' if r['proof'] else 'no proof yet'}")
+                         f"{'proof' if r['proof'] else 'no proof yet'}", soft_wrap=True, highlight=False)
 
 
 # ------------------------------------------------------------------------------------------ db

@@ -102,7 +102,7 @@ def _scan(path: Path) -> str:
     return str(getattr(verdict, "value", verdict) or "clean")
 
 
-def _verify(path: Path, keys: list[Path], require_attestation: bool, max_severity: str) -> str:
+def _verify(path: Path, keys: list[Path], require_attestation: bool, max_severity: str, shown: Path) -> str:
     """Verify the model's signature with one of ``keys``; returns the signer's key fingerprint."""
     try:
         from bastion.artifacts.signing import verify_model
@@ -112,7 +112,7 @@ def _verify(path: Path, keys: list[Path], require_attestation: bool, max_severit
     from bastion.core.severity import Severity
 
     if not keys:
-        raise SignatureError(f"no trusted public key to verify {path}: pass --key PUB or set registry.trusted_keys")
+        raise SignatureError(f"no trusted public key to verify {shown}: pass --key PUB or set registry.trusted_keys")
     errors = []
     sev = Severity(max_severity) if require_attestation else None
     for key in keys:
@@ -120,8 +120,8 @@ def _verify(path: Path, keys: list[Path], require_attestation: bool, max_severit
             verify_model(path, key, require_attestation=require_attestation, max_severity=sev)
             return public_key_fingerprint(key)
         except SignatureError as exc:
-            errors.append(f"{key}: {exc}")
-    raise SignatureError(f"{path} does not verify with any trusted key: " + "; ".join(errors))
+            errors.append(f"{key}: {str(exc).replace(str(path.parent) + '/', '')}")
+    raise SignatureError(f"{shown} does not verify with any trusted key: " + "; ".join(errors))
 
 
 class Registry:
@@ -204,10 +204,10 @@ class Registry:
             sig_problem: str | None = None
             try:
                 signer = _verify(model_file, trusted, self.config.registry.require_attestation,
-                                 self.config.registry.max_severity)
+                                 self.config.registry.max_severity, src)
             except (SignatureError, DependencyError) as exc:
                 if not allow_unsigned:
-                    raise SignatureError(f"refusing unsigned or unverified model {src}: {exc} "
+                    raise SignatureError(f"refusing unsigned or unverified model: {exc} "
                                          "(an admin may pass --allow-unsigned; it is audited)") from None
                 sig_problem = str(exc)
             digest = sha256_file(model_file)
