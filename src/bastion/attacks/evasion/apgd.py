@@ -58,9 +58,9 @@ class APGD(WhiteBoxAttack):
         clip_max: float | None = 1.0,
         rho: float = 0.75,
         seed: int = 0,
-        batch_size: int = 512,
+        batch_size: int | None = None,
         threads: int | None = None,
-        fast_layout: bool = True,
+        fast_layout: bool = False,
     ) -> None:
         super().__init__(eps, norm, clip_min, clip_max, seed, batch_size, threads, fast_layout)
         if steps < 1 or restarts < 1:

@@ -40,9 +40,9 @@ class FGSM(WhiteBoxAttack):
         clip_max: float | None = 1.0,
         loss: LossName = "ce",
         seed: int = 0,
-        batch_size: int = 512,
+        batch_size: int | None = None,
         threads: int | None = None,
-        fast_layout: bool = True,
+        fast_layout: bool = False,
     ) -> None:
         super().__init__(eps, norm, clip_min, clip_max, seed, batch_size, threads, fast_layout)
         self.loss: LossName = loss

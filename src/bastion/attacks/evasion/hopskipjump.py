@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from bastion.attacks.evasion.base import (
     Norm,
+    attack_threads,
     check_clip,
     check_eps,
     check_norm,
@@ -57,6 +58,7 @@ class HopSkipJump:
         clip_max: float | None = 1.0,
         seed: int = 0,
         batch_size: int = 512,
+        threads: int | None = None,
     ) -> None:
         self.eps = check_eps(eps)
         self.norm: Norm = check_norm(norm)
@@ -68,6 +70,7 @@ class HopSkipJump:
         self.clip_min, self.clip_max = clip_min, clip_max
         self.seed = int(seed)
         self.batch_size = int(batch_size)
+        self.threads = threads
         self.queries_used = 0
         self.budget_exhausted = False
 
@@ -82,6 +85,8 @@ class HopSkipJump:
         self.budget_exhausted = False
         gen = torch.Generator().manual_seed(self.seed)
         out = x.detach().clone()
+        threads = attack_threads(self.threads)
+        threads.__enter__()
         guard = frozen_eval(model) if isinstance(model, nn.Module) else None
         if guard is not None:
             guard.__enter__()
@@ -95,6 +100,7 @@ class HopSkipJump:
         finally:
             if guard is not None:
                 guard.__exit__(None, None, None)
+            threads.__exit__(None, None, None)
             self.queries_used = counter.queries
         return out
 

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from bastion.attacks.evasion.base import (
     Norm,
+    attack_threads,
     check_clip,
     check_eps,
     check_norm,
@@ -66,6 +67,7 @@ class SquareAttack:
         clip_max: float | None = 1.0,
         seed: int = 0,
         batch_size: int = 512,
+        threads: int | None = None,
     ) -> None:
         self.eps = check_eps(eps)
         self.norm: Norm = check_norm(norm)
@@ -77,6 +79,7 @@ class SquareAttack:
         self.clip_min, self.clip_max = clip_min, clip_max
         self.seed = int(seed)
         self.batch_size = int(batch_size)
+        self.threads = threads
         self.queries_used = 0
         self.budget_exhausted = False
 
@@ -89,11 +92,12 @@ class SquareAttack:
         y = y.long()
         counter = QueryCounter(model, self.batch_size)
         self.budget_exhausted = False
-        if isinstance(model, nn.Module):
-            with frozen_eval(model):
+        with attack_threads(self.threads):
+            if isinstance(model, nn.Module):
+                with frozen_eval(model):
+                    out = self._search(counter, x.detach(), y)
+            else:
                 out = self._search(counter, x.detach(), y)
-        else:
-            out = self._search(counter, x.detach(), y)
         self.queries_used = counter.queries
         return out
 
@@ -151,6 +155,13 @@ class SquareAttack:
             else:
                 new_delta = project(torch.where(mask, delta + upd, delta), "l2", self.eps)
             x_new = clip(xa + new_delta, self.clip_min, self.clip_max)
+            if self.norm == "linf" and image:
+                # as in the paper: a window left unchanged wastes a query, so take the other vertex
+                moved = ((x_new - xb).abs() > 1e-7) & mask
+                stuck = ~moved.flatten(2).any(2)
+                if bool(stuck.any()):
+                    upd = torch.where(stuck[:, :, None, None], -upd, upd)
+                    x_new = clip(xa + torch.where(mask, upd, delta), self.clip_min, self.clip_max)
             try:
                 m_new = margin(predict(x_new), y[active])
             except QueryBudgetExceeded:
