@@ -144,3 +144,19 @@ def test_learn_cli(cli: Callable, bastion_home: Path, tmp_path: Path) -> None:
     assert lab5["quiz_passed"] and not lab5["goal_passed"]
     assert cli(["learn", "start", "9"]).exit_code == 2
     assert cli(["learn", "check", "1", "--dir", str(tmp_path / "never-started")]).exit_code == 2
+
+
+def test_labs_3_and_4_report_missing_work_without_crashing(tmp_path: Path) -> None:
+    w3, w4 = tmp_path / "l3", tmp_path / "l4"
+    w3.mkdir()
+    w4.mkdir()
+    lab(3).start(w3)
+    assert not lab(3).check(w3).passed
+    (w3 / "membership.json").write_text(json.dumps({"auc": 0.71}))
+    partial = lab(3).check(w3)
+    assert not partial.passed and partial.score == 0.3 and partial.details["auc_before"] == 0.71
+    (w3 / "membership.json").write_text(json.dumps({"accuracy": 1}))
+    with pytest.raises(InvalidInputError, match="auc"):
+        lab(3).check(w3)
+    lab(4).start(w4)
+    assert "stolen.pt" in lab(4).check(w4).message
