@@ -98,3 +98,22 @@ def test_incident_table_read_defensively_by_shape(bastion_home: Path) -> None:
     assert ir.status == "warn" and "1 open, 1 serious" in ir.evidence[0].summary
     assert ev.for_control("BC-MO-02").status == "pass" and ev.for_control("BC-MO-01").status == "pass"
     assert collect_evidence(model="nothing").for_control("BC-IR-01").status == "no evidence"
+
+
+def test_signed_model_is_verified_now_and_tampering_fails(bastion_home: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from bastion.artifacts.keys import generate_keypair
+    from bastion.artifacts.signing import sign_model
+    from bastion.models.zoo import demo_model_path
+
+    model = tmp_path / "digits.pt"
+    shutil.copy(demo_model_path("digits"), model)
+    _priv, pub = generate_keypair(tmp_path / "signer")
+    sign_model(model, tmp_path / "signer")
+    ok = collect_evidence(signed_models=[f"{model}={pub}"], use_store=False).for_control("BC-SC-02")
+    assert ok.status == "pass" and "verifies" in ok.evidence[0].summary
+    with model.open("ab") as fh:
+        fh.write(b"\0")
+    bad = collect_evidence(signed_models=[f"{model}={pub}"], use_store=False).for_control("BC-SC-02")
+    assert bad.status == "fail" and "does NOT verify" in bad.evidence[0].summary

@@ -34,6 +34,8 @@ AssessmentOpt = Annotated[list[Path] | None, typer.Option("--assessment", "-a",
 EvidenceOpt = Annotated[list[str] | None, typer.Option("--evidence", help="Attach a file to a control: "
                                                        "CONTROL_ID=PATH (repeatable).")]
 ManifestOpt = Annotated[list[Path] | None, typer.Option("--manifest", help="Data integrity manifest JSON (repeatable).")]
+SignedOpt = Annotated[list[str] | None, typer.Option("--signed-model", help="Verify a signed model now: "
+                                                     "MODEL_PATH=PUBLIC_KEY (repeatable).")]
 
 
 def _actor() -> str:
@@ -75,6 +77,7 @@ def coverage(
                                                  "model's stored AI Act tier, else high).")] = None,
     evidence: EvidenceOpt = None,
     manifest: ManifestOpt = None,
+    signed_model: SignedOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the HTML/JSON here instead of stdout.")] = None,
     fmt: Annotated[DocFormat, typer.Option("--format")] = DocFormat.text,
 ) -> None:
@@ -88,7 +91,7 @@ def coverage(
         if fw not in FRAMEWORKS:
             raise ConfigError(f"--framework {fw!r}: expected one of {', '.join(FRAMEWORKS)}")
     ev = collect_evidence(assessment, model, tier=_tier_for(model, tier), attached=evidence,  # type: ignore[arg-type]
-                          manifests=manifest)
+                          manifests=manifest, signed_models=signed_model)
     matrix = coverage_matrix(ev, framework)
     if fmt == DocFormat.json:
         if out:
@@ -286,6 +289,7 @@ def report_cmd(
     assessment: AssessmentOpt = None,
     evidence: EvidenceOpt = None,
     manifest: ManifestOpt = None,
+    signed_model: SignedOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output file (default: governance-report.<fmt>; "
                                              "json goes to stdout when not given).")] = None,
     fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.html,
@@ -294,7 +298,8 @@ def report_cmd(
     from bastion.core.paths import atomic_write_bytes
     from bastion.govern.report import build_report, render_report_html, render_report_pdf
 
-    report = build_report(model, version, assessment, manifests=manifest, attached=evidence)
+    report = build_report(model, version, assessment, manifests=manifest, attached=evidence,
+                          signed_models=signed_model)
     if fmt == ReportFormat.json:
         if out is None:
             print_json(report)

@@ -409,6 +409,45 @@ def manifest_evidence(paths: list[Path]) -> list[EvidenceItem]:
     return items
 
 
+def signature_evidence(pairs: list[str]) -> list[EvidenceItem]:
+    """``MODEL_PATH=PUBLIC_KEY`` pairs: verify each model's OpenSSF signature (and attestation, if present)
+    now, with ``bastion.artifacts.signing.verify_model`` — a tampered file or wrong key fails BC-SC-02."""
+    from bastion.core.errors import SignatureError
+
+    items = []
+    for pair in pairs:
+        model_path, sep, key = pair.partition("=")
+        if not sep:
+            raise InvalidInputError(f"--signed-model {pair!r}: expected MODEL_PATH=PUBLIC_KEY")
+        mp, kp = Path(model_path.strip()), Path(key.strip())
+        for p in (mp, kp):
+            if not p.exists():
+                raise InvalidInputError(f"--signed-model {pair!r}: {p} does not exist")
+        from bastion.artifacts.signing import verify_model
+
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        try:
+            res = verify_model(mp, kp)
+        except SignatureError as exc:
+            items.append(EvidenceItem("BC-SC-02", "signature", mp.name, "fail",
+                                      f"{mp.name}: signature does NOT verify: {exc}", str(mp), now))
+            continue
+        att = res.attestation is not None
+        items.append(EvidenceItem("BC-SC-02", "signature", mp.name, "pass",
+                                  f"{mp.name}: OpenSSF signature verifies (key {res.key_id[:16]}…, digest "
+                                  f"{res.model_digest[:16]}…)" + ("; attestation verified" if att else
+                                                                    "; no attestation"),
+                                  res.bundle, now, {"key_id": res.key_id, "model_digest": res.model_digest,
+                                                    "attested": att}))
+        if res.current_scan:
+            verdict = str(res.current_scan.get("verdict", "unknown"))
+            st: EvidenceStatus = {"safe": "pass", "suspicious": "warn", "unsafe": "fail"}.get(  # type: ignore[assignment]
+                verdict, "warn")
+            items.append(EvidenceItem("BC-SC-01", "signature", mp.name, st,
+                                      f"{mp.name}: scan at verification: {verdict}", str(mp), now))
+    return items
+
+
 def collect_evidence(
     assessments: list[Path] | None = None,
     model: str | None = None,
@@ -418,6 +457,7 @@ def collect_evidence(
     url: str | None = None,
     attached: list[str] | None = None,
     manifests: list[Path] | None = None,
+    signed_models: list[str] | None = None,
     use_store: bool = True,
 ) -> EvidenceSet:
     """Everything Bastion knows about ``model`` (all systems when ``None``), as one ``EvidenceSet``."""
@@ -428,4 +468,5 @@ def collect_evidence(
         items += store_evidence(model, version, url, sources)
     items += attached_evidence(list(attached or []))
     items += manifest_evidence(list(manifests or []))
+    items += signature_evidence(list(signed_models or []))
     return EvidenceSet(items=items, tier=tier, sources=sources)

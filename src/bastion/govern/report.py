@@ -40,6 +40,7 @@ def build_report(
     *,
     manifests: list[Path] | None = None,
     attached: list[str] | None = None,
+    signed_models: list[str] | None = None,
     url: str | None = None,
 ) -> dict[str, Any]:
     """Gather everything Bastion knows about ``model`` into one JSON-able report."""
@@ -51,7 +52,7 @@ def build_report(
     classification = latest_classification(model, url)
     tier = classification["tier"] if classification and classification["tier"] != "prohibited" else "high"
     ev = collect_evidence(assessments, model, version, tier=tier, url=url, attached=attached,  # type: ignore[arg-type]
-                          manifests=manifests)
+                          manifests=manifests, signed_models=signed_models)
     results = ev.results()
     statuses: dict[str, str] = {r.control.id: r.status for r in results}
     risks = [r.to_dict() for r in list_risks(model, statuses, url)]
