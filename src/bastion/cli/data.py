@@ -162,6 +162,93 @@ def rekey(
         stdout.print(f"re-wrapped {path}: key id {info['old_kek_id']} → {info['kek_id']}")
 
 
+# ----------------------------------------------------------------------------- validation
+@data_app.command("profile")
+def profile(
+    reference: Annotated[Path, typer.Argument(help="Reference table (CSV/TSV/Parquet).")],
+    out: Annotated[Path, typer.Option("--out", help="schema.json to write.")],
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Infer a schema: types, ranges, categories, nullability, uniqueness."""
+    import json
+
+    from bastion.core.paths import atomic_write_text
+    from bastion.data.tables import read_table
+    from bastion.data.validation import infer_schema
+
+    schema = infer_schema(read_table(reference))
+    schema["reference"] = str(reference)
+    atomic_write_text(out, json.dumps(schema, indent=1) + "\n")
+    if fmt == OutputFormat.json:
+        print_json({"schema": str(out), **schema})
+    else:
+        stdout.print(f"schema of {reference} ({schema['n_rows']} rows, {len(schema['columns'])} columns) → {out}")
+        for name, c in schema["columns"].items():
+            extra = (f" [{c['min']}, {c['max']}]" if "min" in c else "") + (
+                f" one of {c['categories'][:6]}{'…' if len(c['categories']) > 6 else ''}" if "categories" in c else "")
+            flags = ("nullable " if c["nullable"] else "") + ("unique" if c["unique"] else "")
+            stdout.print(f"  {name}: {c['kind']}{extra} {flags}", highlight=False)
+
+
+@data_app.command("validate")
+def validate_cmd(
+    data: Annotated[Path, typer.Argument(help="Table to check.")],
+    schema: Annotated[Path, typer.Option("--schema", help="schema.json from bastion data profile.")],
+    limit: Annotated[int, typer.Option("--limit", help="Violations shown in text mode.")] = 50,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """List every schema violation with its row and column. Exit 1 on violations."""
+    import json
+
+    from bastion.core.errors import InvalidInputError
+    from bastion.data.tables import read_table
+    from bastion.data.validation import validate
+
+    try:
+        spec = json.loads(schema.read_text("utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"schema {schema} not found") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"schema {schema} is not JSON: {exc}") from None
+    report = validate(read_table(data), spec)
+    report["data"] = str(data)
+    if fmt == OutputFormat.json:
+        print_json(report)
+    else:
+        if report["ok"]:
+            stdout.print(f"{data}: valid against {schema}")
+        else:
+            stdout.print(f"{data}: {report['n_violations']} violations in {report['rows_with_violations']} rows")
+            for v in report["violations"][:limit]:
+                stdout.print(f"  row {v['row']}  column {v['column']}  {v['check']}  value {v['value']!r}", highlight=False)
+    if not report["ok"]:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+@data_app.command("anomalies")
+def anomalies(
+    data: Annotated[Path, typer.Argument(help="Table to score.")],
+    reference: Annotated[Path | None, typer.Option("--reference", help="Reference table (default: DATA).")] = None,
+    top: Annotated[int, typer.Option("--top", help="Top outliers to list.")] = 20,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Score rows with IsolationForest; list the top outliers and which features are extreme."""
+    from bastion.data.tables import read_table
+    from bastion.data.validation import score_anomalies
+
+    df = read_table(data)
+    report = score_anomalies(df, read_table(reference) if reference else None, top=top, seed=seed)
+    report["data"] = str(data)
+    if fmt == OutputFormat.json:
+        print_json(report)
+    else:
+        stdout.print(f"{data}: {report['n_outliers']} of {report['n_rows']} rows look anomalous; top {len(report['top'])}:")
+        for r in report["top"]:
+            why = "; ".join(f"{x['feature']}={x['value']} {x['why']}" for x in r["reasons"]) or "unusual combination"
+            stdout.print(f"  row {r['row']:<6d} score {r['score']:.3f}  {why}", highlight=False)
+
+
 # ----------------------------------------------------------------------------- privacy
 @data_app.command("pii")
 def pii(
