@@ -28,7 +28,8 @@ def test_linear_shap_values_sum_to_prediction_difference(tabular) -> None:  # ty
     exp = explain_shap(model, x[:40], x, [f"f{i}" for i in range(5)])
     assert exp.method == "linear"
     # additivity: base value + sum of attributions = the model's margin for the explained (positive) class
-    margin = est.decision_function(x[:40])
+    sign = np.where(est.predict(x[:40]) == 1, 1.0, -1.0)  # towards the predicted class
+    margin = est.decision_function(x[:40]) * sign
     np.testing.assert_allclose(exp.base_values + exp.values.sum(1), margin, rtol=1e-4, atol=1e-4)
     assert [f["feature"] for f in exp.top_features(2)] == ["f0", "f3"]
 
@@ -39,7 +40,8 @@ def test_tree_shap_is_additive_and_fast(tabular) -> None:  # type: ignore[no-unt
     model = SklearnAdapter(est, InputSpec(shape=(5,)))
     exp = explain_shap(model, x, x)
     assert choose_method(model) == "tree" and exp.values.shape == (300, 5)
-    np.testing.assert_allclose(exp.base_values + exp.values.sum(1), est.decision_function(x), atol=1e-4)
+    sign = np.where(est.predict(x) == 1, 1.0, -1.0)
+    np.testing.assert_allclose(exp.base_values + exp.values.sum(1), est.decision_function(x) * sign, atol=1e-4)
     assert exp.duration_s < 10
 
 

@@ -11,9 +11,9 @@ torch module (white-box)                     ``GradientExplainer`` (expected gra
 anything else (black-box, remote)            ``KernelExplainer`` on ``predict_proba``
 ==========================================  ======================================
 
-Attributions are reported for the class each row is predicted as (for binary tree/linear models
-SHAP explains the positive-class margin; the values are signed so that they still sum to the
-model output minus the base value). LIME (``lime_tabular``) gives a local, rule-based view of one row.
+Attributions are reported for the class each row is predicted as (binary tree/linear models:
+SHAP explains the positive-class margin, negated for rows predicted as class 0, so values always
+point towards the predicted class and still sum to that class's margin minus the base value). LIME (``lime_tabular``) gives a local, rule-based view of one row.
 
 References: Lundberg & Lee 2017 (https://arxiv.org/abs/1705.07874); Ribeiro et al. 2016 (LIME).
 """
@@ -118,7 +118,7 @@ def explain_shap(model: ModelAdapter, x: np.ndarray, background: np.ndarray, fea
             explainer = shap.LinearExplainer(est, bg_flat)
         sv = explainer(flat)
         values, base = _select(np.asarray(sv.values), np.asarray(sv.base_values), pred)
-        output = "margin (log-odds)"
+        output = "margin (log-odds) of the predicted class"
     elif chosen == "gradient":
         import torch
 
@@ -159,7 +159,9 @@ def _select(values: np.ndarray, base: np.ndarray, pred: np.ndarray) -> tuple[np.
     n = values.shape[0]
     if values.ndim == 3:
         return values[np.arange(n), :, pred], (base[np.arange(n), pred] if base.ndim == 2 else base[pred])
-    return values, np.broadcast_to(base, (n,)).copy()
+    # binary models explain the positive-class margin: flip it for rows predicted as class 0
+    sign = np.where(pred == 0, -1.0, 1.0)
+    return values * sign[:, None], np.broadcast_to(base, (n,)) * sign
 
 
 def explain_lime(model: ModelAdapter, row: np.ndarray, training: np.ndarray, feature_names: list[str] | None = None,
