@@ -117,3 +117,21 @@ def test_signed_model_is_verified_now_and_tampering_fails(bastion_home: Path, tm
         fh.write(b"\0")
     bad = collect_evidence(signed_models=[f"{model}={pub}"], use_store=False).for_control("BC-SC-02")
     assert bad.status == "fail" and "does NOT verify" in bad.evidence[0].summary
+
+
+def test_data_manifest_is_reverified_against_the_data(bastion_home: Path, tmp_path: Path) -> None:
+    from bastion.artifacts.keys import generate_keypair
+    from bastion.data.integrity import build_manifest, write_manifest
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("id,x,y\n1,0.5,0\n2,0.7,1\n3,0.1,0\n")
+    _priv, pub = generate_keypair(tmp_path / "k")
+    manifest = write_manifest(build_manifest([data]), tmp_path / "m.json", key=str(tmp_path / "k"))
+    presence = collect_evidence(manifests=[manifest], use_store=False).for_control("BC-DA-01")
+    assert presence.status == "pass" and "(signed)" in presence.evidence[0].summary
+    spec = f"{manifest}={data}"
+    assert collect_evidence(manifests=[spec], manifest_key=pub, use_store=False).for_control("BC-DA-01").status == "pass"
+    (data / "train.csv").write_text("id,x,y\n1,0.5,0\n2,0.7,0\n3,0.1,0\n")  # one label flipped
+    bad = collect_evidence(manifests=[spec], manifest_key=pub, use_store=False).for_control("BC-DA-01")
+    assert bad.status == "fail" and "1 modified" in bad.evidence[0].summary

@@ -33,7 +33,10 @@ AssessmentOpt = Annotated[list[Path] | None, typer.Option("--assessment", "-a",
                                                            help="assessment.json (or its directory); repeatable.")]
 EvidenceOpt = Annotated[list[str] | None, typer.Option("--evidence", help="Attach a file to a control: "
                                                        "CONTROL_ID=PATH (repeatable).")]
-ManifestOpt = Annotated[list[Path] | None, typer.Option("--manifest", help="Data integrity manifest JSON (repeatable).")]
+ManifestOpt = Annotated[list[str] | None, typer.Option("--manifest", help="Data manifest JSON, or MANIFEST=DATA_PATH "
+                                                        "to re-verify the data now (repeatable).")]
+ManifestKeyOpt = Annotated[Path | None, typer.Option("--manifest-key", help="Public key the manifests must be "
+                                                     "signed with.")]
 SignedOpt = Annotated[list[str] | None, typer.Option("--signed-model", help="Verify a signed model now: "
                                                      "MODEL_PATH=PUBLIC_KEY (repeatable).")]
 
@@ -78,6 +81,7 @@ def coverage(
     evidence: EvidenceOpt = None,
     manifest: ManifestOpt = None,
     signed_model: SignedOpt = None,
+    manifest_key: ManifestKeyOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the HTML/JSON here instead of stdout.")] = None,
     fmt: Annotated[DocFormat, typer.Option("--format")] = DocFormat.text,
 ) -> None:
@@ -91,7 +95,7 @@ def coverage(
         if fw not in FRAMEWORKS:
             raise ConfigError(f"--framework {fw!r}: expected one of {', '.join(FRAMEWORKS)}")
     ev = collect_evidence(assessment, model, tier=_tier_for(model, tier), attached=evidence,  # type: ignore[arg-type]
-                          manifests=manifest, signed_models=signed_model)
+                          manifests=manifest, signed_models=signed_model, manifest_key=manifest_key)
     matrix = coverage_matrix(ev, framework)
     if fmt == DocFormat.json:
         if out:
@@ -290,6 +294,7 @@ def report_cmd(
     evidence: EvidenceOpt = None,
     manifest: ManifestOpt = None,
     signed_model: SignedOpt = None,
+    manifest_key: ManifestKeyOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output file (default: governance-report.<fmt>; "
                                              "json goes to stdout when not given).")] = None,
     fmt: Annotated[ReportFormat, typer.Option("--format")] = ReportFormat.html,
@@ -299,7 +304,7 @@ def report_cmd(
     from bastion.govern.report import build_report, render_report_html, render_report_pdf
 
     report = build_report(model, version, assessment, manifests=manifest, attached=evidence,
-                          signed_models=signed_model)
+                          signed_models=signed_model, manifest_key=manifest_key)
     if fmt == ReportFormat.json:
         if out is None:
             print_json(report)

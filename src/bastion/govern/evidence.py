@@ -16,6 +16,7 @@ Other capabilities' tables are read through SQLAlchemy inspection, so a missing 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -394,18 +395,41 @@ def attached_evidence(pairs: list[str]) -> list[EvidenceItem]:
     return items
 
 
-def manifest_evidence(paths: list[Path]) -> list[EvidenceItem]:
-    """Data integrity manifests (JSON): signed ones count as evidence toward BC-DA-01."""
+def manifest_evidence(specs: Sequence[str | Path], public_key: Path | None = None) -> list[EvidenceItem]:
+    """Data integrity manifests as BC-DA-01 evidence.
+
+    ``MANIFEST.json`` alone: a signed manifest is evidence toward provenance (pass), an unsigned one warns.
+    ``MANIFEST.json=DATA_PATH``: the data is re-verified now with ``bastion.data.integrity.verify_manifest``
+    (and ``public_key`` when given): any modified, added or removed file or row fails.
+    """
     items = []
-    for p in paths:
+    for spec in specs:
+        mpath, sep, data = str(spec).partition("=")
+        p = Path(mpath)
         try:
             doc = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InvalidInputError(f"data manifest {p} cannot be read as JSON: {exc}") from None
-        signed = bool(doc.get("signature") or (p.with_name(p.name + ".sig")).exists())
-        items.append(EvidenceItem("BC-DA-01", "data_manifest", p.name, "pass" if signed else "warn",
-                                  f"data manifest {p.name}" + (" (signed)" if signed else " (unsigned)"),
-                                  str(p), _iso(datetime.fromtimestamp(p.stat().st_mtime, UTC))))
+        at = _iso(datetime.fromtimestamp(p.stat().st_mtime, UTC))
+        signed = bool(doc.get("signature"))
+        if not sep:
+            items.append(EvidenceItem("BC-DA-01", "data_manifest", p.name, "pass" if signed else "warn",
+                                      f"data manifest {p.name}" + (" (signed)" if signed else " (unsigned)")
+                                      + f", Merkle root {str(doc.get('merkle_root', ''))[:16]}…", str(p), at))
+            continue
+        if not Path(data).exists():
+            raise InvalidInputError(f"--manifest {spec}: data path {data} does not exist")
+        from bastion.data.integrity import verify_manifest
+
+        rep = verify_manifest([data], doc, public_key)
+        changed = len(rep["added"]) + len(rep["removed"]) + len(rep["modified"])
+        sig = rep["signature"].get("status", "unknown")
+        summary = (f"{p.name}: {rep['files_checked']} file(s) of {data} verify against the manifest (signature {sig})"
+                   if rep["ok"] else f"{p.name}: data does NOT match the manifest: {len(rep['added'])} added, "
+                   f"{len(rep['removed'])} removed, {len(rep['modified'])} modified file(s); signature {sig}")
+        items.append(EvidenceItem("BC-DA-01", "data_manifest", p.name, "pass" if rep["ok"] else "fail", summary,
+                                  str(p), datetime.now(UTC).isoformat(timespec="seconds"),
+                                  {"changed_files": changed, "signature": sig}))
     return items
 
 
@@ -456,8 +480,9 @@ def collect_evidence(
     tier: TierName = "high",
     url: str | None = None,
     attached: list[str] | None = None,
-    manifests: list[Path] | None = None,
+    manifests: Sequence[str | Path] | None = None,
     signed_models: list[str] | None = None,
+    manifest_key: Path | None = None,
     use_store: bool = True,
 ) -> EvidenceSet:
     """Everything Bastion knows about ``model`` (all systems when ``None``), as one ``EvidenceSet``."""
@@ -467,6 +492,6 @@ def collect_evidence(
     if use_store:
         items += store_evidence(model, version, url, sources)
     items += attached_evidence(list(attached or []))
-    items += manifest_evidence(list(manifests or []))
+    items += manifest_evidence(list(manifests or []), manifest_key)
     items += signature_evidence(list(signed_models or []))
     return EvidenceSet(items=items, tier=tier, sources=sources)

@@ -8,6 +8,7 @@ The report never says a system is compliant: it shows evidence toward framework 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,10 @@ def build_report(
     version: str | None = None,
     assessments: list[Path] | None = None,
     *,
-    manifests: list[Path] | None = None,
+    manifests: Sequence[str | Path] | None = None,
     attached: list[str] | None = None,
     signed_models: list[str] | None = None,
+    manifest_key: Path | None = None,
     url: str | None = None,
 ) -> dict[str, Any]:
     """Gather everything Bastion knows about ``model`` into one JSON-able report."""
@@ -52,7 +54,8 @@ def build_report(
     classification = latest_classification(model, url)
     tier = classification["tier"] if classification and classification["tier"] != "prohibited" else "high"
     ev = collect_evidence(assessments, model, version, tier=tier, url=url, attached=attached,  # type: ignore[arg-type]
-                          manifests=manifests, signed_models=signed_models)
+                          manifests=manifests, signed_models=signed_models,
+                          manifest_key=manifest_key)
     results = ev.results()
     statuses: dict[str, str] = {r.control.id: r.status for r in results}
     risks = [r.to_dict() for r in list_risks(model, statuses, url)]
