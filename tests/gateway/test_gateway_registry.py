@@ -148,3 +148,58 @@ def test_control_functions_for_playbooks(reg: Any, gw_home: Path, signer: tuple[
     assert not next(c for c in list_clients() if c.id == info.id).active
     actions = [r["action"] for r in export_records()]
     assert {"registry.rollback", "registry.set_output_policy", "clients.throttle", "clients.revoke"} <= set(actions)
+
+
+def test_push_through_the_admin_api_and_rollback_under_load(reg: Any, gw_home: Path, signer: tuple[Path, Path],
+                                                             digits_pt: Path, gwt: Any) -> None:
+    import threading
+
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from bastion.gateway.app import create_app
+    from bastion.gateway.clients import create_client
+
+    _, admin = create_client("api-admin", "admin")
+    _, ops = create_client("api-ops", "operator")
+    app = create_app(reg.config, preload=False)
+    with TestClient(app) as client:
+        for sub in ("x", "y"):
+            m = gwt.signed_copy(digits_pt, gw_home / "src-api" / sub, "benign.pt", signer[0])
+            files = {"model": ("benign.pt", m.read_bytes()), "signature": ("benign.pt.sig", Path(f"{m}.sig").read_bytes()),
+                     "sidecar": ("x.json", Path(f"{m}.bastion.json").read_bytes())}
+            r = client.post("/v1/models/live/versions", files=files, headers={"Authorization": f"Bearer {ops}"})
+            assert r.status_code == 201, r.text
+            assert r.json()["verified"] is True and r.json()["path"] is None
+        unsigned = {"model": ("benign.pt", digits_pt.read_bytes()),
+                    "sidecar": ("x.json", b'{"input_shape": [1, 8, 8]}')}
+        r = client.post("/v1/models/live/versions", files=unsigned, headers={"Authorization": f"Bearer {ops}"})
+        assert r.status_code == 400 and "refusing unsigned" in r.text
+        r = client.post("/v1/models/live/versions", files=unsigned, data={"allow_unsigned": "true"},
+                        headers={"Authorization": f"Bearer {ops}"})
+        assert r.status_code == 403  # only admins may override
+        assert [v["version"] for v in client.get("/v1/models/live", headers={
+            "Authorization": f"Bearer {ops}"}).json()["versions"]] == ["1", "2"]
+        # promote/rollback back and forth while four clients keep predicting: no request fails
+        _, key = create_client("live-client", "client", ["live"])
+        body = {"inputs": np.full((1, 64), 0.5).tolist()}
+        seen: list[tuple[int, str]] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            while not stop.is_set():
+                resp = client.post("/v1/models/live/predict", json=body, headers={"Authorization": f"Bearer {key}"})
+                seen.append((resp.status_code, resp.json().get("version", "")))
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        h = {"Authorization": f"Bearer {admin}"}
+        for _ in range(3):
+            assert client.post("/v1/models/live/promote", json={"version": "2"}, headers=h).status_code == 200
+            assert client.post("/v1/models/live/rollback", headers=h).json()["version"] == "1"
+        stop.set()
+        for t in threads:
+            t.join()
+        assert seen and all(code == 200 for code, _ in seen)
+        assert {v for _, v in seen} <= {"1", "2"}

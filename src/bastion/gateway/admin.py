@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, File, Form, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -64,6 +64,41 @@ def add_admin_routes(app: FastAPI, service: GatewayService, route: Any, principa
             raise RegistryError(f"no model named {name!r}")
         policy = await run_in_threadpool(service.registry.output_policy, name)
         return {"name": name, "versions": [r.to_dict() | {"path": None} for r in rows], "output_policy": policy}
+
+    @route("POST", "/v1/models/{name}/versions", "models:write", tags=["models"], status_code=201)
+    async def push(
+        name: str,
+        model: UploadFile = File(..., description="The model file (its name keeps its extension)."),
+        signature: UploadFile | None = File(None, description="MODEL.sig from `bastion model sign`."),
+        attestation: UploadFile | None = File(None, description="MODEL.att.json (optional)."),
+        sidecar: UploadFile | None = File(None, description="MODEL.bastion.json input spec (optional)."),
+        version: str | None = Form(None),
+        allow_unsigned: bool = Form(False),
+        p: Principal = dep("models:write"),
+    ) -> dict[str, Any]:
+        """Push a model (multipart): scanned, signature-verified and probed exactly as `bastion registry push`."""
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        from bastion.core.errors import InvalidInputError
+
+        fname = Path(model.filename or "").name
+        if not fname or fname.startswith(".") or "/" in (model.filename or ""):
+            raise InvalidInputError("model upload needs a plain file name with its extension, e.g. digits.pt")
+        tmp = Path(tempfile.mkdtemp(prefix="bastion-push-"))
+        try:
+            for up, suffix in ((model, ""), (signature, ".sig"), (attestation, ".att.json"),
+                               (sidecar, ".bastion.json")):
+                if up is not None:
+                    with (tmp / (fname + suffix)).open("wb") as fh:
+                        shutil.copyfileobj(up.file, fh, 1 << 20)
+            info = await run_in_threadpool(lambda: service.registry.push(
+                tmp / fname, name, version, allow_unsigned=allow_unsigned, actor=p))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        service.invalidate()
+        return info.to_dict() | {"path": None}
 
     @route("POST", "/v1/models/{name}/promote", "models:write", tags=["models"])
     async def promote(name: str, body: PromoteBody, p: Principal = dep("models:write")) -> dict[str, Any]:

@@ -60,24 +60,29 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class BodyLimit:
-    """ASGI middleware: refuse bodies over ``limit`` bytes with 413 before reading them whole."""
+    """ASGI middleware: refuse bodies over ``limit`` bytes with 413 before reading them whole
+    (model uploads to ``POST /v1/models/{name}/versions`` get ``upload_limit``)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int | None = None) -> None:
+        self.app, self.default_limit = app, limit
+        self.upload_limit = upload_limit or limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        upload = scope.get("method") == "POST" and path.startswith("/v1/models/") and path.endswith("/versions")
+        limit = self.upload_limit if upload else self.default_limit
         for k, v in scope.get("headers", []):
             if k == b"content-length":
                 try:
-                    too_big = int(v) > self.limit
+                    too_big = int(v) > limit
                 except ValueError:
                     too_big = True
                 if too_big:
                     await _send_json(send, 413, {"error": "body_too_large",
-                                                 "detail": f"body exceeds {self.limit} bytes"})
+                                                 "detail": f"body exceeds {limit} bytes"})
                     return
         seen = 0
         sent_413 = False
@@ -87,7 +92,7 @@ class BodyLimit:
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge()
             return msg
 
@@ -99,7 +104,7 @@ class BodyLimit:
             await self.app(scope, limited, guarded_send)
         except _TooLarge:
             sent_413 = True
-            await _send_json(send, 413, {"error": "body_too_large", "detail": f"body exceeds {self.limit} bytes"})
+            await _send_json(send, 413, {"error": "body_too_large", "detail": f"body exceeds {limit} bytes"})
 
 
 class _TooLarge(Exception):
@@ -144,7 +149,7 @@ def create_app(config: GatewayConfig | None = None, *, apply_migrations: bool = 
     app.state.service = service
     app.state.observers = service.observers
     app.state.preloaded = False
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes, upload_limit=config.max_upload_bytes)
 
     def principal_for(scope_name: str) -> Callable[..., Awaitable[Principal]]:
         async def _dep(request: Request, creds: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal:

@@ -105,6 +105,7 @@ class GatewayConfig(_Strict):
     db_url: str | None = None
     redis_url: str | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_upload_bytes: int = Field(default=2 << 30, ge=1024)
     metrics_public: bool = False
     log_requests: bool = True
     default_alias: str = "production"
