@@ -95,3 +95,14 @@ def test_documents_cli(cli: Callable, bastion_home: Path, assessment_file: Path,
     assert res.exit_code == 0 and json.loads(res.stdout)["answered"] == len(ITEMS)
     bad = cli(["govern", "annex-iv", "--model", "digits", "--info", str(tmp_path / "missing.yaml")])
     assert bad.exit_code == 2
+
+
+def test_pii_summary_reads_the_data_pii_scan() -> None:
+    import pandas as pd
+
+    from bastion.data.privacy.pii import scan_dataframe
+
+    df = pd.DataFrame({"email": ["ada@example.com", "bob@example.org"], "amount": ["10", "12"]})
+    s = pii_summary(json.loads(json.dumps(scan_dataframe(df))))
+    assert s["entity_counts"].get("EMAIL_ADDRESS") == 2
+    assert s["columns"]["EMAIL_ADDRESS"] == ["email"]

@@ -25,6 +25,15 @@ def pii_summary(doc: Any) -> dict[str, Any]:
     """Entity types and the columns they were found in, from any PII report shape."""
     types: Counter[str] = Counter()
     columns: dict[str, set[str]] = {}
+    if isinstance(doc, dict) and isinstance(doc.get("entity_counts"), dict) and isinstance(doc.get("columns"), list):
+        # the shape of bastion.data.privacy.pii.scan_dataframe (``bastion data pii --format json``)
+        for c in doc["columns"]:
+            if isinstance(c, dict) and isinstance(c.get("entities"), dict):
+                for ent in c["entities"]:
+                    columns.setdefault(str(ent), set()).add(str(c.get("column")))
+        counts = {str(k): int(v) for k, v in doc["entity_counts"].items() if isinstance(v, int | float)}
+        return {"entity_counts": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+                "columns": {k: sorted(v) for k, v in sorted(columns.items())}}
 
     def walk(node: Any, column: str | None = None) -> None:
         if isinstance(node, dict):
