@@ -1,0 +1,347 @@
+"""Privacy and model-theft checks: membership, inversion, attribute inference, extraction.
+
+Each check runs the attack from ``bastion.attacks`` on the target and reports the measured
+numbers with their parameters. ``privacy.membership`` also reads the DP privacy statement beside
+the model (``MODEL.privacy.json``) and puts the claimed ε next to the measured TPR at 0.1 % FPR
+and the empirical ε lower bound; an empirical bound above the claim is a critical finding.
+
+Profiles: quick = LOSS threshold and a 1k-query extraction; standard adds the confidence
+attack, inversion and a 100/1k curve; thorough adds offline LiRA with reference models and a
+10k-query extraction. Options: ``membership_method`` (force one of loss/confidence/label_only/
+lira/rmia), ``n_reference``, ``extraction_budget``, ``extraction_policy`` (an output policy
+config to measure its effect), ``sensitive`` (column for ``privacy.attribute``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bastion.assess.registry import CheckContext, Profile, register_check
+from bastion.core.errors import ConfigError, InvalidInputError
+from bastion.core.results import CheckResult, Finding
+from bastion.core.severity import Severity, Status
+from bastion.core.target import Target
+
+MEMBERSHIP_CONTROLS = ["mitre-atlas:AML.T0024.000", "owasp-ml:ML04:2023", "nist-ai-rmf:MEASURE-2.10",
+                       "eu-ai-act:Art15(5)", "gdpr:Art32"]
+INVERSION_CONTROLS = ["mitre-atlas:AML.T0024.001", "owasp-ml:ML03:2023", "nist-ai-rmf:MEASURE-2.10",
+                      "eu-ai-act:Art15(5)", "gdpr:Art32"]
+EXTRACTION_CONTROLS = ["mitre-atlas:AML.T0024.002", "owasp-ml:ML05:2023", "nist-ai-rmf:MEASURE-2.7",
+                       "eu-ai-act:Art15(5)"]
+
+
+@dataclass
+class MembershipSplit:
+    x_members: np.ndarray
+    y_members: np.ndarray
+    x_nonmembers: np.ndarray
+    y_nonmembers: np.ndarray
+    x_pop: np.ndarray | None = None
+    y_pop: np.ndarray | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def membership_split(target: Target, max_records: int, needs_population: bool, seed: int = 0) -> MembershipSplit:
+    """Members = training set, non-members = test set (balanced, at most ``max_records`` each).
+
+    When a reference-model attack needs population data and the target has no ``x_pop``, half
+    of the non-members become the attacker's population (recorded in ``params``).
+    """
+    d = target.data
+    if not d.has_train or not d.has_test:
+        raise InvalidInputError("membership inference needs members (x_train/y_train) and non-members "
+                                "(x_test/y_test) in the data")
+    assert d.x_train is not None and d.y_train is not None and d.x_test is not None and d.y_test is not None
+    rng = np.random.default_rng(seed)
+    xt, yt = d.x_test, d.y_test
+    xp, yp = d.x_pop, d.y_pop
+    source = "x_pop" if xp is not None else None
+    if needs_population and xp is None:
+        perm = rng.permutation(len(xt))
+        half = len(xt) // 2
+        xp, yp = xt[perm[:half]], yt[perm[:half]]
+        xt, yt = xt[perm[half:]], yt[perm[half:]]
+        source = "half of x_test (no x_pop in the data)"
+    n_non = min(len(xt), max_records)
+    n_mem = min(len(d.x_train), max_records)
+    mi = rng.permutation(len(d.x_train))[:n_mem]
+    ni = rng.permutation(len(xt))[:n_non]
+    return MembershipSplit(d.x_train[mi], d.y_train[mi], xt[ni], yt[ni], xp, yp,
+                           {"population": source, "max_records": max_records})
+
+
+def extraction_split(target: Target, seed: int = 0) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """(attacker pool, evaluation inputs, evaluation labels); the pool never overlaps the evaluation set.
+
+    With ``x_pop`` the attacker holds it and fidelity is measured on the test split; otherwise the
+    attacker holds the test split and fidelity is measured on the victim's training data, which
+    the attacker never sees. With one split only, it is halved.
+    """
+    d = target.data
+    if d.x_pop is not None:
+        ev_x, ev_y = d.eval_split()
+        return d.x_pop, ev_x, ev_y
+    if d.x_test is not None and d.x_train is not None:
+        return d.x_test, d.x_train, d.y_train
+    ev_x, ev_y = d.eval_split()
+    perm = np.random.default_rng(seed).permutation(len(ev_x))
+    half = len(ev_x) // 2
+    if half < 1:
+        return None, ev_x, ev_y
+    return ev_x[perm[:half]], ev_x[perm[half:]], ev_y[perm[half:]]
+
+
+def _membership_severity(auc: float, tpr1: float | None) -> Severity | None:
+    t = tpr1 or 0.0
+    if auc >= 0.70 or t >= 0.10:
+        return Severity.HIGH
+    if auc >= 0.60 or t >= 0.03:
+        return Severity.MEDIUM
+    if auc >= 0.55:
+        return Severity.LOW
+    return None
+
+
+def _status(sev: Severity | None) -> Status:
+    if sev is None or sev <= Severity.LOW:
+        return Status.PASS
+    return Status.FAIL if sev >= Severity.HIGH else Status.WARN
+
+
+def _dp_command(target: Target) -> str:
+    data = target.data_path or "DATA.npz"
+    arch = {"image": "mnist-cnn", "tabular": "tabular-mlp"}.get(target.metadata.data_kind, "ARCH")
+    if target.name == "demo:digits":
+        arch = "digits-mlp"
+    return f"bastion harden dp --model-spec {arch} --data {data} --epsilon 3 --delta 1e-5 --out model-dp.pt"
+
+
+class MembershipCheck:
+    """Membership inference with TPR at low FPR, next to the claimed DP ε when there is one."""
+
+    id = "privacy.membership"
+    title = "Membership inference (LOSS/confidence threshold, reference-model LiRA)"
+    controls = MEMBERSHIP_CONTROLS
+    profiles: tuple[Profile, ...] = ("quick", "standard", "thorough")
+
+    def applies(self, target: Target) -> bool:
+        return target.data.has_train and target.data.has_test
+
+    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
+        from bastion.attacks.inference.membership import MembershipConfig, run_membership
+        from bastion.attacks.inference.metrics import roc_plots_png
+        from bastion.defenses.dp import read_privacy_statement
+
+        t0 = time.perf_counter()
+        forced = ctx.option("membership_method")
+        methods: list[Any] = [forced] if forced else {"quick": ["loss"], "standard": ["loss", "confidence"],
+                                           "thorough": ["loss", "confidence", "lira"]}[ctx.profile]
+        n_ref = int(ctx.option("n_reference", 16))
+        needs_pop = any(m in ("lira", "rmia") for m in methods)
+        split = membership_split(target, int(ctx.option("max_records", 2000)), needs_pop, ctx.seed)
+        per: dict[str, Any] = {}
+        best = None
+        for i, m in enumerate(methods):
+            r = run_membership(target.model, split.x_members, split.y_members, split.x_nonmembers,
+                               split.y_nonmembers, MembershipConfig(method=m, n_reference=n_ref, seed=ctx.seed),
+                               split.x_pop, split.y_pop)
+            per[m] = {k: v for k, v in r.metrics.to_dict().items() if k != "notes"}
+            key = (r.metrics.tpr_at_1pct_fpr or 0.0, r.metrics.auc)
+            if best is None or key > (best.metrics.tpr_at_1pct_fpr or 0.0, best.metrics.auc):
+                best = r
+            ctx.progress(i + 1, len(methods))
+        assert best is not None
+        stmt = read_privacy_statement(target.model_path)
+        m = best.metrics
+        metrics: dict[str, Any] = {
+            "auc": m.auc, "tpr_at_1pct_fpr": m.tpr_at_1pct_fpr, "tpr_at_0_1pct_fpr": m.tpr_at_0_1pct_fpr,
+            "balanced_accuracy": m.balanced_accuracy,
+            "empirical_epsilon_lower_bound": m.empirical_epsilon_lower_bound,
+            "claimed_epsilon": None if stmt is None else stmt.epsilon,
+            "claimed_delta": None if stmt is None else stmt.delta,
+            "best_method": best.method, "by_method": per, "notes": m.notes,
+        }
+        params = {"methods": methods, "n_reference": n_ref if needs_pop else None, "seed": ctx.seed,
+                  "n_members": m.n_members, "n_nonmembers": m.n_nonmembers, **split.params,
+                  "epsilon_bound": "95% Clopper-Pearson, delta=1e-5"}
+        findings: list[Finding] = []
+        sev = _membership_severity(m.auc, m.tpr_at_1pct_fpr)
+        evidence = {k: metrics[k] for k in ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr",
+                                            "empirical_epsilon_lower_bound", "claimed_epsilon", "best_method")}
+        if sev is not None:
+            findings.append(Finding(
+                "privacy.membership.leak", sev,
+                f"training-set membership is inferable ({best.method}: AUC {m.auc:.3f}, "
+                f"TPR@1%FPR {m.tpr_at_1pct_fpr if m.tpr_at_1pct_fpr is not None else 'n/a'})",
+                evidence, f"retrain with differential privacy: `{_dp_command(target)}`; serve labels only "
+                "(output policy label_only) where probabilities are not needed", list(MEMBERSHIP_CONTROLS)))
+        if stmt is not None and m.empirical_epsilon_lower_bound > stmt.epsilon:
+            sev = Severity.CRITICAL
+            findings.append(Finding(
+                "privacy.membership.dp_claim_violated", Severity.CRITICAL,
+                f"measured ε lower bound {m.empirical_epsilon_lower_bound:.2f} exceeds the claimed ε {stmt.epsilon:.2f}",
+                evidence, "audit the DP training pipeline (sampling, clipping, accountant) and retrain: "
+                f"`{_dp_command(target)}`", list(MEMBERSHIP_CONTROLS)))
+        claim = f", claimed ε {stmt.epsilon:.2f}" if stmt else ""
+        return CheckResult(
+            self.id, self.title, _status(sev), metrics, params, findings,
+            roc_plots_png(best.member_scores, best.nonmember_scores, f"membership ({best.method})"),
+            controls=list(MEMBERSHIP_CONTROLS), duration_s=time.perf_counter() - t0,
+            summary=f"{best.method}: AUC {m.auc:.3f}, TPR@1%FPR "
+                    f"{'n/a' if m.tpr_at_1pct_fpr is None else f'{m.tpr_at_1pct_fpr:.3f}'}, "
+                    f"empirical ε ≥ {m.empirical_epsilon_lower_bound:.2f}{claim}",
+        )
+
+
+class ExtractionCheck:
+    """How many queries it takes to steal the model (fidelity vs queries), optionally behind a policy."""
+
+    id = "privacy.extraction"
+    title = "Model extraction (Knockoff/Copycat surrogate, fidelity vs queries)"
+    controls = EXTRACTION_CONTROLS
+    profiles: tuple[Profile, ...] = ("quick", "standard", "thorough")
+
+    def applies(self, target: Target) -> bool:
+        try:
+            target.data.eval_split()
+        except InvalidInputError:
+            return False
+        return True
+
+    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
+        from bastion.attacks.extraction import ExtractionConfig, run_extraction
+        from bastion.defenses.output_policy import PolicyWrappedModel
+
+        t0 = time.perf_counter()
+        default_budget = {"quick": 1000, "standard": 1000, "thorough": 10000}[ctx.profile]
+        budget = int(ctx.option("extraction_budget", default_budget))
+        schedule = {"quick": (budget,), "standard": (100, budget), "thorough": (100, 1000, budget)}[ctx.profile]
+        epochs = {"quick": 15, "standard": 20, "thorough": 30}[ctx.profile]
+        cfg = ExtractionConfig(schedule=schedule, epochs=epochs, seed=ctx.seed)
+        pool, ev_x, ev_y = extraction_split(target, ctx.seed)
+        r = run_extraction(target.model, pool, budget, ev_x, ev_y, cfg)
+        metrics: dict[str, Any] = {
+            "fidelity": r.fidelity, "accuracy": r.curve[-1].accuracy if r.curve else None,
+            "victim_accuracy": r.victim_accuracy, "fidelity_at_1k": r.fidelity_at(1000),
+            "fidelity_at_10k": r.fidelity_at(10000) if budget >= 10000 else None,
+            "queries_used": r.queries_used, "curve": [p.to_dict() for p in r.curve],
+        }
+        artifacts = {"extraction_curve.png": r.curve_png(f"extraction of {target.name}")}
+        policy_cfg = ctx.option("extraction_policy")
+        if policy_cfg:
+            victim = PolicyWrappedModel(target.model, policy_cfg)
+            rp = run_extraction(victim, pool, budget, ev_x, ev_y, cfg)
+            metrics["policy"] = victim.policy.config.to_dict()
+            metrics["fidelity_with_policy"] = rp.fidelity
+            metrics["fidelity_drop"] = r.fidelity - rp.fidelity
+            artifacts["extraction_curve_policy.png"] = rp.curve_png(f"extraction behind {victim.policy.type}")
+        params = {**{k: v for k, v in r.params.items() if k != "schedule"}, "schedule": list(r.params["schedule"])}
+        sev = Severity.HIGH if r.fidelity >= 0.9 else Severity.MEDIUM if r.fidelity >= 0.7 else None
+        findings = []
+        if sev is not None:
+            findings.append(Finding(
+                "privacy.extraction.cheap", sev,
+                f"a surrogate agrees with the model on {r.fidelity:.1%} of inputs after {r.queries_used} queries",
+                {"fidelity": r.fidelity, "queries": r.queries_used, "victim_accuracy": r.victim_accuracy},
+                "serve through the gateway with a per-client query budget and an output policy "
+                "(label_only, top_k or prediction_poisoning: bastion.defenses.output_policy); measure it with "
+                "`bastion attack extraction --policy prediction_poisoning`", list(EXTRACTION_CONTROLS)))
+        return CheckResult(
+            self.id, self.title, _status(sev), metrics, params, findings, artifacts,
+            controls=list(EXTRACTION_CONTROLS), duration_s=time.perf_counter() - t0,
+            summary=f"fidelity {r.fidelity:.3f} after {r.queries_used} queries",
+        )
+
+
+class InversionCheck:
+    """Class-representative reconstruction from a white-box image model."""
+
+    id = "privacy.inversion"
+    title = "Model inversion (class reconstructions vs a no-model baseline)"
+    controls = INVERSION_CONTROLS
+    profiles: tuple[Profile, ...] = ("standard", "thorough")
+
+    def applies(self, target: Target) -> bool:
+        return (target.is_white_box and len(target.model.input_spec.shape) == 3 and target.data.has_train)
+
+    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
+        from bastion.attacks.inference.inversion import run_inversion
+
+        t0 = time.perf_counter()
+        d = target.data
+        assert d.x_train is not None and d.y_train is not None
+        steps = {"quick": 50, "standard": 100, "thorough": 300}[ctx.profile]
+        r = run_inversion(target.model, d.x_train, d.y_train, prior=d.x_test, steps=steps, seed=ctx.seed)
+        gain = r.inversion_accuracy - r.baseline_accuracy
+        sev = Severity.MEDIUM if gain >= 0.5 else Severity.LOW if gain >= 0.2 else None
+        findings = []
+        if sev is not None:
+            findings.append(Finding(
+                "privacy.inversion.reconstructs_classes", sev,
+                f"inverted class images match {r.inversion_accuracy:.0%} of private class means "
+                f"(baseline without the model: {r.baseline_accuracy:.0%})",
+                {k: v for k, v in r.to_dict().items() if k != "params"},
+                f"keep the model black-box and return labels or rounded scores; train with DP: `{_dp_command(target)}`",
+                list(INVERSION_CONTROLS)))
+        return CheckResult(self.id, self.title, _status(sev), {k: v for k, v in r.to_dict().items() if k != "params"},
+                           r.params, findings, {"inversion.png": r.grid_png()}, controls=list(INVERSION_CONTROLS),
+                           duration_s=time.perf_counter() - t0,
+                           summary=f"inversion accuracy {r.inversion_accuracy:.2f} vs baseline {r.baseline_accuracy:.2f}")
+
+
+class AttributeCheck:
+    """Attribute inference of a named sensitive column (tabular)."""
+
+    id = "privacy.attribute"
+    title = "Attribute inference of sensitive columns (vs a no-model baseline)"
+    controls = INVERSION_CONTROLS
+    profiles: tuple[Profile, ...] = ("standard", "thorough")
+
+    def applies(self, target: Target) -> bool:
+        return target.metadata.data_kind == "tabular" and target.data.has_train and target.data.has_test
+
+    def _column(self, target: Target, ctx: CheckContext) -> int:
+        names = target.metadata.feature_names
+        sens = target.metadata.sensitive_features
+        want = ctx.option("sensitive") or (sens[0] if sens else None)
+        if want is None:
+            return 0
+        if isinstance(want, int) or str(want).isdigit():
+            return int(want)
+        if want not in names:
+            raise ConfigError(f"sensitive feature {want!r} is not a column of the data")
+        return names.index(want)
+
+    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
+        from bastion.attacks.inference.attribute import run_attribute_inference
+
+        t0 = time.perf_counter()
+        d = target.data
+        assert d.x_train is not None and d.y_train is not None and d.x_test is not None and d.y_test is not None
+        col = self._column(target, ctx)
+        xa, ya = (d.x_pop, d.y_pop) if d.x_pop is not None and d.y_pop is not None else (d.x_test, d.y_test)
+        r = run_attribute_inference(target.model, d.x_train, d.y_train, xa, ya, col, 2, ctx.seed)
+        sev = Severity.MEDIUM if r.advantage >= 0.10 else Severity.LOW if r.advantage >= 0.03 else None
+        names = target.metadata.feature_names
+        metrics = {k: v for k, v in r.to_dict().items() if k != "params"}
+        metrics["sensitive_name"] = names[col] if col < len(names) else str(col)
+        findings = []
+        if sev is not None:
+            findings.append(Finding(
+                "privacy.attribute.leak", sev,
+                f"the model's answers raise inference of {metrics['sensitive_name']} from "
+                f"{r.baseline_accuracy:.1%} to {r.attack_accuracy:.1%}", metrics,
+                f"train with DP (`{_dp_command(target)}`) or drop the column from the model's inputs",
+                list(INVERSION_CONTROLS)))
+        return CheckResult(self.id, self.title, _status(sev), metrics, r.params, findings,
+                           controls=list(INVERSION_CONTROLS), duration_s=time.perf_counter() - t0,
+                           summary=f"{metrics['sensitive_name']}: attack {r.attack_accuracy:.3f} vs "
+                                   f"baseline {r.baseline_accuracy:.3f}")
+
+
+for _check in (MembershipCheck(), ExtractionCheck(), InversionCheck(), AttributeCheck()):
+    register_check(_check)

@@ -1,0 +1,1 @@
+"""Inference attacks: membership inference, attribute inference, model inversion."""

@@ -1,0 +1,234 @@
+"""``bastion attack membership|attribute|inversion|extraction``: privacy and model-theft attacks.
+
+Data convention (``.npz``): ``x_train``/``y_train`` are the model's training set (members),
+``x_test``/``y_test`` held-out records (non-members), optional ``x_pop``/``y_pop`` attacker
+population data. Every command prints its metrics and parameters (``--format json``) and, with
+``--out DIR``, writes ``result.json`` and its plots there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bastion.cli.groups import attack_app
+from bastion.cli.output import OutputFormat, console, dumps, print_json
+
+ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="Model file (TorchScript, torch.export, ONNX, skops).")]
+DataOpt = Annotated[Path | None, typer.Option("--data", "-d", help=".npz with x_train/y_train (members), x_test/y_test, optional x_pop/y_pop.")]
+DemoOpt = Annotated[str | None, typer.Option("--demo", help="Built-in demo target instead of --model/--data.")]
+EndpointOpt = Annotated[str | None, typer.Option("--endpoint", help="Remote predict URL (black-box) instead of --model.")]
+BudgetOpt = Annotated[int | None, typer.Option("--query-budget", help="Most samples the endpoint may be sent.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random process.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Directory for result.json and plots.")]
+FmtOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
+ClipMinOpt = Annotated[float | None, typer.Option("--clip-min", help="Lowest valid input value.")]
+ClipMaxOpt = Annotated[float | None, typer.Option("--clip-max", help="Highest valid input value.")]
+
+
+def _target(model: Path | None, data: Path | None, demo: str | None, endpoint: str | None,
+            query_budget: int | None, clip_min: float | None, clip_max: float | None, seed: int) -> Any:
+    from bastion.assess.target import build_target
+
+    return build_target(model=model, data=data, demo=demo, endpoint=endpoint, query_budget=query_budget,
+                        clip_min=clip_min, clip_max=clip_max, seed=seed)
+
+
+def _emit(result: dict[str, Any], fmt: OutputFormat, out: Path | None, artifacts: dict[str, bytes],
+          headline: list[str]) -> None:
+    from bastion.core.paths import atomic_write_bytes, atomic_write_text
+
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            from bastion.core.errors import ConfigError
+
+            raise ConfigError(f"--out {out} exists and is not a directory")
+        out.mkdir(parents=True, exist_ok=True)
+        for name, blob in artifacts.items():
+            atomic_write_bytes(out / name, blob)
+        result["artifacts"] = sorted(artifacts)
+        atomic_write_text(out / "result.json", dumps(result))
+    if fmt == OutputFormat.json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{result['attack']} · {result.get('target', '')}", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in headline:
+        v = result.get(key)
+        table.add_row(key, "null" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)))
+    console.print(table)
+    for note in result.get("notes", []):
+        console.print(f"[dim]note: {note}[/]")
+    if out is not None:
+        console.print(f"wrote {out / 'result.json'}" + (f" and {', '.join(sorted(artifacts))}" if artifacts else ""))
+
+
+def _policy_wrap(model: Any, policy: str | None) -> Any:
+    if not policy:
+        return model
+    from bastion.defenses.output_policy import PolicyWrappedModel
+
+    cfg: dict[str, Any] = json.loads(policy) if policy.strip().startswith("{") else {"type": policy}
+    return PolicyWrappedModel(model, cfg)
+
+
+@attack_app.command("membership")
+def membership(
+    model: ModelOpt = None, data: DataOpt = None, demo: DemoOpt = None, endpoint: EndpointOpt = None,
+    query_budget: BudgetOpt = None, clip_min: ClipMinOpt = None, clip_max: ClipMaxOpt = None,
+    method: Annotated[str, typer.Option("--method", help="loss | confidence | label_only | lira | rmia.")] = "loss",
+    n_reference: Annotated[int, typer.Option("--n-reference", help="Reference models (lira, rmia).")] = 16,
+    reference_arch: Annotated[str | None, typer.Option("--reference-arch", help="Zoo architecture for reference models (default: proxy MLP).")] = None,
+    reference_epochs: Annotated[int, typer.Option("--reference-epochs", help="Training epochs of each reference model.")] = 30,
+    max_records: Annotated[int, typer.Option("--max-records", help="Most members and non-members to score each.")] = 2000,
+    policy: Annotated[str | None, typer.Option("--policy", help="Attack through an output policy: a type or a JSON config.")] = None,
+    seed: SeedOpt = 0, out: OutOpt = None, fmt: FmtOpt = OutputFormat.text,
+) -> None:
+    """Membership inference: AUC, TPR at 1% / 0.1% FPR, balanced accuracy, empirical ε bound."""
+    from bastion.assess.checks.privacy import membership_split
+    from bastion.attacks.inference.membership import MembershipConfig, run_membership
+    from bastion.attacks.inference.metrics import roc_plots_png
+    from bastion.defenses.dp import read_privacy_statement
+
+    cfg = MembershipConfig(method=method, n_reference=n_reference, reference_epochs=reference_epochs,  # type: ignore[arg-type]
+                           seed=seed)
+    target = _target(model, data, demo, endpoint, query_budget, clip_min, clip_max, seed)
+    split = membership_split(target, max_records, needs_population=method in ("lira", "rmia"), seed=seed)
+    factory = None
+    if reference_arch:
+        from bastion.models.zoo import build_architecture
+
+        spec, k = target.model.input_spec, target.model.n_classes
+        build_architecture(reference_arch, spec.shape, k)  # validates the name
+
+        def factory() -> Any:
+            return build_architecture(reference_arch, spec.shape, k)
+
+    victim = _policy_wrap(target.model, policy)
+    r = run_membership(victim, split.x_members, split.y_members, split.x_nonmembers, split.y_nonmembers, cfg,
+                       split.x_pop, split.y_pop, reference_factory=factory)
+    if reference_arch:
+        r.params["reference_arch"] = reference_arch
+    res = {"target": target.name, **r.to_dict()}
+    res["params"].update(split.params, policy=policy or "none")
+    stmt = read_privacy_statement(target.model_path)
+    res["claimed_epsilon"] = None if stmt is None else stmt.epsilon
+    _emit(res, fmt, out, roc_plots_png(r.member_scores, r.nonmember_scores, f"membership ({method})"),
+          ["auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr", "balanced_accuracy", "empirical_epsilon_lower_bound",
+           "claimed_epsilon", "n_members", "n_nonmembers", "queries"])
+
+
+@attack_app.command("attribute")
+def attribute(
+    sensitive: Annotated[str, typer.Option("--sensitive", help="Sensitive column: index or feature name.")],
+    model: ModelOpt = None, data: DataOpt = None, demo: DemoOpt = None, endpoint: EndpointOpt = None,
+    query_budget: BudgetOpt = None, clip_min: ClipMinOpt = None, clip_max: ClipMaxOpt = None,
+    bins: Annotated[int, typer.Option("--bins", help="Quantile bins of the sensitive value.")] = 2,
+    seed: SeedOpt = 0, out: OutOpt = None, fmt: FmtOpt = OutputFormat.text,
+) -> None:
+    """Attribute inference on tabular data, scored against a baseline without model access."""
+    from bastion.attacks.inference.attribute import run_attribute_inference
+    from bastion.core.errors import ConfigError, InvalidInputError
+
+    target = _target(model, data, demo, endpoint, query_budget, clip_min, clip_max, seed)
+    d = target.data
+    if not d.has_train:
+        raise InvalidInputError("attribute inference needs the training records (x_train/y_train) to attack")
+    x_aux, y_aux = (d.x_pop, d.y_pop) if d.x_pop is not None and d.y_pop is not None else (d.x_test, d.y_test)
+    if x_aux is None or y_aux is None:
+        raise InvalidInputError("attribute inference needs attacker data: x_pop/y_pop or x_test/y_test")
+    names = target.metadata.feature_names
+    if sensitive.lstrip("-").isdigit():
+        col = int(sensitive)
+    elif sensitive in names:
+        col = names.index(sensitive)
+    else:
+        raise ConfigError(f"--sensitive {sensitive!r} is neither a column index nor a feature name")
+    assert d.x_train is not None and d.y_train is not None
+    r = run_attribute_inference(target.model, d.x_train, d.y_train, x_aux, y_aux, col, bins, seed)
+    res = {"target": target.name, **r.to_dict(), "sensitive_name": names[col] if col < len(names) else str(col)}
+    _emit(res, fmt, out, {}, ["sensitive_name", "attack_accuracy", "baseline_accuracy", "advantage",
+                              "model_only_accuracy", "queries"])
+
+
+@attack_app.command("inversion")
+def inversion(
+    model: ModelOpt = None, data: DataOpt = None, demo: DemoOpt = None,
+    clip_min: ClipMinOpt = None, clip_max: ClipMaxOpt = None,
+    steps: Annotated[int, typer.Option("--steps", help="Gradient-ascent steps per class.")] = 200,
+    seed: SeedOpt = 0, out: OutOpt = None, fmt: FmtOpt = OutputFormat.text,
+) -> None:
+    """Model inversion (white-box image models): class reconstructions scored against a no-model baseline."""
+    from bastion.attacks.inference.inversion import run_inversion
+    from bastion.core.errors import InvalidInputError
+
+    target = _target(model, data, demo, None, None, clip_min, clip_max, seed)
+    d = target.data
+    if not d.has_train:
+        raise InvalidInputError("model inversion is scored against the training data: x_train/y_train needed")
+    prior = d.x_pop if d.x_pop is not None else d.x_test
+    assert d.x_train is not None and d.y_train is not None
+    r = run_inversion(target.model, d.x_train, d.y_train, prior=prior, steps=steps, seed=seed)
+    res = {"target": target.name, **r.to_dict()}
+    _emit(res, fmt, out, {"inversion.png": r.grid_png()},
+          ["inversion_accuracy", "baseline_accuracy", "mean_similarity", "baseline_similarity", "target_confidence"])
+
+
+@attack_app.command("extraction")
+def extraction(
+    model: ModelOpt = None, data: DataOpt = None, demo: DemoOpt = None, endpoint: EndpointOpt = None,
+    query_budget: BudgetOpt = None, clip_min: ClipMinOpt = None, clip_max: ClipMaxOpt = None,
+    budget: Annotated[int, typer.Option("--budget", help="Attacker's query budget (samples).")] = 1000,
+    method: Annotated[str, typer.Option("--method", help="knockoff | equation (softmax regression).")] = "knockoff",
+    strategy: Annotated[str, typer.Option("--strategy", help="in_distribution | random | mixed.")] = "in_distribution",
+    schedule: Annotated[str | None, typer.Option("--schedule", help="Comma-separated query counts for the curve.")] = None,
+    surrogate_arch: Annotated[str | None, typer.Option("--surrogate-arch", help="Zoo architecture of the stolen model (default: proxy MLP).")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Surrogate training epochs.")] = 30,
+    policy: Annotated[str | None, typer.Option("--policy", help="Attack through an output policy: a type or a JSON config.")] = None,
+    seed: SeedOpt = 0, out: OutOpt = None, fmt: FmtOpt = OutputFormat.text,
+) -> None:
+    """Model extraction: fidelity and accuracy of the stolen model versus number of queries."""
+    from bastion.assess.checks.privacy import extraction_split
+    from bastion.attacks.extraction import ExtractionConfig, extract_softmax_regression, run_extraction
+    from bastion.core.errors import ConfigError
+
+    target = _target(model, data, demo, endpoint, query_budget, clip_min, clip_max, seed)
+    victim = _policy_wrap(target.model, policy)
+    pool, eval_x, eval_y = extraction_split(target, seed)
+    if method == "equation":
+        er = extract_softmax_regression(victim, n_queries=min(budget, victim.input_spec.n_features + 2),
+                                        eval_x=eval_x, seed=seed)
+        res = {"target": target.name, **er.to_dict(), "policy": policy or "none"}
+        _emit(res, fmt, out, {}, ["fidelity", "queries", "residual", "exact", "n_parameters"])
+        return
+    if method != "knockoff":
+        raise ConfigError(f"unknown --method {method!r}; choose knockoff or equation")
+    if strategy not in ("in_distribution", "random", "mixed"):
+        raise ConfigError(f"unknown --strategy {strategy!r}; choose in_distribution, random or mixed")
+    try:
+        sched = tuple(int(s) for s in schedule.split(",")) if schedule else ExtractionConfig().schedule
+    except ValueError as exc:
+        raise ConfigError(f"--schedule must be comma-separated integers, got {schedule!r}") from exc
+    factory = None
+    if surrogate_arch:
+        from bastion.models.zoo import build_architecture
+
+        spec, k = target.model.input_spec, target.model.n_classes
+        build_architecture(surrogate_arch, spec.shape, k)
+
+        def factory() -> Any:
+            return build_architecture(surrogate_arch, spec.shape, k)
+
+    cfg = ExtractionConfig(strategy=strategy, schedule=sched, epochs=epochs, seed=seed)  # type: ignore[arg-type]
+    r = run_extraction(victim, pool, budget, eval_x, eval_y, cfg, surrogate_factory=factory)
+    res = {"target": target.name, **r.to_dict(), "policy": policy or "none"}
+    if surrogate_arch:
+        res["params"]["surrogate"] = surrogate_arch
+    _emit(res, fmt, out, {"extraction_curve.png": r.curve_png(f"extraction of {target.name}")},
+          ["fidelity", "accuracy", "victim_accuracy", "queries_used", "stopped_by_budget", "loss"])

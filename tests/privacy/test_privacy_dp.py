@@ -1,0 +1,60 @@
+"""DP-SGD training: the privacy statement's ε is the accountant's, files are written atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torch import nn
+
+from bastion.core.errors import ConfigError
+from bastion.defenses.dp import DPConfig, read_privacy_statement, save_dp_model, train_dp
+from bastion.defenses.dp.statement import privacy_statement_path
+
+
+@pytest.fixture(scope="module")
+def tiny_data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 8)).astype(np.float32)
+    return x, (x[:, 0] > 0).astype(np.int64)
+
+
+def test_statement_epsilon_matches_the_accountant(tiny_data: tuple[np.ndarray, np.ndarray]) -> None:
+    from opacus.accountants.utils import get_noise_multiplier
+
+    x, y = tiny_data
+    cfg = DPConfig(epsilon=2.0, epochs=3, batch_size=100, lr=0.5, momentum=0.0, accountant="rdp")
+    r = train_dp(nn.Sequential(nn.Linear(8, 2)), x, y, cfg)
+    s = r.statement
+    assert s.epsilon <= 2.0 + 1e-6 and s.epsilon > 1.5
+    assert s.sample_rate == pytest.approx(100 / 400)
+    sigma = get_noise_multiplier(target_epsilon=2.0, target_delta=1e-5, sample_rate=0.25, epochs=3,
+                                 accountant="rdp")
+    assert s.noise_multiplier == pytest.approx(sigma, rel=1e-6)
+    from opacus.accountants import RDPAccountant
+
+    acc = RDPAccountant()
+    acc.history = [(s.noise_multiplier, s.sample_rate, s.steps)]
+    assert acc.get_epsilon(1e-5) == pytest.approx(s.epsilon, rel=1e-6)
+    assert r.train_accuracy > 0.7
+
+
+def test_save_writes_model_sidecar_and_statement(tmp_path: Path, tiny_data: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = tiny_data
+    r = train_dp(nn.Sequential(nn.Linear(8, 2)), x, y, DPConfig(epsilon=5.0, epochs=1, batch_size=100))
+    out = tmp_path / "m.pt"
+    paths = save_dp_model(r.module, out, (8,), 2, r.statement)
+    assert out.is_file() and Path(paths["sidecar"]).name == "m.pt.bastion.json"
+    assert json.loads(Path(paths["sidecar"]).read_text())["input_shape"] == [8]
+    stmt = read_privacy_statement(out)
+    assert stmt is not None and stmt.epsilon == r.statement.epsilon
+    assert privacy_statement_path(out).name == "m.pt.privacy.json"
+    assert read_privacy_statement(tmp_path / "other.pt") is None
+
+
+@pytest.mark.parametrize("bad", [{"epsilon": 0.0}, {"epsilon": 1.0, "delta": 1.5}, {"epsilon": 1.0, "epochs": 0}])
+def test_bad_dp_config(bad: dict) -> None:
+    with pytest.raises(ConfigError):
+        DPConfig(**bad)

@@ -1,0 +1,105 @@
+"""Membership inference: metrics, threshold/label-only/reference attacks on a tiny overfit model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bastion.attacks.inference.membership import MembershipConfig, run_membership
+from bastion.attacks.inference.metrics import empirical_epsilon, membership_metrics, roc, roc_plots_png
+from bastion.core.errors import ConfigError, InvalidInputError
+from bastion.core.model import InputSpec
+from bastion.models.adapters import TorchAdapter
+from bastion.models.zoo import TrainConfig, train_classifier
+
+
+@pytest.fixture(scope="module")
+def overfit() -> dict:
+    """A wide MLP memorising 120 noisy-label points of a 2-class Gaussian problem."""
+    rng = np.random.default_rng(0)
+    n = 600
+    x = rng.normal(size=(n, 10)).astype(np.float32)
+    y = ((x[:, 0] + 0.8 * rng.normal(size=n)) > 0).astype(np.int64)
+    net = nn.Sequential(nn.Linear(10, 128), nn.ReLU(), nn.Linear(128, 2))
+    torch.manual_seed(0)
+    train_classifier(net, x[:120], y[:120], TrainConfig(epochs=150, batch_size=32, lr=3e-3), seed=0)
+    model = TorchAdapter(net, InputSpec((10,)), 2)
+    return {"model": model, "xm": x[:120], "ym": y[:120], "xn": x[120:240], "yn": y[120:240],
+            "xp": x[240:], "yp": y[240:]}
+
+
+def test_metrics_perfect_and_random_separation() -> None:
+    rng = np.random.default_rng(0)
+    perfect = membership_metrics(np.full(200, 1.0) + rng.random(200), rng.random(1000))
+    assert perfect.auc == 1.0 and perfect.tpr_at_1pct_fpr == 1.0 and perfect.tpr_at_0_1pct_fpr == 1.0
+    assert perfect.empirical_epsilon_lower_bound > 2.0
+    chance = membership_metrics(rng.random(2000), rng.random(2000))
+    assert abs(chance.auc - 0.5) < 0.05
+    assert chance.empirical_epsilon_lower_bound < 0.3
+
+
+def test_tpr_at_low_fpr_null_when_unresolvable() -> None:
+    m = membership_metrics(np.arange(50.0), np.arange(50.0) - 10)
+    assert m.tpr_at_1pct_fpr is None and m.tpr_at_0_1pct_fpr is None
+    assert any("0.1%" in note for note in m.notes)
+
+
+def test_empirical_epsilon_is_monotone_in_separation() -> None:
+    rng = np.random.default_rng(1)
+    eps = []
+    for shift in (0.0, 1.0, 3.0):
+        fpr, tpr, _ = roc(rng.normal(shift, 1, 1000), rng.normal(0, 1, 1000))
+        eps.append(empirical_epsilon(fpr, tpr, 1000, 1000))
+    assert eps[0] < eps[1] < eps[2]
+
+
+def test_roc_plots_are_pngs() -> None:
+    arts = roc_plots_png(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.5]), "t")
+    assert set(arts) == {"roc.png", "roc_log.png"}
+    assert all(b.startswith(b"\x89PNG") for b in arts.values())
+
+
+@pytest.mark.parametrize("method", ["loss", "label_only"])
+def test_threshold_attacks_find_the_overfit_model(overfit: dict, method: str) -> None:
+    r = run_membership(overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"],
+                       MembershipConfig(method=method, label_only_queries=8, label_only_noise=0.5))
+    assert r.metrics.auc > 0.6
+    assert r.to_dict()["params"]["method"] == method
+    assert r.queries >= len(overfit["xm"]) + len(overfit["xn"])
+
+
+def test_confidence_scores_are_probabilities(overfit: dict) -> None:
+    r = run_membership(overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"],
+                       MembershipConfig(method="confidence"))
+    scores = np.r_[r.member_scores, r.nonmember_scores]
+    assert scores.min() >= 0.5 - 1e-9 and scores.max() <= 1.0 + 1e-9  # max of 2 class probabilities
+
+
+def test_reference_attacks_with_vectorised_models(overfit: dict) -> None:
+    factory = lambda: nn.Sequential(nn.Linear(10, 128), nn.ReLU(), nn.Linear(128, 2))  # noqa: E731
+    cfg = MembershipConfig(method="lira", n_reference=4, reference_epochs=60, reference_batch_size=32,
+                           reference_lr=3e-3)
+    lira = run_membership(overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"], cfg,
+                          overfit["xp"], overfit["yp"], reference_factory=factory)
+    assert lira.reference is not None and lira.reference.n_models == 4
+    assert lira.metrics.auc > 0.6
+    rmia = run_membership(overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"],
+                          MembershipConfig(method="rmia", n_reference=4), overfit["xp"], overfit["yp"],
+                          reference=lira.reference)
+    assert rmia.metrics.auc > 0.6
+    assert rmia.params["rmia_gamma"] == 2.0
+
+
+def test_reference_attack_needs_population(overfit: dict) -> None:
+    with pytest.raises(ConfigError, match="population"):
+        run_membership(overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"],
+                       MembershipConfig(method="lira", n_reference=2))
+
+
+def test_bad_labels_rejected(overfit: dict) -> None:
+    with pytest.raises(InvalidInputError, match="labels"):
+        run_membership(overfit["model"], overfit["xm"], overfit["ym"] + 5, overfit["xn"], overfit["yn"])
+    with pytest.raises(ConfigError):
+        MembershipConfig(method="telepathy")  # type: ignore[arg-type]
