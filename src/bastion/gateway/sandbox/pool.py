@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from bastion.gateway.sandbox.protocol import FrameError, FrameTimeout, read_frame, write_frame
+from bastion.gateway.sandbox.protocol import FrameError, FrameReader, FrameTimeout, write_frame
 
 worker_log = logging.getLogger("bastion.gateway.worker")
 
@@ -102,6 +102,7 @@ class SandboxWorker:
     spec: WorkerSpec
     proc: subprocess.Popen[bytes] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    reader: FrameReader | None = None
 
     def start(self) -> SandboxWorker:
         self.proc = subprocess.Popen(
@@ -112,9 +113,10 @@ class SandboxWorker:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         threading.Thread(target=_drain_stderr, args=(self.proc, self.spec.file_name), daemon=True,
                          name="bastion-worker-stderr").start()
+        self.reader = FrameReader(self.proc.stdout.fileno())
         try:
             write_frame(self.proc.stdin.fileno(), self.spec.init_frame())
-            header, _ = read_frame(self.proc.stdout.fileno(), timeout=self.spec.start_timeout_s)
+            header, _ = self.reader.read(timeout=self.spec.start_timeout_s)
         except (FrameError, FrameTimeout, OSError) as exc:
             self.kill()
             raise SandboxCrash(f"model worker failed to start: {type(exc).__name__} {exc}".strip()) from None
@@ -143,11 +145,11 @@ class SandboxWorker:
                 fh.close()
 
     def predict(self, x: np.ndarray, timeout: float) -> np.ndarray:
-        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc is not None and self.proc.stdin is not None and self.reader is not None
         x = np.ascontiguousarray(x, dtype=np.float32)
         try:
             write_frame(self.proc.stdin.fileno(), {"op": "predict", "shape": list(x.shape)}, x.tobytes())
-            header, payload = read_frame(self.proc.stdout.fileno(), timeout=timeout)
+            header, payload = self.reader.read(timeout=timeout)
         except FrameTimeout:
             self.kill()
             raise SandboxTimeout(f"the model did not answer within {timeout:g} s; its worker was restarted") from None

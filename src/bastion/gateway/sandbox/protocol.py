@@ -51,6 +51,51 @@ def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
     return b"".join(chunks)
 
 
+class FrameReader:
+    """Buffered frame reader: usually one ``select`` + one ``read`` per frame instead of four."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+
+    def _need(self, n: int, deadline: float | None) -> None:
+        while len(self.buf) < n:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise FrameTimeout()
+                ready, _, _ = select.select([self.fd], [], [], left)
+                if not ready:
+                    raise FrameTimeout()
+            chunk = os.read(self.fd, max(n - len(self.buf), 1 << 16))
+            if not chunk:
+                raise FrameError("pipe closed")
+            self.buf += chunk
+
+    def _take(self, n: int, deadline: float | None) -> bytes:
+        self._need(n, deadline)
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def read(self, timeout: float | None = None) -> tuple[dict[str, Any], bytes]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        (hlen,) = struct.unpack(">I", self._take(4, deadline))
+        if hlen > MAX_HEADER:
+            raise FrameError(f"header of {hlen} bytes is too large")
+        try:
+            header = json.loads(self._take(hlen, deadline))
+        except ValueError as exc:
+            raise FrameError(f"malformed header: {exc}") from None
+        (plen,) = struct.unpack(">Q", self._take(8, deadline))
+        if plen > MAX_PAYLOAD:
+            raise FrameError(f"payload of {plen} bytes is too large")
+        payload = self._take(plen, deadline) if plen else b""
+        if not isinstance(header, dict):
+            raise FrameError("header is not an object")
+        return header, payload
+
+
 def read_frame(fd: int, timeout: float | None = None) -> tuple[dict[str, Any], bytes]:
     deadline = None if timeout is None else time.monotonic() + timeout
     (hlen,) = struct.unpack(">I", _read_exact(fd, 4, deadline))

@@ -28,9 +28,10 @@ def main() -> int:
     out_fd = os.dup(1)
     os.dup2(2, 1)
     in_fd = 0
-    from bastion.gateway.sandbox.protocol import FrameError, read_frame, write_frame
+    from bastion.gateway.sandbox.protocol import FrameError, FrameReader, write_frame
 
-    init, _ = read_frame(in_fd)
+    reader = FrameReader(in_fd)
+    init, _ = reader.read()
     for p in init.get("sys_path", []):
         sys.path.insert(0, p)
     try:
@@ -56,7 +57,7 @@ def main() -> int:
 
     while True:
         try:
-            header, payload = read_frame(in_fd)
+            header, payload = reader.read()
         except FrameError:
             return 0
         op = header.get("op")
