@@ -68,8 +68,9 @@ def scan(
                 stdout.print(f"  [red]error:[/] {f.error}", highlight=False, soft_wrap=True)
             for x in f.findings:
                 times = f" (x{x.count})" if x.count > 1 else ""
+                where = x.location if x.member else (f"offset {x.offset}" if x.offset is not None else "file")
                 stdout.print(f"  [{_COLORS[x.severity.value]}]{x.severity.value:8}[/] {x.code}{times} "
-                             f"{x.global_name or ''} @ {x.location}\n           {x.message}", highlight=False, soft_wrap=True)
+                             f"{x.global_name or ''} at {where}\n           {x.message}", highlight=False, soft_wrap=True)
         ms = report.max_severity.value if report.max_severity else "none"
         stdout.print(f"verdict: [{_COLORS.get(ms, 'white')}]{report.verdict}[/] (max severity {ms}, "
                      f"{len(report.scanned_files)} file(s) scanned in {report.duration_s:.3f}s)", highlight=False, soft_wrap=True)

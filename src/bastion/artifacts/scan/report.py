@@ -32,8 +32,9 @@ class ScanFinding:
 
     @property
     def location(self) -> str:
-        where = self.member or "-"
-        return f"{where}@{self.offset}" if self.offset is not None else where
+        if self.offset is None:
+            return self.member or "-"
+        return f"{self.member}@{self.offset}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
