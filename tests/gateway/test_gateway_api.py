@@ -299,3 +299,16 @@ def test_audit_chain_verifies_after_traffic(gw: Any) -> None:
     assert r.status_code == 200 and r.json()["ok"] is True and r.json()["records"] > 20
     ex = gw.client.get("/v1/audit/export", params={"from_seq": 1, "to_seq": 5}, headers=_auth(gw.keys, "carol"))
     assert ex.status_code == 200 and len(ex.json()["records"]) == 5
+
+
+def test_unreachable_budget_store_fails_closed(gw: Any) -> None:
+    from bastion.gateway.budgets import QueryBudgets
+
+    service = gw.app.state.service
+    healthy = service.budgets
+    service.budgets = QueryBudgets("100/minute", "1000/minute", storage_url="redis://127.0.0.1:1/0")
+    try:
+        r = gw.client.post("/v1/models/digits/predict", json={"inputs": _x(1)}, headers=_auth(gw.keys, "alice"))
+    finally:
+        service.budgets = healthy
+    assert r.status_code == 503 and r.json()["error"] == "budget_unavailable" and "predictions" not in r.text

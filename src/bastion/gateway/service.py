@@ -219,6 +219,10 @@ class GatewayService:
         except AuthError as exc:
             raise self.reject(401, "unauthenticated", str(exc), headers={"WWW-Authenticate": "Bearer"},
                               **ctx) from None
+        except Exception as exc:  # the key store is unreachable: fail closed
+            log.exception("credential lookup failed")
+            raise self.reject(503, "auth_unavailable", f"credentials cannot be checked now ({type(exc).__name__})",
+                              **ctx) from None
         ctx["actor"] = f"{principal.via}:{principal.id}"
         try:
             principal.require("predict", name)
@@ -228,13 +232,22 @@ class GatewayService:
             info = self.resolve(name, version)
         except RegistryError as exc:
             raise self.reject(404, "unknown_model", str(exc), **ctx) from None
+        except Exception as exc:
+            log.exception("registry lookup failed")
+            raise self.reject(503, "registry_unavailable", f"the model registry is unreachable ({type(exc).__name__})",
+                              **ctx) from None
         ctx["version"] = info.version
         spec = InputSpec.from_dict(info.input_spec)
         try:
             x = parse_predict_body(body, spec)
         except InputProblem as exc:
             raise self.reject(422, "invalid_input", exc.to_detail(), **ctx) from None
-        decision = self.budgets.spend(principal.id, name, len(x), principal.budget)
+        try:
+            decision = self.budgets.spend(principal.id, name, len(x), principal.budget)
+        except Exception as exc:  # e.g. Redis down: fail closed rather than serve unmetered
+            log.exception("budget storage failed")
+            raise self.reject(503, "budget_unavailable", f"query budgets cannot be checked now "
+                              f"({type(exc).__name__})", headers={"Retry-After": "1"}, **ctx) from None
         if not decision.allowed:
             raise self.reject(429, "budget_exhausted", decision.reason, headers={
                 "Retry-After": str(decision.retry_after_s)}, **ctx)
