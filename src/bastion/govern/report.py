@@ -99,7 +99,8 @@ def _assessment_runs(paths: list[Path]) -> list[dict[str, Any]]:
     for p in paths:
         a = load_assessment(p)
         s = a.summary()
-        runs.append({"path": str(p), "created_at": a.created_at, "target": a.target.get("name"),
+        html = (p if p.is_dir() else p.parent) / "report.html"
+        runs.append({"path": str(p), "report_html": str(html.resolve()) if html.is_file() else None, "created_at": a.created_at, "target": a.target.get("name"),
                      "profile": a.profile, "seed": a.seed, "verdict": s["verdict"], "checks": s["checks"],
                      "findings": s["findings"],
                      "top_findings": [{"id": f.id, "severity": f.severity.value, "title": f.title,
