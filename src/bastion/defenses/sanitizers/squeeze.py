@@ -22,15 +22,23 @@ def reduce_bit_depth(x: torch.Tensor, bits: int, lo: float, hi: float) -> torch.
 
 
 def median_smooth(x: torch.Tensor, kernel: int) -> torch.Tensor:
-    """Per-channel median filter of size ``kernel``×``kernel`` over the last two dims (edge-padded)."""
+    """Per-channel median filter of size ``kernel``×``kernel`` over the last two dims (edge-padded).
+
+    Matches ``scipy.ndimage.median_filter(size=kernel)`` (ART's ``SpatialSmoothing``) for kernel ≤ 3.
+    """
     if kernel <= 1 or x.dim() < 3:
         return x
     shape = x.shape
     img = x.reshape(-1, 1, shape[-2], shape[-1])
-    left, right = (kernel - 1) // 2, kernel // 2
+    left, right = kernel // 2, (kernel - 1) // 2  # scipy.ndimage.median_filter's window alignment
     img = F.pad(img, [left, right, left, right], mode="replicate")
+    if kernel == 2:  # upper median of 4 values with a min/max network: no unfold, no sort
+        a, b = img[:, :, :-1, :-1], img[:, :, :-1, 1:]
+        c, d = img[:, :, 1:, :-1], img[:, :, 1:, 1:]
+        hi1, lo1, hi2, lo2 = torch.maximum(a, b), torch.minimum(a, b), torch.maximum(c, d), torch.minimum(c, d)
+        return torch.maximum(torch.minimum(hi1, hi2), torch.maximum(lo1, lo2)).reshape(shape)
     patches = F.unfold(img, kernel_size=kernel)  # (N, k*k, H*W)
-    med = patches.median(dim=1).values
+    med = patches.kthvalue((kernel * kernel) // 2 + 1, dim=1).values  # scipy's rank for even windows
     return med.reshape(shape)
 
 
