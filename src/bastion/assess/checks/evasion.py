@@ -13,8 +13,8 @@ relative drop      severity
 =================  ===========================================================
 
 The eps grid follows the data's range: ``(0.01, 0.02, 0.05, 0.1, 0.2, 0.3)`` × (clip_max − clip_min)
-for bounded inputs (MNIST in [0, 1]: 0.01 … 0.3), × the median feature standard deviation for
-unbounded (tabular) inputs; the reference budget is 0.1 × that scale. ``ctx.options`` may set
+for bounded inputs (MNIST in [0, 1]: 0.01 … 0.3); ``(0.02, 0.05, 0.1, 0.2, 0.5, 1.0)`` × the median
+feature standard deviation for unbounded (tabular) inputs; the reference budget is 0.1 × that scale. ``ctx.options`` may set
 ``eps`` (list), ``reference_eps``, ``norm`` and ``samples``.
 """
 
@@ -39,6 +39,7 @@ CONTROLS = [
     "nist-ai-rmf:MEASURE-2.7",
 ]
 GRID_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+UNBOUNDED_GRID_FRACTIONS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 REFERENCE_FRACTION = 0.1
 IMPERCEPTIBLE_FRACTION = 0.02
 SAMPLES = {"quick": 100, "standard": 200, "thorough": 500}
@@ -96,11 +97,11 @@ def plan_for(target: Target, ctx: CheckContext) -> EvasionPlan:
     n = min(len(x_all), int(ctx.option("samples", table[ctx.profile])))
     x, y = np.asarray(x_all[:n], dtype=np.float32), np.asarray(y_all[:n], dtype=np.int64)
     if spec.clip_min is not None and spec.clip_max is not None:
-        scale, unit = float(spec.clip_max - spec.clip_min), "input range"
+        scale, unit, fractions = float(spec.clip_max - spec.clip_min), "input range", GRID_FRACTIONS
     else:
         std = np.asarray(x_all, dtype=np.float64).reshape(len(x_all), -1).std(0)
-        scale, unit = float(np.median(std)) or 1.0, "median feature std"
-    grid = [round(f * scale, 6) for f in GRID_FRACTIONS]
+        scale, unit, fractions = float(np.median(std)) or 1.0, "median feature std", UNBOUNDED_GRID_FRACTIONS
+    grid = [round(f * scale, 6) for f in fractions]
     custom = ctx.option("eps")
     if custom is not None:
         grid = sorted(float(e) for e in (custom if isinstance(custom, list | tuple) else [custom]))
