@@ -203,3 +203,17 @@ def test_push_through_the_admin_api_and_rollback_under_load(reg: Any, gw_home: P
             t.join()
         assert seen and all(code == 200 for code, _ in seen)
         assert {v for _, v in seen} <= {"1", "2"}
+
+
+def test_required_attestation_is_enforced(reg: Any, gw_home: Path, signer: tuple[Path, Path], digits_pt: Path,
+                                          gwt: Any) -> None:
+    from bastion.core.errors import SignatureError
+    from bastion.gateway.registry import Registry
+
+    strict = Registry(gwt.make_config(registry={"trusted_keys": [str(signer[1])], "require_attestation": True}))
+    ok = gwt.signed_copy(digits_pt, gw_home / "src-att" / "ok", "benign.pt", signer[0])
+    assert strict.push(ok, "attested").verified
+    bare = gwt.signed_copy(digits_pt, gw_home / "src-att" / "bare", "benign.pt", signer[0])
+    Path(f"{bare}.att.json").unlink()
+    with pytest.raises(SignatureError, match="attestation"):
+        strict.push(bare, "attested")
