@@ -46,7 +46,7 @@ class PoisoningLab:
     slug = "poison-and-find"
     title = "Poison a training set, then find the poison"
     goal = "poison 3–20% of the digits training set, then flag the poisoned rows with recall ≥ 0.7, precision ≥ 0.5"
-    requires: tuple[str, ...] = ("bastion.attacks.poisoning:random_flip", "bastion.data.poisoning")
+    requires: tuple[str, ...] = ("bastion.attacks.poisoning:random_flip", "bastion.data.poisoning:detect_poisoning")
 
     def start(self, workdir: Path, seed: int = 0) -> LabSetup:
         from bastion.datasets import load_demo_data
@@ -61,7 +61,8 @@ class PoisoningLab:
 `clean.npz` (keys `x`, `y`) is the digits training set. (1) Poison 3–20% of it — flip labels or add a
 BadNets trigger (`bastion attack poison …`, or `bastion.attacks.poisoning.random_flip / badnets`) — and save
 `poisoned.npz` (keys `x`, `y`, same shapes). (2) Without looking at your indices, run poisoning detection
-(`bastion data poison …`) and save `flagged.json` as `{{"flagged_indices": [...]}}`.
+(`bastion data poison …`, or `bastion.data.poisoning.detect_poisoning(x, y).to_dict()["flagged_indices"]`) and
+save `flagged.json` as `{{"flagged_indices": [...]}}`.
 Check: `bastion learn check 2 --dir {workdir}`. ATLAS AML.T0020 Poison Training Data; OWASP ML02.
 """
         _write(workdir, "README.md", text)
