@@ -24,7 +24,8 @@ def test_scan_exit_codes_and_json(corpus: dict[str, Any], capsys: pytest.Capture
     assert code == 1 and doc["verdict"] == "unsafe" and doc["max_severity"] == "critical"
     f = doc["files"][0]
     assert f["format"] == "pickle"
-    assert {"severity", "code", "message", "location", "global"} <= set(f["findings"][0])
+    assert {"severity", "code", "message", "location", "global", "module", "name"} <= set(f["findings"][0])
+    assert f["findings"][0]["module"] == "posix" and f["findings"][0]["name"] == "system"
     code, out = run(["model", "scan", str(corpus["benign"]["state_dict.pt"]), "--format", "json"], capsys)
     assert code == 0 and json.loads(out)["verdict"] == "safe"
     # medium only: passes the default --fail-on high, fails --fail-on medium

@@ -112,13 +112,13 @@ class PickleWalker:
             verb = "calls" if invoked else "references"
             self.sink.add(ScanFinding(
                 Severity.CRITICAL, code, f"pickle {verb} {g.dotted}: {decision.reason}",
-                self.member, offset, g.dotted,
+                self.member, offset, g.dotted, module=g.module, name=g.name,
             ))
         elif invoked:
             self.sink.add(ScanFinding(
                 Severity.HIGH, "PICKLE_UNKNOWN_CALL",
                 f"pickle calls {g.dotted}, which is not on the allowlist (allow it with --allow "
-                f"{g.module}:{g.name} only if you trust it)", self.member, offset, g.dotted,
+                f"{g.module}:{g.name} only if you trust it)", self.member, offset, g.dotted, module=g.module, name=g.name,
             ))
 
     def _invoke(self, func: Any, args: Any, offset: int) -> _Call:
@@ -213,7 +213,7 @@ class PickleWalker:
                     self.sink.add(ScanFinding(
                         Severity.MEDIUM, "PICKLE_UNKNOWN_GLOBAL",
                         f"pickle references {g.dotted} (not on the allowlist) without calling it",
-                        self.member, g.offset, g.dotted,
+                        self.member, g.offset, g.dotted, module=g.module, name=g.name,
                     ))
         self.referenced = {}
 
@@ -342,7 +342,7 @@ class PickleWalker:
             self.sink.add(ScanFinding(
                 Severity.HIGH, "PICKLE_BUILD_ON_GLOBAL",
                 f"BUILD sets attributes on {obj.dotted} itself (class/function patching)",
-                self.member, pos, obj.dotted,
+                self.member, pos, obj.dotted, module=obj.module, name=obj.name,
             ))
             return
         if isinstance(obj, _Call):

@@ -6,7 +6,8 @@
      "files": [{"path": "m.pt", "format": "torch-zip", "sha256": "...", "bytes": 1234,
                 "findings": [{"severity": "critical", "code": "PICKLE_DANGEROUS_CALL",
                               "message": "...", "location": "archive/data.pkl@57",
-                              "member": "archive/data.pkl", "offset": 57, "global": "os.system"}],
+                              "member": "archive/data.pkl", "offset": 57, "global": "os.system",
+                              "module": "os", "name": "system", "count": 1}],
                 "error": null}]}
 """
 
@@ -29,6 +30,8 @@ class ScanFinding:
     offset: int | None = None
     global_name: str | None = None
     count: int = 1
+    module: str | None = None
+    name: str | None = None
 
     @property
     def location(self) -> str:
@@ -45,6 +48,8 @@ class ScanFinding:
             "member": self.member,
             "offset": self.offset,
             "global": self.global_name,
+            "module": self.module,
+            "name": self.name,
             "count": self.count,
         }
 
