@@ -120,6 +120,7 @@ def test_records_and_team_coverage(bastion_home: Path) -> None:
     assert cov["platform"]["learners"] == 2 and cov["platform"]["completed_per_lab"][1] == 1
     assert cov["platform"]["coverage"] == pytest.approx(1 / 12, abs=1e-3)
     assert cov["fraud"]["completions"] == 0
+    assert cov["platform"]["completed_by_learner"] == {"ada": [1], "bob": []}
     assert len(list_records(team="platform")) == 3
     with pytest.raises(InvalidInputError):
         record_completion("ada", "platform", 7, "lab", 1.0, True)

@@ -92,5 +92,7 @@ def team_coverage(url: str | None = None) -> list[dict[str, Any]]:
             "completions": len(completed),
             "coverage": round(len(completed) / (n * N_LABS), 3) if n else 0.0,
             "learners_with_any_completion": len({learner for (learner, _) in completed}),
+            "completed_by_learner": {learner: sorted(lb for (ln, lb) in completed if ln == learner)
+                                     for learner in sorted(t["learners"])},
         })
     return out
