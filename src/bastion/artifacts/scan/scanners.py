@@ -53,7 +53,8 @@ class _Ctx:
 
 # -- pickles -------------------------------------------------------------------------------------
 def _scan_pickle(fs: FileScan, fh: IO[bytes], ctx: _Ctx, member: str, legacy_torch: bool = False) -> None:
-    findings, _ = scan_pickle_stream(fh, ctx.policy, member)
+    # legacy torch.save: magic, protocol, sys_info, object and storage-key pickles, then raw storages
+    findings, _ = scan_pickle_stream(fh, ctx.policy, member, max_pickles=5 if legacy_torch else 16)
     if legacy_torch:
         findings = [f for f in findings if f.code != "PICKLE_TRAILING_DATA"]
     fs.findings.extend(findings)
