@@ -64,7 +64,7 @@ def test_roc_plots_are_pngs() -> None:
 @pytest.mark.parametrize("method", ["loss", "label_only"])
 def test_threshold_attacks_find_the_overfit_model(overfit: dict, method: str) -> None:
     r = run_membership(overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"],
-                       MembershipConfig(method=method, label_only_queries=8, label_only_noise=0.5))
+                       MembershipConfig(method=method, label_only_queries=16, label_only_noise=0.25))
     assert r.metrics.auc > 0.6
     assert r.to_dict()["params"]["method"] == method
     assert r.queries >= len(overfit["xm"]) + len(overfit["xn"])
@@ -103,3 +103,25 @@ def test_bad_labels_rejected(overfit: dict) -> None:
         run_membership(overfit["model"], overfit["xm"], overfit["ym"] + 5, overfit["xn"], overfit["yn"])
     with pytest.raises(ConfigError):
         MembershipConfig(method="telepathy")  # type: ignore[arg-type]
+
+
+def test_online_lira_uses_in_and_out_models(overfit: dict) -> None:
+    factory = lambda: nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 2))  # noqa: E731
+    cfg = MembershipConfig(method="lira", n_reference=4, reference_epochs=40, reference_batch_size=32,
+                           reference_lr=3e-3, reference_mode="online")
+    r = run_membership(overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"], cfg,
+                       overfit["xp"], overfit["yp"], reference_factory=factory)
+    assert r.reference is not None
+    # online: the reference models were trained on population + candidates
+    assert r.reference.masks.shape == (4, len(overfit["xp"]) + 240)
+    assert r.params["reference_mode"] == "online" and r.metrics.auc > 0.6
+
+
+def test_image_views_are_shifts() -> None:
+    from bastion.attacks.inference.membership import _views
+
+    x = np.arange(2 * 64, dtype=np.float32).reshape(2, 1, 8, 8)
+    views = _views(x, (1, 8, 8))
+    assert len(views) == 5 and np.array_equal(views[0], x)
+    assert np.array_equal(views[1][..., 1:, :], x[..., :-1, :])  # shifted down one row
+    assert len(_views(np.zeros((2, 10)), (10,))) == 1

@@ -6,8 +6,13 @@ Methods (``MembershipConfig.method``):
 - ``confidence`` — max-probability threshold (Salem et al. 2019).
 - ``label_only`` — for label-only APIs (Choquette-Choo et al. 2021): score = fraction of
   ``label_only_queries`` Gaussian-perturbed copies of x still classified as y.
-- ``lira`` — offline LiRA (Carlini et al. 2022, https://arxiv.org/abs/2112.03570): Gaussian fit
-  of the logit-scaled confidence of reference models that never saw x; score = z-score.
+- ``lira`` — LiRA (Carlini et al. 2022, https://arxiv.org/abs/2112.03570): Gaussian fits of the
+  logit-scaled confidence φ(x) under reference models. ``reference_mode="offline"`` trains them on
+  population data only (score = z-score against the OUT fit); ``"online"`` trains each on a random
+  half of population ∪ the candidate records, so every candidate has IN and OUT fits (score = the
+  log-likelihood ratio). For image inputs φ is measured on 1-pixel shifts too (``augment``) and
+  the per-view scores are summed; ``fixed_variance`` uses one variance per view (Carlini et al.
+  recommend it with few reference models).
 - ``rmia`` — offline RMIA (Zarifzadeh et al. 2024, https://arxiv.org/abs/2312.03262): likelihood
   ratio of x against population points z, with Pr(x) from the reference models.
 
@@ -61,6 +66,9 @@ class MembershipConfig:
     rmia_gamma: float = 2.0
     rmia_offline_a: float = 0.3
     rmia_population: int = 1000
+    reference_mode: Literal["offline", "online"] = "offline"
+    augment: bool = True
+    fixed_variance: bool = True
     delta: float = 1e-5
     seed: int = 0
 
@@ -158,22 +166,31 @@ def run_membership(
         factory = reference_factory or proxy_mlp(model.input_spec.shape, k)
         rcfg = ReferenceTrainConfig(n_models=cfg.n_reference, epochs=cfg.reference_epochs,
                                     batch_size=cfg.reference_batch_size, lr=cfg.reference_lr)
-        ens = reference or train_reference_models(factory, x_pop, np.asarray(y_pop, dtype=np.int64), rcfg,
-                                                  cfg.seed, progress)
+        online = cfg.reference_mode == "online"
+        y_pop_i = np.asarray(y_pop, dtype=np.int64)
+        train_x = np.concatenate([x_pop, x_all]) if online else x_pop
+        train_y = np.concatenate([y_pop_i, y_all]) if online else y_pop_i
+        ens = reference or train_reference_models(factory, train_x, train_y, rcfg, cfg.seed, progress)
+        views = _views(x_all, model.input_spec.shape) if cfg.augment else [x_all]
         p = _proba(model, x_all)
         logp_target = np.log(np.clip(p, 1e-300, 1.0))
-        ref_logp = ens.log_proba(x_all)  # (M, n, k)
-        params.update(n_reference=cfg.n_reference, reference_epochs=cfg.reference_epochs,
+        params.update(n_reference=ens.n_models, reference_epochs=cfg.reference_epochs,
                       reference_lr=cfg.reference_lr, reference_batch_size=cfg.reference_batch_size,
-                      reference_arch="target" if reference_factory else "proxy-mlp-256", n_population=len(x_pop))
+                      reference_arch="target" if reference_factory else "proxy-mlp-256", n_population=len(x_pop),
+                      reference_mode=cfg.reference_mode)
         if cfg.method == "lira":
-            phi = _logit_conf(logp_target[None], y_all)[0]
-            ref_phi = _logit_conf(ref_logp, y_all)  # (M, n)
-            mu = ref_phi.mean(axis=0)
-            sd = ref_phi.std(axis=0) + 1e-6
-            scores = (phi - mu) / sd
+            in_mask = ens.masks[:, len(x_pop):] if online and ens.masks.shape[1] == len(train_x) else None
+            scores = np.zeros(len(x_all))
+            for i, xv in enumerate(views):
+                pv = p if i == 0 else _proba(model, xv)
+                phi = _logit_conf(np.log(np.clip(pv, 1e-300, 1.0))[None], y_all)[0]
+                ref_phi = _logit_conf(ens.log_proba(xv), y_all)  # (M, n)
+                scores += _lira_score(phi, ref_phi, in_mask, cfg.fixed_variance)
+            queries = len(x_all) * len(views)
+            params.update(views=len(views), fixed_variance=cfg.fixed_variance)
         else:
-            scores = _rmia(model, ens, logp_target, ref_logp, y_all, x_pop, np.asarray(y_pop), cfg)
+            ref_logp = ens.log_proba(x_all)  # (M, n, k)
+            scores = _rmia(model, ens, logp_target, ref_logp, y_all, x_pop, y_pop_i, cfg)
             queries += min(cfg.rmia_population, len(x_pop))
             params.update(rmia_gamma=cfg.rmia_gamma, rmia_offline_a=cfg.rmia_offline_a,
                           rmia_population=min(cfg.rmia_population, len(x_pop)))
@@ -185,6 +202,37 @@ def run_membership(
     if cfg.method in ("lira", "rmia"):
         res.reference = ens
     return res
+
+
+def _views(x: np.ndarray, shape: tuple[int, ...]) -> list[np.ndarray]:
+    """The input and its 1-pixel shifts (wrap-around) for image inputs ``(C, H, W)``; else just the input."""
+    if len(shape) != 3 or min(shape[1:]) < 8:
+        return [x]
+    xs = x.reshape(len(x), *shape)
+    return [xs, *(np.roll(xs, s, axis=a) for a in (2, 3) for s in (1, -1))]
+
+
+def _lira_score(phi: np.ndarray, ref_phi: np.ndarray, in_mask: np.ndarray | None, fixed_variance: bool) -> np.ndarray:
+    """Offline: z-score against the OUT fit. Online: log N(φ; IN) − log N(φ; OUT)."""
+    out_mask = np.ones_like(ref_phi, dtype=bool) if in_mask is None else ~in_mask
+    cnt_out = np.maximum(out_mask.sum(0), 1)
+    mu_out = np.where(out_mask, ref_phi, 0).sum(0) / cnt_out
+    if fixed_variance:
+        sd_out = np.full_like(mu_out, float(np.std(ref_phi[out_mask] - np.broadcast_to(mu_out, ref_phi.shape)[out_mask])) + 1e-6)
+    else:
+        sd_out = np.sqrt(np.where(out_mask, (ref_phi - mu_out) ** 2, 0).sum(0) / cnt_out) + 1e-6
+    if in_mask is None:
+        return np.asarray((phi - mu_out) / sd_out)
+    cnt_in = in_mask.sum(0)
+    mu_in = np.where(cnt_in > 0, np.where(in_mask, ref_phi, 0).sum(0) / np.maximum(cnt_in, 1),
+                     ref_phi[in_mask].mean() if in_mask.any() else mu_out)
+    resid_in = (ref_phi - mu_in)[in_mask]
+    sd_in = float(np.std(resid_in)) + 1e-6 if resid_in.size else sd_out
+    if not fixed_variance:
+        sd_in = np.sqrt(np.where(in_mask, (ref_phi - mu_in) ** 2, 0).sum(0) / np.maximum(cnt_in, 1)) + 1e-6
+    ll_in = -0.5 * ((phi - mu_in) / sd_in) ** 2 - np.log(sd_in)
+    ll_out = -0.5 * ((phi - mu_out) / sd_out) ** 2 - np.log(sd_out)
+    return np.asarray(ll_in - ll_out)
 
 
 def _label_only(model: ModelAdapter, x: np.ndarray, y: np.ndarray, cfg: MembershipConfig) -> tuple[np.ndarray, int]:

@@ -46,10 +46,10 @@ class DPConfig:
     epsilon: float
     delta: float = 1e-5
     epochs: int = 40
-    batch_size: int = 128
+    batch_size: int = 512
     max_grad_norm: float = 1.0
-    lr: float = 0.5
-    momentum: float = 0.9
+    lr: float = 2.0
+    momentum: float = 0.0
     accountant: Accountant = "prv"
     grad_sample_mode: GradSampleMode = "hooks"
     seed: int = 0
