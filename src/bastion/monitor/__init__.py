@@ -1,1 +1,1 @@
-"""Online and batch detectors: drift, input anomalies, extraction patterns; alert rules."""
+"""Online and batch detectors: drift, input anomalies/adversarial inputs, extraction patterns; alert rules."""

@@ -1,0 +1,104 @@
+"""Monitoring configuration: the ``monitoring:`` section of ``bastion.yaml``.
+
+```yaml
+gateway: {...}
+monitoring:
+  drift: {window: 300, test_every: 50, ert: 20000}
+  extraction: {delta: 0.90, min_queries: 100, ood_share: 0.3}
+  anomaly: {window: 200, max_share: 0.35, min_confidence: 0.5}
+  alerts:                       # detector → severity and playbook
+    - {detector: drift, severity: medium, playbook: notify_only}
+    - {detector: extraction, severity: high, playbook: contain_client}
+    - {detector: anomaly_rate, severity: high, playbook: rollback}
+  playbooks:
+    notify_only: [{action: notify, webhook: "http://127.0.0.1:9000/hook", secret_env: BASTION_WEBHOOK_SECRET}]
+    contain_client: [{action: revoke_key}]
+    rollback: [{action: rollback}, {action: protective_mode}]
+  dry_run: false
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bastion.core.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DriftSettings(_Strict):
+    window: int = Field(default=300, ge=50)
+    test_every: int = Field(default=50, ge=1)
+    ert: int = Field(default=20_000, ge=100)
+    n_bootstrap: int = Field(default=2000, ge=100)
+    max_features: int = Field(default=32, ge=1)
+
+
+class ExtractionSettings(_Strict):
+    delta: float = 0.90
+    min_queries: int = 100
+    ood_share: float = 0.30
+    rate_per_min: float = 6000.0
+
+
+class AnomalySettings(_Strict):
+    window: int = Field(default=200, ge=20)
+    max_share: float = Field(default=0.35, gt=0, le=1)
+    min_confidence: float = Field(default=0.5, gt=0, lt=1)
+
+
+class AlertRule(_Strict):
+    detector: str
+    severity: str = "medium"
+    playbook: str | None = None
+
+
+class MonitorConfig(_Strict):
+    drift: DriftSettings = Field(default_factory=lambda: DriftSettings())
+    extraction: ExtractionSettings = Field(default_factory=lambda: ExtractionSettings())
+    anomaly: AnomalySettings = Field(default_factory=lambda: AnomalySettings())
+    alerts: list[AlertRule] = Field(default_factory=lambda: [
+        AlertRule(detector="drift", severity="medium"),
+        AlertRule(detector="extraction", severity="high", playbook="contain_client"),
+        AlertRule(detector="anomaly_rate", severity="high", playbook="rollback"),
+    ])
+    playbooks: dict[str, list[dict[str, Any]]] = Field(default_factory=lambda: {
+        "contain_client": [{"action": "revoke_key"}],
+        "rollback": [{"action": "rollback"}],
+    })
+    dry_run: bool = False
+
+    def rule(self, detector: str) -> AlertRule | None:
+        return next((r for r in self.alerts if r.detector == detector), None)
+
+
+def load_monitor_config(path: str | Path | None) -> MonitorConfig:
+    """The ``monitoring:`` section of a ``bastion.yaml`` (defaults when absent)."""
+    if path is None:
+        return MonitorConfig()
+    import yaml
+    from pydantic import ValidationError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config {p} not found")
+    raw = yaml.safe_load(p.read_text()) or {}
+    section = raw.get("monitoring", {}) if isinstance(raw, dict) else {}
+    try:
+        cfg = MonitorConfig.model_validate(section or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{p}: monitoring.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    from bastion.respond.playbooks import parse_playbooks
+
+    parse_playbooks(cfg.playbooks)  # validates every step
+    for rule in cfg.alerts:
+        if rule.playbook and rule.playbook not in cfg.playbooks:
+            raise ConfigError(f"{p}: alert on {rule.detector} names unknown playbook {rule.playbook!r}")
+    return cfg

@@ -1,0 +1,44 @@
+"""Incident-response tables: incidents with their evidence, affected clients and timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bastion.store.db import Base
+
+
+class RespondIncident(Base):
+    """One incident, opened by an alert and updated while the same alert keeps firing.
+
+    ``aiid`` holds the fields of an AI Incident Database submission (title, description, date,
+    alleged deployer/developer, harmed parties); ``atlas`` the MITRE ATLAS technique ids.
+    """
+
+    __tablename__ = "respond_incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(256), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    alert_type: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | acknowledged | resolved
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    evidence: Mapped[dict] = mapped_column(JSON, default=dict)
+    affected_clients: Mapped[list] = mapped_column(JSON, default=list)
+    timeline: Mapped[list] = mapped_column(JSON, default=list)
+    atlas: Mapped[list] = mapped_column(JSON, default=list)
+    aiid: Mapped[dict] = mapped_column(JSON, default=dict)
+    personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
+    serious: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    actions_done: Mapped[list] = mapped_column(JSON, default=list)
+    notes: Mapped[str] = mapped_column(Text, default="")
