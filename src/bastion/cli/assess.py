@@ -32,7 +32,8 @@ def assess(
     seed: Annotated[int, typer.Option("--seed", help="Seed for every random process.")] = 0,
     compare: Annotated[Path | None, typer.Option("--compare", help="Earlier output directory to compare against.")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", help="Check option KEY=VALUE (VALUE as JSON if it parses), repeatable, e.g. --option 'eps=[0.05,0.1]'.")] = None,
-    executor: Annotated[str, typer.Option("--executor", help="Where checks run: local (ray when installed).")] = "local",
+    executor: Annotated[str, typer.Option("--executor", help="Where checks run: local or ray.")] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster address (with --executor ray).")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json (json: the summary on stdout).")] = OutputFormat.text,
 ) -> None:
     """Assess a model and its data for security weaknesses and write the reports."""
@@ -58,7 +59,8 @@ def assess(
         console.print(f"[bold]Assessing[/] {target.name} ({target.model_format}, "
                       f"{'white-box' if target.is_white_box else 'black-box'}) · profile {profile} · seed {seed}")
     assessment = run_assessment(
-        target, profile=profile, seed=seed, out_dir=out, only=only, executor=executor,  # type: ignore[arg-type]
+        target, profile=profile, seed=seed, out_dir=out, only=only,  # type: ignore[arg-type]
+        executor=_executor(executor, ray_address),
         options=parse_options(option or []), progress=text and console.is_terminal,
     )
     paths = write_reports(assessment, out, compare_with=before)
@@ -91,6 +93,16 @@ def parse_options(items: list[str]) -> dict[str, object]:
         except json.JSONDecodeError:
             options[key.strip()] = value
     return options
+
+
+def _executor(name: str, ray_address: str | None) -> object:
+    """The executor object for ``--executor`` (``--ray-address`` only applies to ray)."""
+    from bastion.assess.executors import get_executor
+    from bastion.core.errors import ConfigError
+
+    if ray_address and name != "ray":
+        raise ConfigError("--ray-address needs --executor ray")
+    return get_executor(name, **({"address": ray_address} if ray_address else {}))
 
 
 def _print_table(assessment: object, html: Path) -> None:

@@ -44,7 +44,18 @@ def app_factory() -> Any:
     from bastion.gateway.config import load_config
 
     configure_json_logging()
-    return create_app(load_config(), apply_migrations=os.environ.get("BASTION_GATEWAY_MIGRATED") != "1")
+    app = create_app(load_config(), apply_migrations=os.environ.get("BASTION_GATEWAY_MIGRATED") != "1")
+    config_path = os.environ.get("BASTION_GATEWAY_CONFIG")
+    if config_path:  # a `monitoring:` section in bastion.yaml turns on detectors, alerts and playbooks
+        import yaml
+
+        from bastion.monitor.config import load_monitor_config
+        from bastion.monitor.service import attach_monitoring
+
+        raw = yaml.safe_load(Path(config_path).read_text()) or {}
+        if isinstance(raw, dict) and "monitoring" in raw:
+            attach_monitoring(app.state.service, load_monitor_config(config_path))
+    return app
 
 
 @app.command("serve")
