@@ -7,7 +7,7 @@ Exit codes: 0 no finding at or above ``--fail-on`` · 1 a finding reached ``--fa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -95,7 +95,7 @@ def parse_options(items: list[str]) -> dict[str, object]:
     return options
 
 
-def _executor(name: str, ray_address: str | None) -> object:
+def _executor(name: str, ray_address: str | None) -> Any:
     """The executor object for ``--executor`` (``--ray-address`` only applies to ray)."""
     from bastion.assess.executors import get_executor
     from bastion.core.errors import ConfigError
