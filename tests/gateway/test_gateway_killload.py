@@ -105,3 +105,48 @@ def test_kill_9_mid_load_loses_no_acknowledged_request(gw_home: Path, signer: tu
     logged = {r["body"].get("request_id") for r in export_records() if r["body"].get("status") == 200}
     missing = [i for i in ok_ids if i not in logged]
     assert not missing, f"{len(missing)} acknowledged requests are not in the audit log"
+
+
+def test_two_api_workers_share_one_metrics_view(gw_home: Path, signer: tuple[Path, Path], digits_pt: Path,
+                                                gwt: Any, tmp_path: Path) -> None:
+    from bastion.gateway.clients import create_client
+    from bastion.gateway.registry import Registry
+    from bastion.store.db import upgrade
+
+    cfg = tmp_path / "bastion.yaml"
+    cfg.write_text(f"gateway:\n  sandbox:\n    loader: hostile_models:load\n    python_path: ['{gwt.here}']\n"
+                   f"  registry:\n    trusted_keys: ['{signer[1]}']\n")
+    upgrade()
+    Registry(gwt.make_config(registry={"trusted_keys": [str(signer[1])]})).push(
+        gwt.signed_copy(digits_pt, gw_home / "src-mw", "benign.pt", signer[0]), "mw")
+    _, key = create_client("mw-client", "client", ["mw"])
+    _, auditor = create_client("mw-auditor", "auditor")
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env["BASTION_HOME"] = str(gw_home)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bastion.cli.main", "serve", "--config", str(cfg), "--port",
+                             str(port), "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        body = {"inputs": np.full((1, 64), 0.5).tolist()}
+        n = 0
+        for _ in range(12):  # fresh connections, so both API workers get some
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/models/mw/predict", json=body,
+                           headers={"Authorization": f"Bearer {key}"}, timeout=60)
+            assert r.status_code == 200, r.text
+            n += 1
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {auditor}"},
+                         timeout=10).text
+        total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                    if line.startswith("bastion_requests_total{") and 'model="mw"' in line and 'status="200"' in line)
+        assert total == n
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)

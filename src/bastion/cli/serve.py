@@ -89,6 +89,15 @@ def serve(
         raise ConfigError("--ssl-ca-certs (mTLS) needs --ssl-certfile and --ssl-keyfile")
     upgrade(cfg.db_url)
     os.environ["BASTION_GATEWAY_MIGRATED"] = "1"
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import shutil
+
+        from bastion.gateway.config import gateway_home
+
+        prom = gateway_home() / f"prometheus-{os.getpid()}"
+        shutil.rmtree(prom, ignore_errors=True)
+        prom.mkdir(mode=0o700)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom)  # /metrics merges every worker
     configure_json_logging()
     kwargs: dict[str, Any] = {}
     if ssl_certfile is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -142,6 +143,10 @@ def create_app(config: GatewayConfig | None = None, *, apply_migrations: bool = 
             app.state.preloaded = True
         yield
         await run_in_threadpool(service.close)
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())
 
     app = FastAPI(title="Bastion inference gateway", version="1", lifespan=lifespan,
                   description="Zero-trust inference: scoped keys/JWT, validated inputs, query budgets, "
@@ -219,11 +224,13 @@ def create_app(config: GatewayConfig | None = None, *, apply_migrations: bool = 
     metrics_scope = None if config.metrics_public else "metrics:read"
 
     async def metrics_route(request: Request) -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from bastion.gateway.metrics import exposition
 
         if metrics_scope is not None:
             await principal_for(metrics_scope)(request, None)
-        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(await run_in_threadpool(exposition, service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     route("GET", "/metrics", metrics_scope, tags=["health"],
           dependencies=[Security(bearer)] if metrics_scope else None)(metrics_route)

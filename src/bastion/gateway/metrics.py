@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The text exposition: this process's registry, or every worker's when ``bastion serve --workers N``
+    runs prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``)."""
+    from prometheus_client import generate_latest
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return generate_latest(merged)
+    return generate_latest(registry)
 
 
 class GatewayMetrics:
@@ -24,7 +40,8 @@ class GatewayMetrics:
         self.samples = Counter("bastion_samples_total", "Samples predicted, by client and model.",
                                ["client", "model"], registry=self.registry)
         self.model_version = Gauge("bastion_model_version_info", "Model versions served (1 = loaded).",
-                                   ["model", "version", "sha256"], registry=self.registry)
+                                   ["model", "version", "sha256"], registry=self.registry,
+                                   multiprocess_mode="max")
         self.worker_restarts = Counter("bastion_worker_restarts_total", "Sandbox workers restarted.",
                                        ["model", "reason"], registry=self.registry)
         self.audit_records = Counter("bastion_audit_records_total", "Audit records appended.", ["kind"],
