@@ -245,6 +245,12 @@ def _benign(d: Path) -> dict[str, Path]:
     out["pipeline_gb.pkl"] = d / "pipeline_gb.pkl"
     (d / "plain_p0.pkl").write_bytes(pickle.dumps({"a": [1, 2.5, "x"], "b": (None, True)}, protocol=0))
     out["plain_p0.pkl"] = d / "plain_p0.pkl"
+    import argparse
+
+    (d / "pipeline_gb_p2.pkl").write_bytes(pickle.dumps(gb, protocol=2))  # numpy data via _codecs.encode
+    (d / "numpy_mix_p0.pkl").write_bytes(pickle.dumps({"x": rng.rand(3), "s": np.float32(1), "rs": rng,
+                                                       "args": argparse.Namespace(lr=0.1)}, protocol=0))
+    out["pipeline_gb_p2.pkl"], out["numpy_mix_p0.pkl"] = d / "pipeline_gb_p2.pkl", d / "numpy_mix_p0.pkl"
     np.save(d / "array.npy", rng.rand(4, 4))
     np.savez_compressed(d / "arrays.npz", a=rng.rand(3), b=np.arange(5))
     out["array.npy"], out["arrays.npz"] = d / "array.npy", d / "arrays.npz"

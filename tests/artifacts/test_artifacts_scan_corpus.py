@@ -116,6 +116,9 @@ def test_restricted_load_loads_clean_sklearn_and_refuses_unsafe(corpus: dict[str
     rf = restricted_load(corpus["benign"]["random_forest.joblib"])
     x = np.c_[np.random.RandomState(1).rand(5, 3), np.zeros(5)]
     assert gb.predict(x).shape == (5,) and rf.predict(x).shape == (5,)
+    gb2 = restricted_load(corpus["benign"]["pipeline_gb_p2.pkl"])  # protocol 2: numpy bytes via _codecs.encode
+    assert (gb2.predict(x) == gb.predict(x)).all()
+    assert restricted_load(corpus["benign"]["numpy_mix_p0.pkl"])["args"].lr == 0.1
     for name in ("joblib_evil.joblib", "os_system.pkl", "unknown_callable.pkl"):
         with pytest.raises(UnsafeArtifactError):
             restricted_load(corpus["malicious"][name])
