@@ -128,3 +128,40 @@ def test_mutual_tls_requires_a_client_certificate(gw_home: Path, tmp_path: Path)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_jwks_url_from_a_local_identity_provider(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    from bastion.gateway.auth import JWTVerifier
+    from bastion.gateway.config import JWTConfig
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"kid": "idp-1", "alg": "ES256", "use": "sig"})
+    doc = json.dumps({"keys": [jwk]}).encode()
+
+    class JWKS(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(doc)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), JWKS)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+        v = JWTVerifier(JWTConfig.model_validate({"issuer": "iss", "audience": "aud", "algorithms": ["ES256"],
+                                                  "jwks_url": url}))
+        claims = {"sub": "svc", "iss": "iss", "aud": "aud", "exp": int(time.time()) + 60}
+        assert v.verify(jwt.encode(claims, key, algorithm="ES256", headers={"kid": "idp-1"})).role == "client"
+        stranger = ec.generate_private_key(ec.SECP256R1())
+        with pytest.raises(AuthError):
+            v.verify(jwt.encode(claims, stranger, algorithm="ES256", headers={"kid": "idp-1"}))
+    finally:
+        server.shutdown()
