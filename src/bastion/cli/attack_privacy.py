@@ -63,6 +63,9 @@ def _emit(result: dict[str, Any], fmt: OutputFormat, out: Path | None, artifacts
         v = result.get(key)
         table.add_row(key, "null" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)))
     console.print(table)
+    if result.get("curve"):
+        pts = ", ".join(f"{p['queries']}: {p['fidelity']:.3f}" for p in result["curve"])
+        console.print(f"fidelity by queries: {pts}")
     for note in result.get("notes", []):
         console.print(f"[dim]note: {note}[/]")
     if out is not None:
