@@ -112,3 +112,24 @@ def test_build_target_on_a_label_only_endpoint(server: str, tmp_path) -> None:  
     assert t.model.n_classes == int(y.max()) + 1
     assert set(t.fingerprints) == {"endpoint", "data"}
     assert isinstance(t.model, RemoteAdapter) and 0 < t.model.queries_used <= 3
+
+
+def test_budget_is_never_exceeded_for_any_request_sequence(server: str) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=25, deadline=None)
+    @given(budget=st.integers(1, 12), sizes=st.lists(st.integers(1, 6), min_size=1, max_size=6))
+    def check(budget: int, sizes: list[int]) -> None:
+        model = RemoteAdapter(f"{server}/predict", InputSpec((2,), max_batch=4), n_classes=3, query_budget=budget)
+        sent = 0
+        for n in sizes:
+            before = sum(_Handler.received)
+            try:
+                model.predict_proba(np.zeros((n, 2), dtype=np.float32))
+                sent += n
+            except QueryBudgetExceeded:
+                assert sum(_Handler.received) == before  # refused before anything was sent
+            assert model.queries_used == sent <= budget
+
+    check()
