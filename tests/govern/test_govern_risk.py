@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bastion.core.errors import InvalidInputError, RegistryError
 from bastion.govern.risk import (
@@ -79,3 +81,10 @@ def test_risks_cli(cli, bastion_home: Path, assessment_file: Path) -> None:
     assert scan["residual"] < scan["inherent"]  # supply_chain.scan passed in the assessment
     bad = cli(["govern", "risks", "update", "424242", "--owner", "x"])
     assert bad.exit_code == 2
+
+
+@given(st.integers(1, 5), st.lists(st.sampled_from(["pass", "warn", "fail", "no evidence"]), max_size=6))
+def test_residual_never_exceeds_inherent_and_stays_in_range(likelihood: int, statuses: list[str]) -> None:
+    r = residual_likelihood(likelihood, statuses)
+    assert 1 <= r <= likelihood
+    assert r == max(1, likelihood - statuses.count("pass"))
