@@ -163,3 +163,21 @@ def test_skops_and_structured_numpy_are_clean(tmp_path: Path) -> None:
         zf.writestr("config.json", json.dumps(cfg))
         zf.writestr("metadata.json", "{}")
     assert scan_path(tmp_path / "getfile.keras").verdict == "unsafe"
+
+
+def test_custom_module_class_is_medium_other_unknown_classes_high(tmp_path: Path) -> None:
+    """``torch.save(model)`` of a user nn.Module subclass: NEWOBJ + nn.Module state → medium, not high."""
+    module_state = (b"}(X\x0b\x00\x00\x00_parametersq\x00}X\x08\x00\x00\x00_modulesq\x01}X\x08\x00\x00\x00"
+                    b"trainingq\x02\x88u")
+    custom = b"\x80\x02cmypkg.nets\nMyNet\n)\x81" + module_state + b"b."
+    p = tmp_path / "custom.pkl"
+    p.write_bytes(custom)
+    report = scan_path(p)
+    assert report.verdict == "suspicious"
+    assert [x.code for _, x in report.findings] == ["PICKLE_CUSTOM_MODULE"]
+    assert scan_path(p, allow=["mypkg.nets:MyNet"]).verdict == "safe"
+    other = b"\x80\x02cmypkg.nets\nGadget\n)\x81}X\x01\x00\x00\x00a\x88sb."
+    p.write_bytes(other)
+    report = scan_path(p)
+    assert report.verdict == "unsafe"
+    assert report.findings[0][1].code == "PICKLE_UNKNOWN_CALL" and report.findings[0][1].offset == 22  # the NEWOBJ opcode

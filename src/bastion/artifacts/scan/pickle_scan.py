@@ -100,6 +100,7 @@ class PickleWalker:
         self.depth = depth
         self.referenced: dict[tuple[str, str], _Global] = {}
         self.invoked: set[tuple[str, str]] = set()
+        self.pending: list[_Call] = []
         self.n_ops = 0
 
     # -- findings ---------------------------------------------------------------------------
@@ -121,10 +122,15 @@ class PickleWalker:
                 f"{g.module}:{g.name} only if you trust it)", self.member, offset, g.dotted, module=g.module, name=g.name,
             ))
 
-    def _invoke(self, func: Any, args: Any, offset: int) -> _Call:
+    def _invoke(self, func: Any, args: Any, offset: int, newobj: bool = False) -> _Call:
         if isinstance(func, _Global):
             key = (func.module, func.name)
             self.invoked.add(key)
+            if newobj and args == () and self.policy.classify(func.module, func.name).kind == GlobalKind.UNKNOWN:
+                # cls.__new__(cls) of an unknown class: judged at BUILD (a torch nn.Module subclass is medium)
+                call = _Call(func, args, offset)
+                self.pending.append(call)
+                return call
             self._global_finding(func, True, offset)
             self._maybe_nested_loads(func, args, offset)
         else:
@@ -204,6 +210,9 @@ class PickleWalker:
         return False, pos
 
     def _finish(self) -> None:
+        for call in self.pending:
+            self._global_finding(call.func, True, call.offset)
+        self.pending = []
         for key, g in self.referenced.items():
             if key not in self.invoked:
                 decision = self.policy.classify(g.module, g.name)
@@ -309,12 +318,12 @@ class PickleWalker:
         elif name == "NEWOBJ":
             args = stack.pop()
             cls = stack.pop()
-            stack.append(self._invoke(cls, args, pos))
+            stack.append(self._invoke(cls, args, pos, newobj=True))
         elif name == "NEWOBJ_EX":
-            stack.pop()
+            kwargs = stack.pop()
             args = stack.pop()
             cls = stack.pop()
-            stack.append(self._invoke(cls, args, pos))
+            stack.append(self._invoke(cls, args, pos, newobj=kwargs == {}))
         elif name == "OBJ":
             items = self._pop_mark(stack, stacks)
             stack.append(self._invoke(items[0], tuple(items[1:]), pos))
@@ -347,6 +356,16 @@ class PickleWalker:
             return
         if isinstance(obj, _Call):
             obj.state = state
+            if obj in self.pending and isinstance(state, dict) and {"_parameters", "_modules"} <= set(state):
+                self.pending.remove(obj)
+                g = obj.func
+                self.sink.add(ScanFinding(
+                    Severity.MEDIUM, "PICKLE_CUSTOM_MODULE",
+                    f"full-model save of custom torch module class {g.dotted}: loading imports {g.module} "
+                    f"(allow it with --allow {g.module}:{g.name} if it is your code)",
+                    self.member, obj.offset, g.dotted, module=g.module, name=g.name,
+                ))
+                return
             f = obj.func
             if isinstance(f, _Global) and f.name == "NumpyArrayWrapper" and "joblib" in f.module:
                 self._skip_joblib_array(state, pos, fh)
