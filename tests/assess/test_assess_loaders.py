@@ -173,10 +173,20 @@ def test_bad_model_files(tmp_path: Path, name: str, content: bytes | None, error
         load_model(path, input_spec=SPEC)
 
 
-def test_torch_save_checkpoint_is_explained(tmp_path: Path) -> None:
+@pytest.mark.parametrize("legacy", [False, True])
+def test_torch_save_checkpoint_is_explained(tmp_path: Path, legacy: bool) -> None:
     path = tmp_path / "ckpt.pt"
-    torch.save(nn.Linear(2, 2).state_dict(), path)
+    torch.save(nn.Linear(2, 2).state_dict(), path, _use_new_zipfile_serialization=not legacy)
     with pytest.raises(UnsupportedFormatError, match=r"torch\.save"):
+        load_model(path, input_spec=InputSpec((2,)))
+
+
+def test_safetensors_weights_are_explained(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file({"w": torch.zeros(2, 2)}, str(path))
+    with pytest.raises(UnsupportedFormatError, match="weights only"):
         load_model(path, input_spec=InputSpec((2,)))
 
 

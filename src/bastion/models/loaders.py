@@ -110,7 +110,17 @@ def detect_format(path: str | Path) -> str:
             )
         raise UnsupportedFormatError(f"{p} is a zip archive of no model format Bastion knows")
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        if ext in (".pt", ".pth", ".bin", ".ckpt"):
+            raise UnsupportedFormatError(
+                f"{p} is a legacy torch.save() checkpoint (pickled Python objects), not a self-describing model; "
+                "export it with torch.jit.script/torch.jit.save, torch.export.save or torch.onnx.export"
+            )
         return "joblib" if ext == ".joblib" else "pickle"
+    if ext == ".safetensors":
+        raise UnsupportedFormatError(
+            f"{p} holds weights only (safetensors), not the network that uses them; export the model as "
+            "TorchScript, torch.export or ONNX (scan the weights with: bastion model scan)"
+        )
     if ext in (".pkl", ".pickle", ".joblib"):
         return "joblib" if ext == ".joblib" else "pickle"
     if ext == ".onnx":
