@@ -133,3 +133,20 @@ def test_budget_is_never_exceeded_for_any_request_sequence(server: str) -> None:
             assert model.queries_used == sent <= budget
 
     check()
+
+
+def test_cli_assess_on_an_endpoint(server: str, fake_checks, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from bastion.cli.main import main
+
+    x = np.random.default_rng(3).normal(size=(30, 2)).astype(np.float32)
+    np.savez(tmp_path / "eval.npz", x=x, y=(x @ W).argmax(1))
+
+    with pytest.raises(SystemExit) as exc:
+        main(["assess", "--endpoint", f"{server}/predict", "--data", str(tmp_path / "eval.npz"), "--query-budget", "100",
+              "--only", "test_assess.weak", "--out", str(tmp_path / "out"), "--format", "json", "--fail-on", "critical"])
+
+    assert exc.value.code == 0
+    assert json.loads(capsys.readouterr().out)["findings"]["high"] == 1
+    doc = json.loads((tmp_path / "out" / "assessment.json").read_text())
+    assert doc["target"]["model_format"] == "remote" and doc["target"]["white_box"] is False
+    assert "endpoint" in doc["target"]["fingerprints"]
