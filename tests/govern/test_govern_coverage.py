@@ -56,5 +56,9 @@ def test_coverage_cli_json_html_and_bad_input(cli, bastion_home: Path, assessmen
     assert res.exit_code == 0 and out.read_text().startswith("<!doctype html>")
     bad = cli(["govern", "coverage", "--assessment", str(tmp_path / "nope.json")])
     assert bad.exit_code == 2
+    runs = assessment_file.parent.parent  # a directory of runs: */assessment.json
+    res = cli(["govern", "coverage", "-a", str(runs), "--framework", "owasp-ml", "--format", "json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["sources"]["assessments"] == "1 file(s)"
+    assert cli(["govern", "coverage", "-a", str(tmp_path / "empty-dir-does-not-exist")]).exit_code == 2
     bad = cli(["govern", "coverage", "--framework", "iso"])
     assert bad.exit_code == 2

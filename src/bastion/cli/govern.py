@@ -30,7 +30,14 @@ class TierOpt(str, Enum):
 
 
 AssessmentOpt = Annotated[list[Path] | None, typer.Option("--assessment", "-a",
-                                                           help="assessment.json (or its directory); repeatable.")]
+                                                           help="assessment.json, its run directory, or a directory "
+                                                           "of runs (*/assessment.json); repeatable.")]
+
+
+def _runs(paths: list[Path] | None) -> list[Path]:
+    from bastion.govern.evidence import expand_assessment_paths
+
+    return expand_assessment_paths(paths)
 EvidenceOpt = Annotated[list[str] | None, typer.Option("--evidence", help="Attach a file to a control: "
                                                        "CONTROL_ID=PATH (repeatable).")]
 ManifestOpt = Annotated[list[str] | None, typer.Option("--manifest", help="Data manifest JSON, or MANIFEST=DATA_PATH "
@@ -94,7 +101,7 @@ def coverage(
     for fw in framework or []:
         if fw not in FRAMEWORKS:
             raise ConfigError(f"--framework {fw!r}: expected one of {', '.join(FRAMEWORKS)}")
-    ev = collect_evidence(assessment, model, tier=_tier_for(model, tier), attached=evidence,  # type: ignore[arg-type]
+    ev = collect_evidence(_runs(assessment), model, tier=_tier_for(model, tier), attached=evidence,  # type: ignore[arg-type]
                           manifests=manifest, signed_models=signed_model, manifest_key=manifest_key)
     matrix = coverage_matrix(ev, framework)
     if fmt == DocFormat.json:
@@ -164,7 +171,7 @@ def classify_cmd(
 def _statuses(assessment: list[Path] | None, system: str | None) -> dict[str, str]:
     from bastion.govern.evidence import collect_evidence
 
-    ev = collect_evidence(assessment, system, tier=_tier_for(system, None))  # type: ignore[arg-type]
+    ev = collect_evidence(_runs(assessment), system, tier=_tier_for(system, None))  # type: ignore[arg-type]
     return dict(ev.statuses())
 
 
@@ -257,7 +264,7 @@ def risks_seed(
     from bastion.govern.evidence import load_assessment
     from bastion.govern.risk import seed_risks
 
-    counts = seed_risks(system, [load_assessment(p) for p in assessment or []], owner=owner, actor=_actor())
+    counts = seed_risks(system, [load_assessment(p) for p in _runs(assessment)], owner=owner, actor=_actor())
     if fmt == OutputFormat.json:
         print_json(counts)
     else:
@@ -303,7 +310,7 @@ def report_cmd(
     from bastion.core.paths import atomic_write_bytes
     from bastion.govern.report import build_report, render_report_html, render_report_pdf
 
-    report = build_report(model, version, assessment, manifests=manifest, attached=evidence,
+    report = build_report(model, version, _runs(assessment), manifests=manifest, attached=evidence,
                           signed_models=signed_model, manifest_key=manifest_key)
     if fmt == ReportFormat.json:
         if out is None:

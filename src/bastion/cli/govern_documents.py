@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion.cli.govern import AssessmentOpt
+from bastion.cli.govern import AssessmentOpt, _runs
 from bastion.cli.groups import govern_app
 from bastion.cli.output import OutputFormat, console, print_json, stdout
 
@@ -58,7 +58,7 @@ def annex_iv_cmd(
     """EU AI Act Annex IV technical documentation, filled from evidence; marks what a human must write."""
     from bastion.govern.annex_iv import build_annex_iv, load_info
 
-    _emit_document(build_annex_iv(model, assessment, load_info(info), version), fmt, out)
+    _emit_document(build_annex_iv(model, _runs(assessment), load_info(info), version), fmt, out)
 
 
 @govern_app.command("dpia")
@@ -85,7 +85,7 @@ def dpia_cmd(
         if not isinstance(doc, dict) or set(doc) - set(DPIA_KEYS):
             raise ConfigError(f"{info}: expected a mapping with keys from {', '.join(DPIA_KEYS)}")
         fields = {k: str(v) for k, v in doc.items()}
-    _emit_document(build_dpia(model, assessment, pii_report, fields), fmt, out)
+    _emit_document(build_dpia(model, _runs(assessment), pii_report, fields), fmt, out)
 
 
 @govern_app.command("ethics")

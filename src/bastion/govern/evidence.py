@@ -105,6 +105,20 @@ def worst_status(statuses: list[str]) -> str:
 # --------------------------------------------------------------------------- assessments
 
 
+def expand_assessment_paths(paths: Sequence[Path] | None) -> list[Path]:
+    """Files and directories → assessment files: ``DIR/assessment.json``, or every ``DIR/*/assessment.json``."""
+    out: list[Path] = []
+    for p in paths or []:
+        if p.is_dir() and not (p / "assessment.json").is_file():
+            found = sorted(p.glob("*/assessment.json"))
+            if not found:
+                raise InvalidInputError(f"{p} holds no assessment.json (nor */assessment.json)")
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
 def load_assessment(path: Path) -> Assessment:
     """Read ``assessment.json`` (or a directory holding one) with a clear error when it is not one."""
     p = path / "assessment.json" if path.is_dir() else path
