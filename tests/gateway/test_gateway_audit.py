@@ -127,3 +127,26 @@ def test_two_writers_interleave_into_one_chain(chain: Any) -> None:
         lg.close()
     rep = verify_chain(None, Path(str(key) + ".pub"))
     assert rep.ok and rep.records == 100 and rep.unchecked_tail == 60
+
+
+def test_cli_verify_exits_1_and_names_the_broken_record(chain: Any) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from bastion.cli.main import build_app
+
+    key, engine = chain
+    with engine.begin() as conn:
+        original = conn.execute(text("SELECT body FROM gateway_audit WHERE seq = 23")).scalar()
+        conn.execute(text("UPDATE gateway_audit SET body = :b WHERE seq = 23"), {"b": original.replace("22", "99")})
+    try:
+        r = CliRunner().invoke(build_app(), ["audit", "verify", "--public-key", f"{key}.pub", "--format", "json"])
+        assert r.exit_code == 1
+        rep = json.loads(r.stdout)
+        assert rep["ok"] is False and rep["first_bad_seq"] == 23 and "modified" in rep["problem"]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE gateway_audit SET body = :b WHERE seq = 23"), {"b": original})
+    r = CliRunner().invoke(build_app(), ["audit", "verify", "--public-key", f"{key}.pub"])
+    assert r.exit_code == 0 and "audit log OK" in r.stdout
