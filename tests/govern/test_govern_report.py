@@ -89,3 +89,11 @@ def test_report_cli_json_and_unknown_assessment(cli: Callable, bastion_home: Pat
     assert doc["open_actions"][0]["command"].startswith("bastion govern classify")
     bad = cli(["govern", "report", "--model", "x", "-a", str(tmp_path / "missing"), "--format", "json"])
     assert bad.exit_code == 2
+
+
+def test_report_html_escapes_user_text(bastion_home: Path) -> None:
+    from bastion.govern.risk import add_risk
+
+    add_risk("<script>alert(1)</script>", 2, 2, system="xss")
+    html = render_report_html(build_report("xss"))
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
