@@ -111,15 +111,17 @@ def train_dp(module: nn.Module, x: np.ndarray, y: np.ndarray, config: DPConfig) 
         dp_crit = criterion
     t0 = time.perf_counter()
     steps = 0
-    for _ in range(cfg.epochs):
-        for xb, yb in dp_loader:
-            if len(xb) == 0:
-                continue
-            dp_opt.zero_grad(set_to_none=True)
-            loss = dp_crit(dp_model(xb), yb)
-            loss.backward()
-            dp_opt.step()
-            steps += 1
+    with warnings.catch_warnings():  # torch warns about Opacus's backward hooks on every step
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(cfg.epochs):
+            for xb, yb in dp_loader:
+                if len(xb) == 0:
+                    continue
+                dp_opt.zero_grad(set_to_none=True)
+                loss = dp_crit(dp_model(xb), yb)
+                loss.backward()
+                dp_opt.step()
+                steps += 1
     duration = time.perf_counter() - t0
     eps = float(engine.get_epsilon(cfg.delta))
     if hasattr(dp_model, "remove_hooks"):
