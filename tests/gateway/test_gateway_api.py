@@ -312,3 +312,18 @@ def test_unreachable_budget_store_fails_closed(gw: Any) -> None:
     finally:
         service.budgets = healthy
     assert r.status_code == 503 and r.json()["error"] == "budget_unavailable" and "predictions" not in r.text
+
+
+def test_remote_adapter_talks_to_the_gateway(gw: Any) -> None:
+    """Assessments and attacks reach a deployed model through bastion.models.remote.RemoteAdapter."""
+    from bastion.core.model import InputSpec
+    from bastion.models.remote import RemoteAdapter
+
+    remote = RemoteAdapter("http://testserver/v1/models/digits/predict",
+                           InputSpec(shape=(1, 8, 8), clip_min=0.0, clip_max=1.0), api_key=gw.keys["alice"][1],
+                           transport=gw.client._transport)
+    x = np.asarray(_x(3), dtype=np.float32)
+    proba = remote.predict_proba(x)
+    assert proba.shape == (3, 10) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    direct = gw.client.post("/v1/models/digits/predict", json={"inputs": x.tolist()}, headers=_auth(gw.keys, "alice"))
+    assert np.argmax(proba, axis=1).tolist() == direct.json()["predictions"]
