@@ -96,8 +96,11 @@ def build_dpia(system: str, assessments: list[Path] | None = None, pii_reports: 
     sa.add("Categories of data subjects", info.get("data_subjects"), "info")
     found = "; ".join(f"{k} ×{v}" + (f" in {', '.join(pii['columns'].get(k, []))}" if pii["columns"].get(k) else "")
                       for k, v in pii["entity_counts"].items())
-    sa.add("Personal data found by the PII scan", found or ("no personal data detected" if pii_reports else ""),
-          ", ".join(str(p) for p in pii_reports or []) or "bastion data pii")
+    from_checks = [f"{r.check_id}: {r.summary or r.status.value}" for a in runs for r in a.results
+                   if r.check_id.startswith("data.pii")]
+    sa.add("Personal data found by the PII scan",
+           found or "; ".join(from_checks) or ("no personal data detected" if pii_reports else ""),
+           ", ".join(str(p) for p in pii_reports or []) or ("assessment (data.pii)" if from_checks else ""))
     sa.add("Training data used by the model", "; ".join(f"{r.target.get('name')}: {r.target.get('n_train')} training "
                                                        f"rows, data sha256 {r.target.get('fingerprints', {}).get('data')}"
                                                        for r in runs), "assessment")
