@@ -194,8 +194,13 @@ def run_evasion(
     try:
         pred_adv = _labels(model, module, x_adv)
     except QueryBudgetExceeded as exc:
-        raise QueryBudgetExceeded(f"the query budget ran out before the adversarial examples could be "
-                                  f"checked ({exc}); raise the budget or lower --samples/--steps") from exc
+        # a budgeted endpoint: trust the labels the attack itself saw at the returned points
+        seen = getattr(atk, "last_pred", None)
+        if seen is None or not correct.any():
+            raise QueryBudgetExceeded(f"the query budget ran out before the adversarial examples could be "
+                                      f"checked ({exc}); raise the budget or lower --samples/--steps") from exc
+        pred_adv = pred_clean.copy()
+        pred_adv[np.flatnonzero(correct)] = np.asarray(seen)
     duration = time.perf_counter() - t0
     success = correct & (pred_adv != ya)
     queries = getattr(atk, "queries_used", None)
@@ -203,6 +208,9 @@ def run_evasion(
     params: dict[str, Any] = {**atk.params(), "samples": len(xa), "steps": n_steps}
     if getattr(atk, "budget_exhausted", False):
         params["budget_exhausted"] = True
+    remaining = getattr(model, "remaining", None)
+    if remaining is not None:
+        params["query_budget_remaining"] = remaining
     return EvasionResult(
         attack=attack, norm=atk.norm, eps=atk.eps, steps=n_steps,
         samples=len(xa), seed=seed, x_adv=x_adv, y=ya, pred_clean=pred_clean, pred_adv=pred_adv,

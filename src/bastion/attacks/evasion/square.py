@@ -82,6 +82,7 @@ class SquareAttack:
         self.threads = threads
         self.queries_used = 0
         self.budget_exhausted = False
+        self.last_pred: Tensor | None = None  # labels the model gave the returned points
 
     def params(self) -> dict[str, object]:
         return {"attack": self.name, "eps": self.eps, "norm": self.norm, "n_queries": self.n_queries,
@@ -116,11 +117,15 @@ class SquareAttack:
         else:
             init = project(torch.randn(x.shape, generator=gen, dtype=x.dtype) * self.eps, "l2", self.eps)
         x_best = clip(x + init, self.clip_min, self.clip_max)
+        self.last_pred = None
         try:
-            m_best = margin(predict(x_best), y)
+            scores = predict(x_best)
         except QueryBudgetExceeded:
             self.budget_exhausted = True
             return x.clone()
+        m_best = margin(scores, y)
+        pred_best = scores.argmax(1)
+        self.last_pred = pred_best
         n_feat = x[0].numel()
         for it in range(1, self.n_queries):
             active = (m_best > 0).nonzero().squeeze(1)
@@ -163,11 +168,13 @@ class SquareAttack:
                     upd = torch.where(stuck[:, :, None, None], -upd, upd)
                     x_new = clip(xa + torch.where(mask, upd, delta), self.clip_min, self.clip_max)
             try:
-                m_new = margin(predict(x_new), y[active])
+                scores = predict(x_new)
             except QueryBudgetExceeded:
                 self.budget_exhausted = True
                 break
+            m_new = margin(scores, y[active])
             better = m_new < m_best[active]
             x_best[active[better]] = x_new[better]
             m_best[active[better]] = m_new[better]
+            pred_best[active[better]] = scores.argmax(1)[better]
         return x_best
