@@ -130,3 +130,25 @@ def test_build_target_from_files_validates_against_the_model(saved_models, image
 
 def test_demo_models_are_scanned_before_loading(digits_target) -> None:  # type: ignore[no-untyped-def]
     assert digits_target.metadata.extra["scan"]["verdict"] == "safe"
+
+
+def test_a_result_that_breaks_the_schema_becomes_an_error(fake_checks, digits_target, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from bastion.assess.registry import CHECKS, register_check
+    from bastion.report import write_reports
+
+    class BadControls(type(fake_checks["weak"])):  # type: ignore[misc]
+        def run(self, target, ctx):  # type: ignore[no-untyped-def]
+            r = super().run(target, ctx)
+            r.findings[0].controls = ["AML.T0015"]  # no catalog prefix
+            return r
+
+    register_check(BadControls("test_assess.badcontrols"))
+    try:
+        a = run_assessment(digits_target, "quick", out_dir=tmp_path, only=["test_assess.badcontrols"], progress=False)
+    finally:
+        CHECKS.pop("test_assess.badcontrols")
+
+    (res,) = a.results
+    assert res.status == Status.ERROR and "findings/0/controls/0" in (res.error or "")
+    write_reports(a, tmp_path)  # the report stays valid
+    assert (tmp_path / "assessment.json").exists()

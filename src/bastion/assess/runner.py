@@ -22,7 +22,7 @@ from typing import Any
 
 from bastion.assess.executors import Executor, NullReporter, ProgressReporter, RunSpec, get_executor
 from bastion.assess.registry import PROFILES, Check, Profile, checks_for, get_check
-from bastion.core.errors import ConfigError
+from bastion.core.errors import ConfigError, RegistryError
 from bastion.core.paths import atomic_write_bytes
 from bastion.core.results import Assessment, CheckResult
 from bastion.core.severity import Status
@@ -70,6 +70,23 @@ class RichReporter:
         self.progress_ui.update(task, completed=total, total=total, status=f"[{style}]{result.status.value}[/]")
 
 
+_CHECK_ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$")
+
+
+def _conforming(result: CheckResult) -> CheckResult:
+    """A result that breaks the report schema becomes an ``error`` result naming the violations."""
+    from bastion.report.json_report import result_schema_errors
+
+    errors = result_schema_errors(result.to_dict())
+    if not errors:
+        return result
+    return CheckResult(
+        check_id=result.check_id, title=result.title, status=Status.ERROR, controls=list(result.controls),
+        duration_s=result.duration_s, summary="the check's result does not match the assessment schema",
+        error="invalid result: " + "; ".join(errors[:3]),
+    )
+
+
 def select_checks(target: Target, profile: Profile, only: Sequence[str] | None = None) -> list[Check]:
     """The checks to run; every id in ``only`` must name a check or a check-id prefix."""
     if profile not in PROFILES:
@@ -82,7 +99,11 @@ def select_checks(target: Target, profile: Profile, only: Sequence[str] | None =
         for o in only_list:
             if o not in known and not any(cid.startswith(o.rstrip(".") + ".") for cid in known):
                 get_check(o)  # raises RegistryError naming the known ids
-    return checks_for(target, profile, only_list or None)
+    chosen = checks_for(target, profile, only_list or None)
+    bad = [c.id for c in chosen if not _CHECK_ID.match(c.id)]
+    if bad:
+        raise RegistryError(f"check id(s) {', '.join(map(repr, bad))} must look like 'area.name' (lower case)")
+    return chosen
 
 
 def write_artifacts(result: CheckResult, out_dir: Path) -> None:
@@ -133,6 +154,7 @@ def run_assessment(
     else:
         rep: ProgressReporter = progress if not isinstance(progress, bool) else NullReporter()
         results = ex.run(checks, target, spec, rep)
+    results = [_conforming(r) for r in results]
     for result in results:
         if out is not None and result.artifacts:
             try:

@@ -40,6 +40,19 @@ def schema_errors(doc: dict[str, Any]) -> list[str]:
     ]
 
 
+def result_schema_errors(result: dict[str, Any]) -> list[str]:
+    """Schema violations of one check result (``CheckResult.to_dict()``), as ``path: message``."""
+    from jsonschema import Draft202012Validator
+
+    schema = assessment_schema()
+    sub = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/result"}
+    doc = json.loads(dumps(result))
+    return [
+        f"{'/'.join(str(p) for p in err.absolute_path) or '(root)'}: {err.message}"
+        for err in Draft202012Validator(sub).iter_errors(doc)
+    ]
+
+
 def validate_assessment(doc: dict[str, Any], strict: bool = True) -> list[str]:
     """Validate ``doc``; with ``strict`` raise ``InvalidInputError`` listing the problems."""
     errors = schema_errors(doc)
