@@ -23,17 +23,17 @@ def test_adversarial_training_beats_undefended_model_under_same_pgd() -> None:
     assert data.splits.x_train is not None and data.splits.y_train is not None
     x_test = torch.from_numpy(data.splits.x_test[:200])  # type: ignore[index]
     y_test = torch.from_numpy(data.splits.y_test[:200])  # type: ignore[index]
-    cfg = AdversarialTrainingConfig(method="trades", eps=0.1, epochs=5, batch_size=64, train_steps=3, seed=0)
+    cfg = AdversarialTrainingConfig(method="trades", eps=0.1, epochs=8, batch_size=64, train_steps=3, lr=2e-3, seed=0)
     undefended = demo_target("digits").model.module  # type: ignore[attr-defined]
     before = robust_accuracy_pgd(undefended, x_test, y_test, cfg, steps=10)
 
     net = build_architecture("digits-mlp", data.input_shape, 10)
-    x_train, y_train = data.splits.x_train[:800], data.splits.y_train[:800]
+    x_train, y_train = data.splits.x_train, data.splits.y_train
     net, record = adversarial_train(net, x_train, y_train, cfg, architecture="digits-mlp")
     after = robust_accuracy_pgd(net, x_test, y_test, cfg, steps=10)
 
     assert after > before + 0.1, (before, after)
-    assert record.best_epoch is not None and len(record.epochs) == 5
+    assert record.best_epoch is not None and len(record.epochs) == 8
     d = record.to_dict()
     assert d["config"]["method"] == "trades" and d["curve"][0]["robust_accuracy"] >= 0.0
 
