@@ -77,7 +77,7 @@ def test_robust_accuracy_falls_with_eps_on_digits(digits: Target) -> None:
     assert res.artifacts["robustness_curve.png"].startswith(b"\x89PNG")
     assert res.artifacts["adversarial_examples.png"].startswith(b"\x89PNG")
     assert res.status == Status.FAIL and res.findings[0].severity >= Severity.HIGH
-    assert "bastion harden adversarial-training" in res.findings[0].recommendation
+    assert "bastion harden adversarial-training --demo digits --model-spec digits-mlp" in res.findings[0].recommendation
     assert res.params["samples"] == 60 and res.params["steps"] == 10 and res.params["seed"] == 0
     assert calls and calls[-1][0] == calls[-1][1]
 

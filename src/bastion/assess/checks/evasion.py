@@ -136,13 +136,20 @@ def status_for(findings: list[Finding]) -> Status:
     return Status.PASS
 
 
+DEMO_ARCHITECTURES = {"digits": "digits-mlp", "mnist": "mnist-cnn", "breast-cancer": "tabular-mlp",
+                      "breast-cancer-sklearn": "tabular-mlp"}
+
+
 def harden_command(target: Target, plan: EvasionPlan) -> str:
-    model = target.model_path or "MODEL"
-    data = target.data_path if target.data_path and not target.data_path.startswith("builtin:") else "DATA"
+    """The ``bastion harden adversarial-training`` call that addresses an evasion finding."""
+    eps = f"--eps {plan.reference_eps:g}"
     if target.name.startswith("demo:"):
-        return (f"bastion harden adversarial-training --demo {target.name.split(':', 1)[1]} "
-                f"--eps {plan.reference_eps:g} --norm {plan.norm}")
-    return f"bastion harden adversarial-training --model {model} --data {data} --eps {plan.reference_eps:g} --norm {plan.norm}"
+        demo = target.name.split(":", 1)[1]
+        arch = DEMO_ARCHITECTURES.get(demo, "ARCH")
+        return f"bastion harden adversarial-training --demo {demo} --model-spec {arch} {eps} --out robust.pt"
+    data = target.data_path if target.data_path and not target.data_path.startswith("builtin:") else "DATA"
+    cmd = f"bastion harden adversarial-training --data {data} --model-spec ARCH {eps} --out robust.pt"
+    return cmd if plan.norm == "linf" else cmd + " (adversarial training is L∞; use the L∞ budget that covers this L2 ball)"
 
 
 def _applies(target: Target) -> bool:
