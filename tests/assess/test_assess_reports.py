@@ -85,6 +85,7 @@ def test_html_has_verdict_findings_and_embedded_images(report_dir) -> None:  # t
     assert "data:image/png;base64,iVBORw0KGgo" in html  # the robustness curve PNG, inline
     assert "bastion harden adversarial-training --model M --data D" in html
     assert "mitre-atlas:AML.T0015" in html and "the attack diverged" in html
+    assert "File scan before loading</th><td>safe" in html
     assert "http://" not in html and "https://" not in html.replace("https://json-schema", "")  # no CDN
 
 

@@ -153,7 +153,10 @@ def render_html(assessment: Assessment, out_dir: str | Path | None = None,
                       for n, b in comparison.plots.items()],
         }
     t = assessment.target
+    extra = (t.get("metadata") or {}).get("extra") or {}
+    model_extra = extra.get("model_info") or {}
     return env.get_template("report.html.j2").render(
+        loader_note=model_extra.get("white_box"), scan=extra.get("scan") or model_extra.get("scan"),
         a=assessment, target=t, verdict=verdict_context(assessment),
         results=[_result_context(r, out) for r in sorted(
             assessment.results,
