@@ -58,7 +58,7 @@ def local_train(module: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FederatedC
                 loss = loss + 0.5 * cfg.proximal_mu * prox
             loss.backward()
             opt.step()
-            loss_v = float(loss)
+            loss_v = float(loss.detach())
     module.eval()
     return loss_v
 
