@@ -50,6 +50,7 @@ class PoisonConfig:
     ac_components: int = 10
     min_class_size: int = 20
     cv_folds: int = 5
+    confident_learning: bool = True
 
 
 @dataclass
@@ -265,13 +266,16 @@ def detect_poisoning(
     ar = np.arange(n)
 
     # confident learning (labels)
-    probs = label_quality(x, y, k, seed=cfg.seed, folds=cfg.cv_folds)
-    from cleanlab.rank import get_label_quality_scores
+    if cfg.confident_learning:
+        probs = label_quality(x, y, k, seed=cfg.seed, folds=cfg.cv_folds)
+        from cleanlab.rank import get_label_quality_scores
 
-    quality = get_label_quality_scores(y, probs, method="normalized_margin")
-    other = probs.copy()
-    other[ar, y] = -1
-    margin = other.max(1) - probs[ar, y]
+        quality = get_label_quality_scores(y, probs, method="normalized_margin")
+        other = probs.copy()
+        other[ar, y] = -1
+        margin = other.max(1) - probs[ar, y]
+    else:
+        quality, margin = np.ones(n), np.zeros(n)
     label_flag = margin > cfg.label_margin
 
     # STRIP

@@ -178,7 +178,7 @@ def score_anomalies(
     iso = scores.copy()
     # IsolationForest cannot isolate values beyond the reference range any better than the
     # range's edge, so out-of-range values, extreme robust z-scores and unseen categories add to it.
-    scores = iso + 0.05 * np.clip(max_z - 3.0, 0.0, 10.0) + 0.2 * unseen
+    scores = iso + 0.1 * np.log1p(np.clip(max_z - 3.0, 0.0, None)) + 0.2 * unseen
     is_outlier = (forest.predict(x) == -1) | (max_z > 6.0) | unseen
     order = np.argsort(-scores)[:top]
     rows = []
