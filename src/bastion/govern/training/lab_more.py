@@ -220,28 +220,48 @@ class IncidentLab:
     number = 6
     slug = "incident-response"
     title = "Respond to an incident and export the forensic bundle"
-    goal = "acknowledge and resolve an incident, then export a forensic bundle that verifies"
-    requires: tuple[str, ...] = ("bastion.respond.forensics:verify_bundle", "bastion.respond.incidents")
+    goal = "acknowledge and resolve an incident, then export a signed forensic bundle that verifies"
+    requires: tuple[str, ...] = ("bastion.respond.forensics:verify_bundle", "bastion.respond.incidents:resolve")
 
     def start(self, workdir: Path, seed: int = 0) -> LabSetup:
         text = f"""# Lab 6 — respond to an incident and export the forensic bundle
 
-Trigger an incident (e.g. lab 4's extraction alert), then `bastion incident list`, `bastion incident ack ID`,
-run its playbook, `bastion incident resolve ID`, and `bastion incident export ID --out {workdir}/bundle.zip`.
-Check with `bastion learn check 6 --dir {workdir}`. EU AI Act Art. 73; GDPR Art. 33.
+Trigger an incident (e.g. lab 4's extraction, or `bastion demo attack-and-respond`), then:
+`bastion incident list`, `bastion incident ack ID --owner YOU`, run its playbook,
+`bastion incident resolve ID --note "what you did"`, and
+`bastion incident export ID --out {workdir}/bundle.tar.gz`.
+Check with `bastion learn check 6 --dir {workdir}`: Bastion verifies the bundle offline (digests, signature, audit
+chain and inclusion proofs) and that the incident in it was acknowledged and resolved. EU AI Act Art. 73; GDPR Art. 33.
 """
         _write(workdir, "README.md", text)
         return LabSetup(self.number, str(workdir), ["README.md"], text)
 
     def check(self, workdir: Path) -> LabCheck:
         import importlib
+        import tarfile
 
-        bundle = workdir / "bundle.zip"
+        from bastion.core.errors import BastionError
+
+        bundle = workdir / "bundle.tar.gz"
         if not bundle.is_file():
-            return LabCheck(6, False, 0.0, f"missing {bundle}")
+            return LabCheck(6, False, 0.0, f"missing {bundle} (bastion incident export ID --out {bundle})")
         verify = importlib.import_module("bastion.respond.forensics").verify_bundle
         try:
             result = verify(bundle)
-        except Exception as exc:  # their verifier raises a BastionError subclass on a bad bundle
+        except BastionError as exc:
             return LabCheck(6, False, 0.0, f"the bundle does not verify: {exc}")
-        return LabCheck(6, True, 1.0, "the forensic bundle verifies", {"verification": str(result)[:500]})
+        try:
+            with tarfile.open(bundle, mode="r:gz") as tar:
+                member = tar.getmember("incident.json")
+                fh = tar.extractfile(member) if member.isfile() and member.size < 10_000_000 else None
+                incident = json.loads(fh.read()) if fh is not None else {}
+        except (tarfile.TarError, KeyError, ValueError, OSError):
+            incident = {}
+        status, owner = str(incident.get("status", "unknown")), incident.get("owner")
+        details = {"verification": result, "incident_status": status, "owner": owner}
+        if status == "resolved" and owner:
+            return LabCheck(6, True, 1.0, f"incident {result.get('incident_id')} acknowledged by {owner} and resolved; "
+                            f"bundle verifies ({result.get('audit_records')} audit records)", details)
+        return LabCheck(6, False, 0.5, f"the bundle verifies, but the incident in it is '{status}'"
+                        + ("" if owner else " with no owner") + ": acknowledge and resolve it, then export again",
+                        details)
