@@ -67,9 +67,14 @@ def verify(
         raise typer.Exit(EXIT_FINDINGS)
 
 
+def _keys(row: dict[str, Any]) -> str:
+    key = row.get("key")
+    return "  " + ", ".join(f"{k}={v}" for k, v in key.items()) if key else ""
+
+
 def _print_verify(r: dict[str, Any]) -> None:
     sig = r["signature"]
-    stdout.print(f"signature: {sig['status']}" + (f" (key {sig['key_id']})" if sig.get("key_id") else ""))
+    stdout.print(f"signature: {sig['status']}" + (f" (key id {sig['key_id'][:16]}…)" if sig.get("key_id") else ""))
     for p in r["added"]:
         stdout.print(f"[green]+ added[/]    {p}")
     for p in r["removed"]:
@@ -79,11 +84,11 @@ def _print_verify(r: dict[str, Any]) -> None:
         for t in c.get("tables", []):
             label = f" [{t['name']}]" if t["name"] else ""
             for row in t.get("inserted", []):
-                stdout.print(f"    + row {row['row']}{label} {row.get('key', '')}")
+                stdout.print(f"    + inserted row {row['row']}{label}{_keys(row)}", highlight=False)
             for row in t.get("deleted", []):
-                stdout.print(f"    - row {row['old_row']}{label} {row.get('key', '')}")
+                stdout.print(f"    - deleted  row {row['old_row']}{label}{_keys(row)}", highlight=False)
             for row in t.get("modified", []):
-                stdout.print(f"    ~ row {row['row']} (was {row['old_row']}){label} {row.get('key', '')}")
+                stdout.print(f"    ~ modified row {row['row']} (was row {row['old_row']}){label}{_keys(row)}", highlight=False)
     stdout.print("[bold green]OK[/]: data matches the manifest" if r["ok"] else "[bold red]DIFFERENCES FOUND[/]")
 
 

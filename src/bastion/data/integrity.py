@@ -71,7 +71,8 @@ def hash_files(paths: Sequence[Path], workers: int | None = None) -> list[tuple[
 
 
 def merkle_root(leaves: Sequence[bytes]) -> str:
-    """RFC 6962-style Merkle root (hex) over already-hashed leaves; empty tree = sha256(b'')."""
+    """RFC 6962-style Merkle root (hex) over already-hashed leaves, finalised as
+    ``sha256(0x02 || u64 leaf count || top node)``; empty tree = sha256(b'')."""
     if not leaves:
         return hashlib.sha256(b"").hexdigest()
     level = list(leaves)
@@ -81,7 +82,8 @@ def merkle_root(leaves: Sequence[bytes]) -> str:
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
-    return level[0].hex()
+    # Bind the leaf count and give every root the same 32-byte form (a lone leaf is 16 bytes).
+    return hashlib.sha256(b"\x02" + len(leaves).to_bytes(8, "big") + level[0]).hexdigest()
 
 
 def _leaf(data: bytes) -> bytes:
