@@ -31,7 +31,7 @@ from bastion.gateway.service import GatewayHTTPError, GatewayService
 
 access_log = logging.getLogger("bastion.gateway.access")
 bearer = HTTPBearer(auto_error=False, description="An API key (bst_…) or an OIDC/JWT access token.")
-PUBLIC_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+PUBLIC_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/ui/login"}
 
 PREDICT_BODY_SCHEMA = {
     "type": "object",
@@ -272,6 +272,11 @@ def create_app(config: GatewayConfig | None = None, *, apply_migrations: bool = 
     from bastion.gateway.admin import add_admin_routes
 
     add_admin_routes(app, service, route, principal_for, Body, Query)
+
+    # ------------------------------------------------------------------ dashboard (/ui, session cookie)
+    from bastion.gateway.ui import add_ui_routes
+
+    add_ui_routes(app, service, route)
 
     # default deny: every API route must declare a scope or be a public probe
     for r in app.routes:

@@ -1,0 +1,53 @@
+"""Inline SVG line charts (no JavaScript, no CDN): drift statistic vs threshold, anomaly share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+W, H, PAD = 640, 200, 36
+
+
+def line_chart(series: Sequence[tuple[float, float]], *, threshold: float | None = None, title: str,
+               y_label: str, css_id: str, y_min: float | None = None, y_max: float | None = None) -> str:
+    """An SVG with one polyline plus a ``<circle class="pt">`` per point and an optional dashed threshold."""
+    if not series:
+        return (f'<p class="empty" id="{escape(css_id)}-empty">{escape(title)}: no data yet '
+                f"(needs traffic and a captured reference)</p>")
+    xs = [float(x) for x, _ in series]
+    ys = [float(y) for _, y in series]
+    lo = min([*ys, threshold] if threshold is not None else ys) if y_min is None else y_min
+    hi = max([*ys, threshold] if threshold is not None else ys) if y_max is None else y_max
+    if hi - lo < 1e-12:
+        hi = lo + 1.0
+    x0, x1 = min(xs), max(xs)
+    span = (x1 - x0) or 1.0
+
+    def px(x: float) -> float:
+        return PAD + (x - x0) / span * (W - 2 * PAD)
+
+    def py(y: float) -> float:
+        return H - PAD - (y - lo) / (hi - lo) * (H - 2 * PAD)
+
+    pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=True))
+    out = [f'<svg id="{escape(css_id)}" class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+           f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+           f"<title>{escape(title)}</title>",
+           f'<rect x="0" y="0" width="{W}" height="{H}" fill="#fff" stroke="#ccc"/>',
+           f'<text x="{PAD}" y="16" font-size="12" fill="#333">{escape(title)}</text>',
+           f'<text x="4" y="{PAD - 6}" font-size="10" fill="#666">{hi:.3g}</text>',
+           f'<text x="4" y="{H - PAD + 12}" font-size="10" fill="#666">{lo:.3g}</text>',
+           f'<text x="{W - PAD}" y="{H - 8}" font-size="10" fill="#666" text-anchor="end">{escape(y_label)}</text>']
+    if threshold is not None:
+        ty = py(threshold)
+        out.append(f'<line class="threshold" x1="{PAD}" x2="{W - PAD}" y1="{ty:.1f}" y2="{ty:.1f}" '
+                   f'stroke="#c00" stroke-dasharray="4 3"/>')
+        out.append(f'<text x="{W - PAD}" y="{ty - 3:.1f}" font-size="10" fill="#c00" text-anchor="end">'
+                   f"threshold {threshold:.3g}</text>")
+    out.append(f'<polyline fill="none" stroke="#1f5fbf" stroke-width="1.5" points="{pts}"/>')
+    for x, y in zip(xs, ys, strict=True):
+        over = threshold is not None and y > threshold
+        out.append(f'<circle class="pt{" over" if over else ""}" cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" '
+                   f'fill="{"#c00" if over else "#1f5fbf"}"><title>{y:.4g}</title></circle>')
+    out.append("</svg>")
+    return "".join(out)

@@ -1,0 +1,233 @@
+"""Dashboard routes, mounted by ``create_app`` at ``/ui``.
+
+Every page declares a gateway scope (``models:read`` to view, ``audit:read`` for the audit page,
+``models:write`` to roll back) through the app's ``route`` helper, so the default-deny check covers
+them; only ``/ui/login`` is public. Sessions are opaque server-side ids (see ``sessions``); state
+changing forms carry the session's CSRF token; pages are sent with a strict CSP, no framing, no-store.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from bastion.core.errors import AuthError, BastionError
+from bastion.gateway.auth import Forbidden, parse_key_id
+from bastion.gateway.ui.sessions import COOKIE, VIEW_ROLES, SessionStore, UISession, csrf_ok
+from bastion.gateway.ui.views import RateSampler, audit_search, charts, traffic
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+class _LoginRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+class _UIForbidden(Exception):
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+
+def _safe_next(value: str | None) -> str:
+    """Only same-site dashboard paths (no open redirect)."""
+    if value and value.startswith("/ui") and "//" not in value and "\\" not in value:
+        return value
+    return "/ui"
+
+
+def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None:
+    """Attach the dashboard to a gateway app built by ``create_app``."""
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+    store = SessionStore()
+    sampler = RateSampler()
+    app.state.ui_sessions = store
+
+    def page(request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        nonce = secrets.token_urlsafe(16)
+        html = env.get_template(template).render(nonce=nonce, path=request.url.path, **ctx)
+        return HTMLResponse(html, status_code=status, headers={
+            "Content-Security-Policy": f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
+                                       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store"})
+
+    @app.exception_handler(_LoginRequired)
+    async def _to_login(_: Request, exc: _LoginRequired) -> Response:
+        return RedirectResponse(f"/ui/login?next={quote(exc.next_path)}", status_code=303)
+
+    @app.exception_handler(_UIForbidden)
+    async def _forbidden(request: Request, exc: _UIForbidden) -> Response:
+        return page(request, "error.html", 403, title="Forbidden", message=exc.detail, session=None)
+
+    def session_for(scope: str) -> Callable[[Request], Awaitable[UISession]]:
+        async def _dep(request: Request) -> UISession:
+            sess = store.get(request.cookies.get(COOKIE))
+            if sess is None:
+                nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                raise _LoginRequired(nxt if request.method == "GET" else "/ui")
+            if sess.key_id is not None:  # a revoked or expired key ends its sessions
+                rec = await run_in_threadpool(service.keys._lookup, sess.key_id)
+                now = time.time()
+                if rec is None or rec.revoked_at is not None or (
+                        rec.expires_at is not None and rec.expires_at.timestamp() <= now):
+                    store.delete(request.cookies.get(COOKIE))
+                    raise _LoginRequired("/ui")
+            try:
+                sess.principal.require(scope)
+            except Forbidden as exc:
+                raise _UIForbidden(str(exc)) from None
+            return sess
+        _dep.__name__ = f"ui_session_{scope.replace(':', '_')}"
+        return _dep
+
+    from fastapi import Depends
+
+    def dep(scope: str) -> Any:
+        return Depends(session_for(scope))
+
+    ui = {"include_in_schema": False, "response_class": HTMLResponse}
+
+    # ------------------------------------------------------------------ login / logout
+    @route("GET", "/ui/login", None, **ui)
+    async def login_form(request: Request, next: str = "/ui") -> Response:
+        return page(request, "login.html", next=_safe_next(next), error=None, session=None)
+
+    @route("POST", "/ui/login", None, **ui)
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        cred = str(form.get("credential", "")).strip()
+        nxt = _safe_next(str(form.get("next", "/ui")))
+        try:
+            p = await run_in_threadpool(service.authenticate, f"Bearer {cred}")
+        except AuthError as exc:
+            service.metrics.rejections.labels("ui_login").inc()
+            return page(request, "login.html", 401, next=nxt, error=str(exc), session=None)
+        if p.role not in VIEW_ROLES or "models:read" not in p.scopes:
+            service.metrics.rejections.labels("ui_login").inc()
+            return page(request, "login.html", 403, next=nxt, session=None,
+                        error=f"role {p.role!r} may not use the dashboard (operator, auditor or admin only)")
+        not_after = None
+        if p.via == "jwt":
+            import jwt
+
+            exp = jwt.decode(cred, options={"verify_signature": False}).get("exp")  # verified above
+            not_after = float(exp) if exp is not None else None
+        sid = store.create(p, key_id=parse_key_id(cred) if p.via == "api_key" else None, not_after=not_after)
+        from bastion.gateway.registry import audit_admin
+
+        await run_in_threadpool(audit_admin, service.config.db_url, p, "ui.login", {"role": p.role},
+                                service.audit)
+        resp = RedirectResponse(nxt, status_code=303)
+        resp.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/ui",
+                        secure=request.url.scheme == "https", max_age=int(store.absolute_s))
+        return resp
+
+    @route("POST", "/ui/logout", "models:read", **ui)
+    async def logout(request: Request, s: UISession = dep("models:read")) -> Response:
+        form = await request.form()
+        if not csrf_ok(s, form.get("csrf_token")):  # type: ignore[arg-type]
+            raise _UIForbidden("missing or wrong CSRF token")
+        store.delete(request.cookies.get(COOKIE))
+        resp = RedirectResponse("/ui/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/ui")
+        return resp
+
+    # ------------------------------------------------------------------ pages
+    @route("GET", "/ui", "models:read", **ui)
+    async def overview(request: Request, s: UISession = dep("models:read")) -> Response:
+        from bastion.respond.incidents import list_incidents
+
+        versions = await run_in_threadpool(service.registry.list)
+        t = traffic(service.metrics.registry)
+        rate = sampler.rate(t["total"], service.started)
+        monitor = getattr(service, "monitor", None)
+        snap = await run_in_threadpool(monitor.snapshot) if monitor is not None else {"alerts": [], "models": {}}
+        incidents = await run_in_threadpool(lambda: list_incidents(db_url=service.config.db_url))
+        return page(request, "overview.html", session=s, versions=versions, traffic=t, rate=rate,
+                    charts=charts(snap), alerts=list(reversed(snap.get("alerts", [])))[:50],
+                    monitoring=monitor is not None, incidents=list(reversed(incidents))[:100],
+                    msg=request.query_params.get("msg"))
+
+    @route("GET", "/ui/incidents/{incident_id}", "models:read", **ui)
+    async def incident(request: Request, incident_id: int, s: UISession = dep("models:read")) -> Response:
+        from bastion.respond.incidents import get_incident
+
+        try:
+            inc = await run_in_threadpool(get_incident, incident_id, service.config.db_url)
+        except BastionError as exc:
+            return page(request, "error.html", 404, title="Not found", message=str(exc), session=s)
+        prod = None
+        if inc.get("model"):
+            try:
+                prod = (await run_in_threadpool(service.registry.resolve, inc["model"], "production")).version
+            except BastionError:
+                prod = None
+        return page(request, "incident.html", session=s, inc=inc, production=prod,
+                    can_rollback="models:write" in s.principal.scopes, msg=request.query_params.get("msg"))
+
+    def _rollback_target(name: str) -> tuple[str, str | None]:
+        """(current production version, the verified version a rollback would restore or None)."""
+        rows = service.registry.list(name)
+        current = service.registry.resolve(name, "production").version
+        idx = next(i for i, r in enumerate(rows) if r.version == current)
+        older = [r for r in rows[:idx] if r.verified]
+        return current, (older[-1].version if older else None)
+
+    @route("GET", "/ui/models/{name}/rollback", "models:write", **ui)
+    async def confirm_rollback(request: Request, name: str, incident: int | None = None,
+                               s: UISession = dep("models:write")) -> Response:
+        try:
+            current, target = await run_in_threadpool(_rollback_target, name)
+        except BastionError as exc:
+            return page(request, "error.html", 404, title="Not found", message=str(exc), session=s)
+        return page(request, "confirm.html", session=s, name=name, current=current, target=target,
+                    incident=incident)
+
+    @route("POST", "/ui/models/{name}/rollback", "models:write", **ui)
+    async def do_rollback(request: Request, name: str, s: UISession = dep("models:write")) -> Response:
+        form = await request.form()
+        if not csrf_ok(s, form.get("csrf_token")):  # type: ignore[arg-type]
+            raise _UIForbidden("missing or wrong CSRF token")
+        inc_raw = str(form.get("incident", "") or "")
+        inc_id = int(inc_raw) if inc_raw.isdigit() else None
+        back = f"/ui/incidents/{inc_id}" if inc_id is not None else "/ui"
+        try:
+            out = await run_in_threadpool(lambda: service.registry.rollback(name, "production", actor=s.principal))
+        except BastionError as exc:
+            return RedirectResponse(f"{back}?msg={quote('rollback refused: ' + str(exc))}", status_code=303)
+        service.invalidate()
+        if inc_id is not None:
+            from bastion.respond.incidents import record_action
+
+            try:
+                await run_in_threadpool(record_action, inc_id, "rollback", out, service.config.db_url,
+                                        f"ui:{s.principal.name}")
+            except BastionError:
+                pass
+        msg = f"rolled back {name}: production {out['rolled_back_from']} → {out['version']}"
+        return RedirectResponse(f"{back}?msg={quote(msg)}", status_code=303)
+
+    @route("GET", "/ui/audit", "audit:read", **ui)
+    async def audit(request: Request, client: str = "", action: str = "", verify: bool = True,
+                    s: UISession = dep("audit:read")) -> Response:
+        from bastion.artifacts.keys import public_path_for
+        from bastion.gateway.audit import verify_chain
+
+        client, action = client[:160], action[:64]
+        await run_in_threadpool(service.audit.flush)
+        rows = await run_in_threadpool(audit_search, service.config.db_url, client, action)
+        report = None
+        if verify:
+            pub = public_path_for(service.config.audit_key_path())
+            report = (await run_in_threadpool(verify_chain, service.config.db_url, pub)).to_dict()
+        return page(request, "audit.html", session=s, rows=rows, client=client, action=action, report=report)
