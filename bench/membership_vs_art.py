@@ -57,17 +57,24 @@ def main() -> None:
     rows: list[tuple[str, str, float, float | None, float | None, float, float]] = []
     full = {}
     ens = None
-    for name, method, mode in (("loss", "loss", "offline"), ("lira-offline", "lira", "offline"),
-                               ("rmia-offline", "rmia", "offline"), ("lira-online", "lira", "online")):
+    ens_online = None
+    for name, method, mode, fixed in (("loss", "loss", "offline", True), ("lira-offline", "lira", "offline", True),
+                                      ("rmia-offline", "rmia", "offline", True),
+                                      ("lira-online", "lira", "online", True),
+                                      ("lira-online-pervar", "lira", "online", False)):
         t0, c0 = time.perf_counter(), time.process_time()
         cfg = MembershipConfig(method=method, n_reference=N_REF, reference_epochs=REF_EPOCHS,  # type: ignore[arg-type]
-                               reference_batch_size=RECIPE.batch_size, reference_lr=REF_LR, reference_mode=mode)  # type: ignore[arg-type]
+                               reference_batch_size=RECIPE.batch_size, reference_lr=REF_LR, reference_mode=mode,  # type: ignore[arg-type]
+                               fixed_variance=fixed)
         r = run_membership(target, xm, ym, xn, yn, cfg, xpop, ypop, reference_factory=mlp,
-                           reference=ens if mode == "offline" else None)
-        ens = r.reference if mode == "offline" and r.reference is not None else ens
+                           reference=ens if mode == "offline" else ens_online)
+        if mode == "offline":
+            ens = r.reference or ens
+        else:
+            ens_online = r.reference or ens_online
         dt = time.perf_counter() - t0
         cpu = time.process_time() - c0
-        print(f"{name}: {dt:.1f}s wall, {cpu:.1f}s CPU (rmia reuses offline lira's reference models)", flush=True)
+        print(f"{name}: {dt:.1f}s wall, {cpu:.1f}s CPU (rmia reuses the offline reference models, pervar the online ones)", flush=True)
         full[name] = r
         m = r.metrics
         rows.append((f"bastion {name}", "500/1000", m.auc, m.tpr_at_1pct_fpr, m.tpr_at_0_1pct_fpr,
