@@ -11,6 +11,15 @@ from bastion.core.errors import ConfigError
 EXECUTORS: dict[str, type] = {"local": LocalExecutor}
 
 
+def available_executors() -> list[str]:
+    """Executor names: the registered ones and every ``bastion.assess.executors.<name>`` module."""
+    import pkgutil
+
+    names = set(EXECUTORS)
+    names.update(m.name for m in pkgutil.iter_modules(__path__) if m.name not in ("base", "local"))
+    return sorted(names)
+
+
 def get_executor(name: str, **kwargs: object) -> Executor:
     """An executor by name (``local``, or ``bastion.assess.executors.<name>.EXECUTOR``), built with ``kwargs``."""
     if name not in EXECUTORS:
@@ -20,7 +29,7 @@ def get_executor(name: str, **kwargs: object) -> Executor:
             mod = importlib.import_module(f"bastion.assess.executors.{name}")
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith("bastion.assess.executors"):
-                raise ConfigError(f"unknown executor {name!r}; available: {', '.join(sorted(EXECUTORS))}") from None
+                raise ConfigError(f"unknown executor {name!r}; available: {', '.join(available_executors())}") from None
             raise
         cls = getattr(mod, "EXECUTOR", None)
         if cls is None:
@@ -39,6 +48,7 @@ __all__ = [
     "NullReporter",
     "ProgressReporter",
     "RunSpec",
+    "available_executors",
     "get_executor",
     "run_check",
 ]
