@@ -153,7 +153,7 @@ def _encode(df: pd.DataFrame, ref: pd.DataFrame) -> tuple[np.ndarray, np.ndarray
 
 def score_anomalies(
     df: pd.DataFrame, reference: pd.DataFrame | None = None, top: int = 20, seed: int = 0,
-    contamination: float | None = None,
+    contamination: float = 0.01,
 ) -> dict[str, Any]:
     """IsolationForest anomaly scores (higher = more anomalous) and the top rows with reasons."""
     from sklearn.ensemble import IsolationForest
@@ -162,7 +162,7 @@ def score_anomalies(
     if len(ref) < 10:
         raise InvalidInputError(f"need at least 10 reference rows to score anomalies, got {len(ref)}")
     x, xr, names = _encode(df, ref)
-    forest = IsolationForest(n_estimators=200, random_state=seed, contamination=contamination or "auto")
+    forest = IsolationForest(n_estimators=200, random_state=seed, contamination=contamination)
     forest.fit(xr)
     scores = -forest.score_samples(x)  # higher = more anomalous
     med = np.median(xr, axis=0)
@@ -207,5 +207,5 @@ def score_anomalies(
         "outlier_share": round(float(is_outlier.mean()), 4),
         "top": rows,
         "params": {"method": "isolation_forest", "n_estimators": 200, "seed": seed,
-                   "reference": "self" if reference is None else "given", "contamination": contamination or "auto"},
+                   "reference": "self" if reference is None else "given", "contamination": contamination},
     }
