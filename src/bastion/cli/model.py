@@ -59,7 +59,10 @@ def scan(
     elif fmt == ScanFormat.sarif:
         print_json(report.to_sarif())
     else:
+        skipped = [f for f in report.files if not f.scanned and not f.error and not f.findings]
         for f in report.files:
+            if f in skipped and len(report.files) > 1:
+                continue
             ms = f.max_severity.value if f.max_severity else "none"
             status = "not scanned" if not f.scanned else ms
             stdout.print(f"[bold]{f.path}[/]  format={f.format}  [{_COLORS.get(ms, 'white')}]{status}[/]",
@@ -71,6 +74,8 @@ def scan(
                 where = x.location if x.member else (f"offset {x.offset}" if x.offset is not None else "file")
                 stdout.print(f"  [{_COLORS[x.severity.value]}]{x.severity.value:8}[/] {x.code}{times} "
                              f"{x.global_name or ''} at {where}\n           {x.message}", highlight=False, soft_wrap=True)
+        if skipped and len(report.files) > 1:
+            stdout.print(f"({len(skipped)} other file(s) are not model formats and were skipped)", highlight=False)
         ms = report.max_severity.value if report.max_severity else "none"
         stdout.print(f"verdict: [{_COLORS.get(ms, 'white')}]{report.verdict}[/] (max severity {ms}, "
                      f"{len(report.scanned_files)} file(s) scanned in {report.duration_s:.3f}s)", highlight=False, soft_wrap=True)
