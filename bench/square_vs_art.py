@@ -5,7 +5,7 @@ Same model (the ``mnist`` demo CNN), same samples, eps, p_init and number of ite
 ``defaults`` gives ART torch's default thread count and Bastion its idle-core count. Bastion
 keeps each sample's current margin, so an iteration costs one query per still-robust sample; ART
 re-queries the current points twice per iteration (predict + loss) besides the candidates.
-Run: ``.venv/bin/python bench/square_vs_art.py [--samples 200 --iters 300]``.
+Run: ``.venv/bin/python bench/square_vs_art.py [--samples 100 --iters 200 --eps 0.2]``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import torch
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=200)
-    ap.add_argument("--eps", type=float, default=0.3)
-    ap.add_argument("--iters", type=int, default=300)
+    ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--eps", type=float, default=0.2)
+    ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
 
