@@ -9,8 +9,12 @@ W, H, PAD = 640, 200, 36
 
 
 def line_chart(series: Sequence[tuple[float, float]], *, threshold: float | None = None, title: str,
-               y_label: str, css_id: str, y_min: float | None = None, y_max: float | None = None) -> str:
-    """An SVG with one polyline plus a ``<circle class="pt">`` per point and an optional dashed threshold."""
+               y_label: str, css_id: str, y_min: float | None = None, y_max: float | None = None,
+               flags: Sequence[bool] | None = None) -> str:
+    """An SVG with one polyline plus a ``<circle class="pt">`` per point and an optional dashed threshold.
+
+    A point is drawn red (class ``over``) when ``flags`` marks it (e.g. the detector's drift decision),
+    or, without ``flags``, when it lies above ``threshold``."""
     if not series:
         return (f'<p class="empty" id="{escape(css_id)}-empty">{escape(title)}: no data yet '
                 f"(needs traffic and a captured reference)</p>")
@@ -45,8 +49,8 @@ def line_chart(series: Sequence[tuple[float, float]], *, threshold: float | None
         out.append(f'<text x="{W - PAD}" y="{ty - 3:.1f}" font-size="10" fill="#c00" text-anchor="end">'
                    f"threshold {threshold:.3g}</text>")
     out.append(f'<polyline fill="none" stroke="#1f5fbf" stroke-width="1.5" points="{pts}"/>')
-    for x, y in zip(xs, ys, strict=True):
-        over = threshold is not None and y > threshold
+    marks = list(flags) if flags is not None else [threshold is not None and y > threshold for y in ys]
+    for x, y, over in zip(xs, ys, marks, strict=True):
         out.append(f'<circle class="pt{" over" if over else ""}" cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" '
                    f'fill="{"#c00" if over else "#1f5fbf"}"><title>{y:.4g}</title></circle>')
     out.append("</svg>")

@@ -45,6 +45,16 @@ def _safe_next(value: str | None) -> str:
     return "/ui"
 
 
+def _mmd_thresholds(monitor: Any) -> dict[str, float]:
+    """The MMD² threshold of each model's drift detector (the snapshot carries only the univariate one)."""
+    out: dict[str, float] = {}
+    for name, mon in dict(getattr(monitor, "models", {}) or {}).items():
+        thr = getattr(getattr(getattr(mon, "drift", None), "detector", None), "mmd_threshold", None)
+        if thr is not None:
+            out[name] = float(thr)
+    return out
+
+
 def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None:
     """Attach the dashboard to a gateway app built by ``create_app``."""
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
@@ -154,7 +164,7 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
         snap = await run_in_threadpool(monitor.snapshot) if monitor is not None else {"alerts": [], "models": {}}
         incidents = await run_in_threadpool(lambda: list_incidents(db_url=service.config.db_url))
         return page(request, "overview.html", session=s, versions=versions, traffic=t, rate=rate,
-                    charts=charts(snap), alerts=list(reversed(snap.get("alerts", [])))[:50],
+                    charts=charts(snap, _mmd_thresholds(monitor)), alerts=list(reversed(snap.get("alerts", [])))[:50],
                     monitoring=monitor is not None, incidents=list(reversed(incidents))[:100],
                     msg=request.query_params.get("msg"))
 

@@ -74,23 +74,29 @@ def traffic(registry: Any) -> dict[str, Any]:
     return {"total": total, "models": models, "rejections": rejected}
 
 
-def charts(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
-    """One drift chart (statistic vs threshold) and one anomaly-share chart per monitored model."""
+def charts(snapshot: dict[str, Any], mmd_thresholds: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Per monitored model: the univariate drift statistic vs its threshold, MMD² vs its threshold
+    (points in red where the detector decided "drift": either statistic over its threshold), and the
+    share of low-confidence answers over time."""
     out = []
     for name, m in sorted(snapshot.get("models", {}).items()):
-        series = m.get("series", [])
-        drift = [(p["ts"], p["statistic"]) for p in series if p.get("kind") == "drift"]
-        if not drift:
-            drift = [(p["ts"], p["statistic"]) for p in m.get("drift_history", []) if "statistic" in p]
-        anomaly = [(p["ts"], p["share"]) for p in series if p.get("kind") == "anomaly"][-300:]
+        hist = [p for p in m.get("drift_history", []) if "statistic" in p]
+        flags = [bool(p.get("drift")) for p in hist]
+        stat = [(p["ts"], p["statistic"]) for p in hist]
+        mmd = [(p["ts"], p["mmd2"]) for p in hist if p.get("mmd2") is not None]
+        anomaly = [(p["ts"], p["share"]) for p in m.get("series", []) if p.get("kind") == "anomaly"][-300:]
         thr = m.get("drift_threshold")
+        mthr = (mmd_thresholds or {}).get(name)
         safe = "".join(c if c.isalnum() else "-" for c in name)
         out.append({
             "model": name,
-            "drift_points": len(drift),
-            "drifted": any(thr is not None and y > thr for _, y in drift),
-            "drift_svg": line_chart(drift, threshold=thr, title=f"{name}: drift statistic (MMD) vs threshold",
-                                    y_label="time →", css_id=f"drift-{safe}"),
+            "drift_points": len(stat),
+            "drifted": any(flags),
+            "drift_svg": line_chart(stat, threshold=thr, flags=flags, css_id=f"drift-{safe}",
+                                    title=f"{name}: drift statistic (−log10 min feature p) vs threshold",
+                                    y_label="time →"),
+            "mmd_svg": line_chart(mmd, threshold=mthr, flags=flags if len(mmd) == len(flags) else None,
+                                  title=f"{name}: MMD² vs threshold", y_label="time →", css_id=f"mmd-{safe}"),
             "anomaly_svg": line_chart(anomaly, title=f"{name}: share of low-confidence answers",
                                       y_label="time →", css_id=f"anomaly-{safe}", y_min=0.0, y_max=1.0),
         })
