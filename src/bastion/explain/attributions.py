@@ -125,12 +125,14 @@ def explain_shap(model: ModelAdapter, x: np.ndarray, background: np.ndarray, fea
         torch.manual_seed(seed)
         module = model.module  # type: ignore[attr-defined]
         explainer = shap.GradientExplainer(module, torch.from_numpy(bg[:100]))
-        raw = explainer.shap_values(torch.from_numpy(x), nsamples=gradient_nsamples, rseed=seed)
+        # only the top-ranked output (= the predicted class): one gradient pass per sample, not one per class
+        raw, ranks = explainer.shap_values(torch.from_numpy(x), nsamples=gradient_nsamples, rseed=seed,
+                                           ranked_outputs=1, output_rank_order="max")
         arr = np.stack(raw, axis=-1) if isinstance(raw, list) else np.asarray(raw)
-        arr = arr.reshape(len(x), -1, arr.shape[-1])
+        values = arr.reshape(len(x), -1)
+        pred = np.asarray(ranks).reshape(-1).astype(np.int64)
         with torch.no_grad():
             bl = module(torch.from_numpy(bg[:100])).mean(0).numpy()
-        values = arr[np.arange(len(x)), :, pred]
         base = bl[pred]
         output = "logit"
         params["nsamples"] = gradient_nsamples
