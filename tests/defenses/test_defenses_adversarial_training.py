@@ -98,3 +98,13 @@ def test_config_rejects_bad_values() -> None:
     with pytest.raises(ConfigError):
         AdversarialTrainingConfig(eps=0.0)
     assert AdversarialTrainingConfig(eps=0.3, eps_ramp_epochs=3).eps_at(0) == pytest.approx(0.1)
+
+
+def test_time_budget_stops_before_overrunning() -> None:
+    rng = np.random.default_rng(3)
+    x, y = rng.random((40, 4), dtype=np.float32), rng.integers(0, 2, 40)
+    cfg = AdversarialTrainingConfig(method="pgd", eps=0.1, epochs=50, train_steps=1, clip_min=None, clip_max=None,
+                                    val_fraction=0.25, time_budget_s=0.0)
+    _, record = adversarial_train(build_architecture("tabular-mlp", (4,), 2), x, y, cfg)
+    assert len(record.epochs) == 1 and record.stopped_early
+    assert record.events[-1]["event"] == "time_budget"

@@ -22,7 +22,8 @@ class AdversarialTrainingConfig:
     Rice et al. 2020) and stops after ``patience`` epochs without improvement. Catastrophic
     overfitting (fast mode): robust validation accuracy falling by more than ``co_drop`` from its
     best, or under PGD while FGSM accuracy stays high, restores the best weights and continues with
-    PGD (``co_fallback="pgd"``) or stops (``"stop"``).
+    PGD (``co_fallback="pgd"``) or stops (``"stop"``). ``time_budget_s``: no epoch is started that the
+    last epoch's duration says would end past the budget.
     """
 
     method: TrainingMethod = "pgd"

@@ -167,7 +167,10 @@ def adversarial_train(
                 stop = True
         if on_epoch is not None:
             on_epoch(ep, record)
-        if cfg.time_budget_s is not None and time.perf_counter() - t0 >= cfg.time_budget_s and not stop:
+        elapsed = time.perf_counter() - t0
+        last_epoch_s = elapsed - (record.epochs[-2].elapsed_s if len(record.epochs) > 1 else 0.0)
+        # stop when the next epoch (estimated by the last one) would overrun the budget
+        if cfg.time_budget_s is not None and elapsed + last_epoch_s > cfg.time_budget_s and not stop:
             record.event("time_budget", epoch + 1, budget_s=cfg.time_budget_s)
             stop = epoch + 1 < cfg.epochs
             record.stopped_early = record.stopped_early or stop
