@@ -27,7 +27,10 @@ from bastion.models.adapters import TorchAdapter
 from bastion.models.zoo import TrainConfig, train_classifier
 
 torch.set_num_threads(1)  # a shared 2-core box: one thread is much faster than two contended
-N_REF = int(sys.argv[1]) if len(sys.argv) > 1 else 32
+N_REF = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 32
+# --subset-fraction F: share of the reference training pool each reference model trains on
+FRAC = float(sys.argv[sys.argv.index("--subset-fraction") + 1]) if "--subset-fraction" in sys.argv else 0.5
+ONLINE_ONLY = "--online-only" in sys.argv
 RECIPE = TrainConfig(epochs=60, batch_size=64, lr=1e-3)
 # reference models: the target's architecture and recipe
 REF_EPOCHS, REF_LR = RECIPE.epochs, RECIPE.lr
@@ -62,10 +65,12 @@ def main() -> None:
                                       ("rmia-offline", "rmia", "offline", True),
                                       ("lira-online", "lira", "online", True),
                                       ("lira-online-pervar", "lira", "online", False)):
+        if ONLINE_ONLY and mode == "offline":
+            continue
         t0, c0 = time.perf_counter(), time.process_time()
         cfg = MembershipConfig(method=method, n_reference=N_REF, reference_epochs=REF_EPOCHS,  # type: ignore[arg-type]
                                reference_batch_size=RECIPE.batch_size, reference_lr=REF_LR, reference_mode=mode,  # type: ignore[arg-type]
-                               fixed_variance=fixed)
+                               fixed_variance=fixed, reference_subset_fraction=FRAC)
         r = run_membership(target, xm, ym, xn, yn, cfg, xpop, ypop, reference_factory=mlp,
                            reference=ens if mode == "offline" else ens_online)
         if mode == "offline":
@@ -89,6 +94,11 @@ def main() -> None:
         rows.append((f"bastion {method}", "250/500 held-out", hm.auc, hm.tpr_at_1pct_fpr, None,
                      hm.empirical_epsilon_lower_bound, float("nan")))
 
+    if ONLINE_ONLY:
+        print(f"subset fraction {FRAC}")
+        for name, ev, auc, t1, t01, eps, dt in rows:
+            print(f"{name:28s} {ev:18s} {auc:6.3f} {fmt(t1):>7s} {fmt(t01):>9s} {eps:7.2f} {dt:7.1f}")
+        return
     from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
     from art.estimators.classification import PyTorchClassifier
 

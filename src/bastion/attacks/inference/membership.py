@@ -61,6 +61,7 @@ class MembershipConfig:
     reference_epochs: int = 30
     reference_batch_size: int = 64
     reference_lr: float = 1e-3
+    reference_subset_fraction: float = 0.5
     label_only_queries: int = 16
     label_only_noise: float = 0.05
     rmia_gamma: float = 2.0
@@ -165,7 +166,8 @@ def run_membership(
                               "to train reference models; add x_pop/y_pop to the .npz")
         factory = reference_factory or proxy_mlp(model.input_spec.shape, k)
         rcfg = ReferenceTrainConfig(n_models=cfg.n_reference, epochs=cfg.reference_epochs,
-                                    batch_size=cfg.reference_batch_size, lr=cfg.reference_lr)
+                                    batch_size=cfg.reference_batch_size, lr=cfg.reference_lr,
+                                    subset_fraction=cfg.reference_subset_fraction)
         online = cfg.reference_mode == "online"
         y_pop_i = np.asarray(y_pop, dtype=np.int64)
         train_x = np.concatenate([x_pop, x_all]) if online else x_pop
@@ -177,7 +179,7 @@ def run_membership(
         params.update(n_reference=ens.n_models, reference_epochs=cfg.reference_epochs,
                       reference_lr=cfg.reference_lr, reference_batch_size=cfg.reference_batch_size,
                       reference_arch="target" if reference_factory else "proxy-mlp-256", n_population=len(x_pop),
-                      reference_mode=cfg.reference_mode)
+                      reference_mode=cfg.reference_mode, reference_subset_fraction=cfg.reference_subset_fraction)
         if cfg.method == "lira":
             in_mask = ens.masks[:, len(x_pop):] if online and ens.masks.shape[1] == len(train_x) else None
             scores = np.zeros(len(x_all))
