@@ -86,7 +86,7 @@ def test_dashboard_drift_incident_rollback_in_chromium(bastion_home: Path) -> No
                               budget={"requests": "100000/minute", "samples": "1000000/minute"})
     rng = np.random.default_rng(0)
 
-    with _Server(app) as base, httpx.Client(base_url=base, timeout=30,
+    with _Server(app) as base, httpx.Client(base_url=base, timeout=90,
                                             headers={"Authorization": f"Bearer {cl_key}"}) as http, \
             sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])

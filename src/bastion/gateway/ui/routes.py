@@ -45,6 +45,21 @@ def _safe_next(value: str | None) -> str:
     return "/ui"
 
 
+def _brief(obj: Any) -> str:
+    """A timeline entry's details in one line: scalars in full, lists and mappings by size."""
+    if not isinstance(obj, dict):
+        return "" if obj is None else str(obj)[:300]
+    parts = []
+    for k, v in obj.items():
+        if isinstance(v, float):
+            parts.append(f"{k}={v:.4g}")
+        elif isinstance(v, list | dict):
+            parts.append(f"{k}=[{len(v)} items]")
+        else:
+            parts.append(f"{k}={v}")
+    return ", ".join(parts)[:600]
+
+
 def _mmd_thresholds(monitor: Any) -> dict[str, float]:
     """The MMD² threshold of each model's drift detector (the snapshot carries only the univariate one)."""
     out: dict[str, float] = {}
@@ -58,6 +73,8 @@ def _mmd_thresholds(monitor: Any) -> dict[str, float]:
 def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None:
     """Attach the dashboard to a gateway app built by ``create_app``."""
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+    env.filters["utc"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(ts)))
+    env.filters["brief"] = _brief
     store = SessionStore()
     sampler = RateSampler()
     app.state.ui_sessions = store
