@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,33 @@ def test_session_store_expires_and_chart_has_points() -> None:
     assert s is not None and csrf_ok(s, s.csrf) and not csrf_ok(s, "") and not csrf_ok(s, s.csrf + "x")
     svg = line_chart([(0, 0.1), (1, 0.5), (2, 2.0)], threshold=1.0, title="t", y_label="y", css_id="c")
     assert svg.count('class="pt') == 3 and svg.count('class="pt over"') == 1 and "<polyline" in svg
+
+
+def test_jwt_login_session_bounded_by_exp(ui: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import jwt
+    from fastapi.testclient import TestClient
+
+    from bastion.gateway.app import create_app
+    from bastion.gateway.config import GatewayConfig
+
+    monkeypatch.setenv("UI_TEST_JWT_SECRET", "s" * 40)
+    cfg = GatewayConfig.model_validate({"auth": {"jwt": {
+        "issuer": "https://idp.test", "audience": "bastion", "algorithms": ["HS256"],
+        "hmac_secret_env": "UI_TEST_JWT_SECRET"}}})
+    app = create_app(cfg, preload=False)
+    now = int(time.time())
+
+    def token(role: str, exp: int) -> str:
+        return jwt.encode({"sub": f"{role}-1", "iss": "https://idp.test", "aud": "bastion", "exp": exp,
+                           "bastion_role": role}, "s" * 40, algorithm="HS256")
+
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        assert c.post("/ui/login", data={"credential": token("client", now + 120)},
+                      follow_redirects=False).status_code == 403
+        assert c.post("/ui/login", data={"credential": token("operator", now - 5)},
+                      follow_redirects=False).status_code == 401
+        r = c.post("/ui/login", data={"credential": token("auditor", now + 120)}, follow_redirects=False)
+        assert r.status_code == 303
+        assert c.get("/ui", follow_redirects=False).status_code == 200
+        (row,) = app.state.ui_sessions._rows.values()
+        assert row.principal.via == "jwt" and row.key_id is None and row.expires <= now + 120
