@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -220,3 +221,25 @@ def test_jwt_login_session_bounded_by_exp(ui: dict[str, Any], monkeypatch: pytes
         assert c.get("/ui", follow_redirects=False).status_code == 200
         (row,) = app.state.ui_sessions._rows.values()
         assert row.principal.via == "jwt" and row.key_id is None and row.expires <= now + 120
+
+
+@pytest.mark.redis
+def test_sessions_shared_across_replicas_through_redis(ui: dict[str, Any]) -> None:
+    from fastapi.testclient import TestClient
+
+    from bastion.gateway.app import create_app
+    from bastion.gateway.config import GatewayConfig
+
+    cfg = GatewayConfig.model_validate({"redis_url": "redis://127.0.0.1:6379/0"})
+    a, b = create_app(cfg, preload=False), create_app(cfg, preload=False)
+    with TestClient(a, base_url="http://127.0.0.1") as ca, TestClient(b, base_url="http://127.0.0.1") as cb:
+        r = ca.post("/ui/login", data={"credential": ui["keys"]["operator"][1]}, follow_redirects=False)
+        assert r.status_code == 303
+        sid = ca.cookies.get("bastion_ui")
+        assert sid
+        cb.cookies.set("bastion_ui", sid)
+        page = cb.get("/ui", follow_redirects=False)  # the other replica knows the session
+        assert page.status_code == 200
+        assert a.state.ui_sessions.redis.ttl("bastion:ui:session:" + hashlib.sha256(sid.encode()).hexdigest()) > 0
+        assert cb.post("/ui/logout", data={"csrf_token": _csrf(page.text)}, follow_redirects=False).status_code == 303
+        assert ca.get("/ui", follow_redirects=False).status_code == 303  # logged out everywhere

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.core.errors import AuthError, BastionError
 from bastion.gateway.auth import Forbidden, parse_key_id
-from bastion.gateway.ui.sessions import COOKIE, VIEW_ROLES, SessionStore, UISession, csrf_ok
+from bastion.gateway.ui.sessions import COOKIE, VIEW_ROLES, UISession, csrf_ok, make_store
 from bastion.gateway.ui.views import RateSampler, audit_search, charts, traffic
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -75,7 +75,7 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
     env.filters["utc"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(ts)))
     env.filters["brief"] = _brief
-    store = SessionStore()
+    store = make_store(service.config.resolved_redis_url())
     sampler = RateSampler()
     app.state.ui_sessions = store
 

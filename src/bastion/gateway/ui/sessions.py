@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from bastion.gateway.auth import Principal
 
@@ -36,7 +38,8 @@ def _digest(sid: str) -> str:
 
 
 class SessionStore:
-    """In-process session table (one per gateway app; a restart logs everyone out)."""
+    """In-process session table (one per gateway app; a restart logs everyone out).
+    ``RedisSessionStore`` shares sessions between workers and replicas."""
 
     def __init__(self, idle_s: float = 1800.0, absolute_s: float = 8 * 3600.0, max_sessions: int = 10_000) -> None:
         self.idle_s, self.absolute_s, self.max_sessions = idle_s, absolute_s, max_sessions
@@ -85,3 +88,61 @@ class SessionStore:
 def csrf_ok(session: UISession, token: str | None) -> bool:
     """Constant-time check of the form's CSRF token against the session's."""
     return bool(token) and hmac.compare_digest(session.csrf.encode(), str(token).encode())
+
+
+def _principal_to_json(p: Principal) -> dict[str, Any]:
+    return {"id": p.id, "name": p.name, "role": p.role, "scopes": sorted(p.scopes), "models": list(p.models),
+            "via": p.via, "budget": dict(p.budget)}
+
+
+def _principal_from_json(d: dict[str, Any]) -> Principal:
+    return Principal(id=str(d["id"]), name=str(d["name"]), role=str(d["role"]), scopes=frozenset(d["scopes"]),
+                     models=tuple(d["models"]), via=d["via"], budget=dict(d.get("budget") or {}))
+
+
+class RedisSessionStore(SessionStore):
+    """The same sessions in Redis (``bastion:ui:session:<sha256(id)>``), shared by every worker and
+    replica that uses the gateway's Redis; the key's TTL is the idle timeout."""
+
+    PREFIX = "bastion:ui:session:"
+
+    def __init__(self, url: str, idle_s: float = 1800.0, absolute_s: float = 8 * 3600.0) -> None:
+        super().__init__(idle_s, absolute_s)
+        import redis
+
+        self.redis = redis.Redis.from_url(url, socket_timeout=5)
+
+    def create(self, principal: Principal, key_id: str | None = None, not_after: float | None = None) -> str:
+        sid = secrets.token_urlsafe(32)
+        now = time.time()
+        expires = now + self.absolute_s if not_after is None else min(now + self.absolute_s, not_after)
+        row = {"principal": _principal_to_json(principal), "csrf": secrets.token_urlsafe(32), "created": now,
+               "expires": expires, "key_id": key_id}
+        ttl = max(1, int(min(self.idle_s, expires - now)))
+        self.redis.set(self.PREFIX + _digest(sid), json.dumps(row), ex=ttl)
+        return sid
+
+    def get(self, sid: str | None) -> UISession | None:
+        if not sid or len(sid) > 128:
+            return None
+        key = self.PREFIX + _digest(sid)
+        raw = self.redis.get(key)
+        if raw is None:
+            return None
+        row = json.loads(raw)
+        now = time.time()
+        if now > float(row["expires"]):
+            self.redis.delete(key)
+            return None
+        self.redis.expire(key, max(1, int(min(self.idle_s, float(row["expires"]) - now))))
+        return UISession(_principal_from_json(row["principal"]), str(row["csrf"]), float(row["created"]), now,
+                         float(row["expires"]), row.get("key_id"))
+
+    def delete(self, sid: str | None) -> None:
+        if sid:
+            self.redis.delete(self.PREFIX + _digest(sid))
+
+
+def make_store(redis_url: str | None) -> SessionStore:
+    """Redis-backed when the gateway has Redis (several workers/replicas), else in-process."""
+    return RedisSessionStore(redis_url) if redis_url else SessionStore()
