@@ -28,8 +28,10 @@ from bastion.models.zoo import TrainConfig, train_classifier
 
 torch.set_num_threads(1)  # a shared 2-core box: one thread is much faster than two contended
 N_REF = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 32
-# --subset-fraction F: share of the reference training pool each reference model trains on
-FRAC = float(sys.argv[sys.argv.index("--subset-fraction") + 1]) if "--subset-fraction" in sys.argv else 0.5
+# --subset-fraction F: share of the online reference pool (1,000 population + 1,500 candidates) each
+# online reference model trains on; 0.2 = 500 records, the target's training-set size. Offline
+# reference models train on 500 of the 1,000 population records (fraction 0.5).
+FRAC = float(sys.argv[sys.argv.index("--subset-fraction") + 1]) if "--subset-fraction" in sys.argv else 0.2
 ONLINE_ONLY = "--online-only" in sys.argv
 RECIPE = TrainConfig(epochs=60, batch_size=64, lr=1e-3)
 # reference models: the target's architecture and recipe
@@ -70,7 +72,8 @@ def main() -> None:
         t0, c0 = time.perf_counter(), time.process_time()
         cfg = MembershipConfig(method=method, n_reference=N_REF, reference_epochs=REF_EPOCHS,  # type: ignore[arg-type]
                                reference_batch_size=RECIPE.batch_size, reference_lr=REF_LR, reference_mode=mode,  # type: ignore[arg-type]
-                               fixed_variance=fixed, reference_subset_fraction=FRAC)
+                               fixed_variance=fixed,
+                               reference_subset_fraction=FRAC if mode == "online" else 0.5)
         r = run_membership(target, xm, ym, xn, yn, cfg, xpop, ypop, reference_factory=mlp,
                            reference=ens if mode == "offline" else ens_online)
         if mode == "offline":
