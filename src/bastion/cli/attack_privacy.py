@@ -89,6 +89,9 @@ def membership(
     n_reference: Annotated[int, typer.Option("--n-reference", help="Reference models (lira, rmia).")] = 16,
     reference_arch: Annotated[str | None, typer.Option("--reference-arch", help="Zoo architecture for reference models (default: proxy MLP).")] = None,
     reference_epochs: Annotated[int, typer.Option("--reference-epochs", help="Training epochs of each reference model.")] = 30,
+    reference_mode: Annotated[str, typer.Option("--reference-mode", help="offline (population only) or online (population + candidates).")] = "offline",
+    subset_fraction: Annotated[float, typer.Option("--subset-fraction", help="Share of the reference pool each reference model trains on.")] = 0.5,
+    per_example_variance: Annotated[bool, typer.Option("--per-example-variance", help="LiRA: per-record variances instead of one global variance.")] = False,
     max_records: Annotated[int, typer.Option("--max-records", help="Most members and non-members to score each.")] = 2000,
     policy: Annotated[str | None, typer.Option("--policy", help="Attack through an output policy: a type or a JSON config.")] = None,
     seed: SeedOpt = 0, out: OutOpt = None, fmt: FmtOpt = OutputFormat.text,
@@ -97,10 +100,16 @@ def membership(
     from bastion.assess.checks.privacy import membership_split
     from bastion.attacks.inference.membership import MembershipConfig, run_membership
     from bastion.attacks.inference.metrics import roc_plots_png
+    from bastion.core.errors import ConfigError
     from bastion.defenses.dp import read_privacy_statement
 
+    if reference_mode not in ("offline", "online"):
+        raise ConfigError(f"unknown --reference-mode {reference_mode!r}; choose offline or online")
+    if not 0 < subset_fraction <= 1:
+        raise ConfigError(f"--subset-fraction must lie in (0, 1], got {subset_fraction}")
     cfg = MembershipConfig(method=method, n_reference=n_reference, reference_epochs=reference_epochs,  # type: ignore[arg-type]
-                           seed=seed)
+                           reference_mode=reference_mode, reference_subset_fraction=subset_fraction,  # type: ignore[arg-type]
+                           fixed_variance=not per_example_variance, seed=seed)
     target = _target(model, data, demo, endpoint, query_budget, clip_min, clip_max, seed)
     split = membership_split(target, max_records, needs_population=method in ("lira", "rmia"), seed=seed)
     factory = None
