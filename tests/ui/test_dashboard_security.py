@@ -114,13 +114,20 @@ def test_operator_session_cookie_is_opaque_httponly_strict(ui: dict[str, Any]) -
     assert sid not in ui["app"].state.ui_sessions._rows
 
 
-def test_open_redirect_is_refused(ui: dict[str, Any]) -> None:
+def test_open_redirect_and_cross_site_login_are_refused(ui: dict[str, Any]) -> None:
     from fastapi.testclient import TestClient
 
     c = TestClient(ui["app"], base_url="http://127.0.0.1")
     r = c.post("/ui/login", data={"credential": ui["keys"]["auditor"][1], "next": "//evil.example/ui"},
                follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/ui"
+    # login CSRF: a form posted from another site is refused, one from this origin accepted
+    r = c.post("/ui/login", data={"credential": ui["keys"]["auditor"][1]}, follow_redirects=False,
+               headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+    r = c.post("/ui/login", data={"credential": ui["keys"]["auditor"][1]}, follow_redirects=False,
+               headers={"Origin": "http://127.0.0.1"})
+    assert r.status_code == 303
 
 
 def test_rollback_without_or_with_wrong_csrf_is_403(ui: dict[str, Any]) -> None:

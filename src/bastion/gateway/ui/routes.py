@@ -85,7 +85,7 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
         return HTMLResponse(html, status_code=status, headers={
             "Content-Security-Policy": f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
                                        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
             "Cache-Control": "no-store"})
 
     @app.exception_handler(_LoginRequired)
@@ -131,6 +131,9 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
 
     @route("POST", "/ui/login", None, **ui)
     async def login(request: Request) -> Response:
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host', '')}":
+            raise _UIForbidden("cross-site login refused (Origin does not match this gateway)")  # login CSRF
         form = await request.form()
         cred = str(form.get("credential", "")).strip()
         nxt = _safe_next(str(form.get("next", "/ui")))
