@@ -217,10 +217,10 @@ class ExtractionCheck:
         from bastion.defenses.output_policy import PolicyWrappedModel
 
         t0 = time.perf_counter()
-        default_budget = {"quick": 1000, "standard": 1000, "thorough": 10000}[ctx.profile]
+        default_budget = {"quick": 500, "standard": 1000, "thorough": 10000}[ctx.profile]
         budget = int(ctx.option("extraction_budget", default_budget))
         schedule = {"quick": (budget,), "standard": (100, budget), "thorough": (100, 1000, budget)}[ctx.profile]
-        epochs = {"quick": 15, "standard": 20, "thorough": 30}[ctx.profile]
+        epochs = {"quick": 5, "standard": 20, "thorough": 30}[ctx.profile]
         cfg = ExtractionConfig(schedule=schedule, epochs=epochs, seed=ctx.seed)
         pool, ev_x, ev_y = extraction_split(target, ctx.seed)
         r = run_extraction(target.model, pool, budget, ev_x, ev_y, cfg)
