@@ -9,7 +9,9 @@ Four detectors, combined into one per-sample score and one ``flagged_indices`` l
 - ``activation_clustering`` — per class, 2-means on PCA(10) of the model's penultimate
   activations (Chen et al. 2018, https://arxiv.org/abs/1811.03728). Which cluster is poisoned
   is decided by STRIP, not by cluster size, so a backdoor that is half of its target class is
-  still found.
+  still found: a class's low-entropy samples (STRIP entropy below ``strip_ratio`` of the data
+  set's median, plus its low-entropy activation cluster) are a backdoor when, without them, they
+  look like other classes (``excluded_knn_agreement`` below ``max_agreement``).
 - ``strip`` — entropy of the model's predictions on inputs superimposed with random other
   samples; a trigger keeps the prediction fixed, so poisoned inputs have near-zero entropy
   (Gao et al. 2019, "STRIP", https://arxiv.org/abs/1902.06531). Also usable at inference
@@ -46,7 +48,8 @@ class PoisonConfig:
     seed: int = 0
     label_margin: float = 0.5
     strip_overlays: int = 8
-    strip_ratio: float = 0.1
+    strip_ratio: float = 0.25
+    max_agreement: float = 0.2
     ac_components: int = 10
     min_class_size: int = 20
     cv_folds: int = 5
@@ -208,6 +211,33 @@ def strip_entropy(
     return ent / n_overlays
 
 
+def excluded_knn_agreement(x: np.ndarray, y: np.ndarray, members: np.ndarray, k: int = 10, seed: int = 0) -> float:
+    """Share of ``members`` whose k nearest non-members (input space, PCA-50) vote for their label.
+
+    Exclusionary reclassification (Chen et al. 2018) without retraining: a backdoor cluster
+    holds other classes' inputs plus a trigger, so without it its members look like those
+    classes (agreement near 0); a clean sub-population keeps agreeing with its label.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import NearestNeighbors
+
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    if flat.shape[1] > 50:
+        flat = PCA(50, random_state=seed).fit_transform(flat)
+    if x.ndim == 2:
+        flat = (flat - flat.mean(0)) / (flat.std(0) + 1e-12)
+    mask = np.zeros(len(y), dtype=bool)
+    mask[members] = True
+    others = np.flatnonzero(~mask)
+    if len(others) < k or len(members) == 0:
+        return 1.0
+    nn_index = NearestNeighbors(n_neighbors=k).fit(flat[others])
+    _, nb = nn_index.kneighbors(flat[members])
+    votes = y[others][nb]
+    majority = np.array([np.bincount(v).argmax() for v in votes])
+    return float(np.mean(majority == y[members]))
+
+
 def activation_clusters(reps: np.ndarray, y: np.ndarray, components: int, seed: int, min_size: int) -> np.ndarray:
     """Per class 2-means on PCA(``components``) of activations; -1 where a class is too small."""
     from sklearn.cluster import KMeans
@@ -307,14 +337,21 @@ def detect_poisoning(
                     for j in (0, 1)]
             j = int(np.argmin(meds))
             sizes = [int((clusters[idx] == t).sum()) for t in (0, 1)]
-            bad = meds[j] < strip_threshold
+            # candidates: every low-entropy sample of the class, plus the low-entropy cluster if any
+            members = idx[entropy[idx] < strip_threshold]
+            if meds[j] < strip_threshold:
+                members = np.union1d(members, idx[clusters[idx] == j])
+            agreement = None
+            if len(members) >= max(5, 0.05 * len(idx)):  # trigger-like: do they look like their label without them?
+                agreement = excluded_knn_agreement(x, y, members, seed=cfg.seed)
+            bad = agreement is not None and agreement < cfg.max_agreement
             per_class.append({"class": c, "cluster_sizes": sizes, "cluster_median_entropy": [round(m, 5) for m in meds],
+                              "low_entropy_candidates": len(members),
+                              "candidate_label_agreement": None if agreement is None else round(agreement, 4),
                               "suspicious_cluster": j if bad else None})
             if bad:
                 suspicious.append(c)
-                members = idx[clusters[idx] == j]
                 backdoor_flag[members] = True
-                backdoor_flag[idx[entropy[idx] < strip_threshold]] = True
         ac_score = np.zeros(n)
         ac_score[backdoor_flag] = 1.0
         method_scores["activation_clustering"] = ac_score
@@ -337,6 +374,7 @@ def detect_poisoning(
     combined = np.maximum(combined, 0.5 * method_scores.get("spectral_signature", np.zeros(n)) * strip_score)
     params = {"seed": cfg.seed, "n_classes": k, "model_trained_here": trained, "label_margin": cfg.label_margin,
               "strip_overlays": cfg.strip_overlays, "strip_ratio": cfg.strip_ratio,
+              "max_agreement": cfg.max_agreement,
               "ac_components": cfg.ac_components, "clip": list(clip)}
     if trained:
         params["architecture"] = default_architecture(tuple(x.shape[1:]))[0]
