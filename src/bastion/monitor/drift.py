@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
