@@ -41,7 +41,7 @@ def test_label_quality_finds_flips() -> None:
 @pytest.mark.slow
 def test_poisoning_check_flags_backdoored_model_only() -> None:
     clean = demo_target("digits")
-    ctx = CheckContext(profile="standard", options={"strip_overlays": 4})
+    ctx = CheckContext(profile="standard", options={"strip_overlays": 8})
     assert get_check("data.poisoning").run(clean, ctx).status == Status.PASS
     assert clean.data.x_train is not None and clean.data.y_train is not None
     p = badnets(clean.data.x_train, clean.data.y_train, target=5, rate=0.1, seed=0, trigger=TriggerSpec(size=2))
