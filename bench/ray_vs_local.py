@@ -19,8 +19,13 @@ from bastion.models.zoo import demo_target
 TIMING = ("seconds", "duration", "_s", "per_s", "throughput")
 
 
-def untimed(m: dict) -> dict:
-    return {k: v for k, v in m.items() if not any(k.endswith(t) or t in k for t in TIMING)}
+def untimed(m: object) -> object:
+    """Metrics without wall-clock timings, at any depth (curve points carry their own duration_s)."""
+    if isinstance(m, dict):
+        return {k: untimed(v) for k, v in m.items() if not any(k.endswith(t) or t in k for t in TIMING)}
+    if isinstance(m, list):
+        return [untimed(v) for v in m]
+    return m
 
 
 def main() -> None:
