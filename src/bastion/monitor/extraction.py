@@ -65,9 +65,9 @@ class OODScorer:
         self.cut = float(np.quantile(scores, 0.999)) * 1.05
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        z = (np.asarray(x, dtype=np.float64).reshape(len(x), -1) - self.mean) @ self.components.T
-        resid = np.linalg.norm((np.asarray(x, dtype=np.float64).reshape(len(x), -1) - self.mean)
-                               - z @ self.components, axis=1)
+        centred = np.asarray(x, dtype=np.float64).reshape(len(x), -1) - self.mean
+        z = centred @ self.components.T
+        resid = np.linalg.norm(centred - z @ self.components, axis=1)
         return np.sqrt(np.sum(z * z / self.var, axis=1)) + resid / np.sqrt(self.var.min())
 
 
