@@ -41,8 +41,11 @@ unit: $(STAMP) sysdeps
 
 test: lint typecheck unit
 
+# Peer tools for bench/. MLServer 1.7.1 pins fastapi<0.116, which Bastion's gateway outgrew: it goes in
+# without its own dependency pins (its runtime needs are in the bench extra, pinned in constraints.txt).
 bench: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[bench]'
+	$(BIN)/pip install -q -c constraints.txt --no-deps mlserver==1.7.1
 	@echo "run e.g. $(BIN)/python bench/evasion_vs_art.py"
 
 clean:
