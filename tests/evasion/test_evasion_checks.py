@@ -67,13 +67,15 @@ def test_controls_are_real_atlas_ids_and_in_the_catalog(shared_dir: Path) -> Non
 
 
 def test_robust_accuracy_falls_with_eps_on_digits(digits: Target) -> None:
-    c, calls = ctx(samples=60, eps=[0.02, 0.1, 0.3], reference_eps=0.1)
+    # reference budget 0.3, where the drop is far past the HIGH threshold whatever the exact weights
+    # (the cached demo model's weights differ in the last bits with the thread count it was trained with)
+    c, calls = ctx(samples=60, eps=[0.02, 0.1, 0.3], reference_eps=0.3)
     res = RobustnessCurveCheck().run(digits, c)
     accs = [p["robust_accuracy"] for p in res.metrics["curve"]]
     assert [p["eps"] for p in res.metrics["curve"]] == [0.02, 0.1, 0.3]
     assert accs[0] > accs[1] > accs[2]
     assert accs[2] <= 0.05
-    assert res.metrics["robust_accuracy"] == accs[1] < res.metrics["clean_accuracy"]
+    assert res.metrics["robust_accuracy"] == accs[2] < res.metrics["clean_accuracy"]
     assert res.artifacts["robustness_curve.png"].startswith(b"\x89PNG")
     assert res.artifacts["adversarial_examples.png"].startswith(b"\x89PNG")
     assert res.status == Status.FAIL and res.findings[0].severity >= Severity.HIGH

@@ -42,7 +42,7 @@ class FGSM(WhiteBoxAttack):
         seed: int = 0,
         batch_size: int | None = None,
         threads: int | None = None,
-        fast_layout: bool = False,
+        fast_layout: bool = True,
     ) -> None:
         super().__init__(eps, norm, clip_min, clip_max, seed, batch_size, threads, fast_layout)
         self.loss: LossName = loss

@@ -52,7 +52,7 @@ class PGD(WhiteBoxAttack):
         seed: int = 0,
         batch_size: int | None = None,
         threads: int | None = None,
-        fast_layout: bool = False,
+        fast_layout: bool = True,
         early_stop: bool = False,
     ) -> None:
         super().__init__(eps, norm, clip_min, clip_max, seed, batch_size, threads, fast_layout)
