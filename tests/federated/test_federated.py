@@ -52,6 +52,34 @@ def test_config_rejects_incoherent_runs() -> None:
         FederatedConfig(clients=3, malicious_clients=3).validate()
 
 
+def test_server_optimisers_and_lr_schedule_are_validated() -> None:
+    with pytest.raises(ConfigError, match="lr-decay"):
+        FederatedConfig(lr_decay=0.0).validate()
+    with pytest.raises(ConfigError, match="server-momentum"):
+        FederatedConfig(aggregation="fedavgm", server_momentum=1.0).validate()
+    assert FederatedConfig(aggregation="fedavgm").effective_server_lr == 1.0
+    assert FederatedConfig(aggregation="fedadam").effective_server_lr == 0.01
+    assert FederatedConfig(aggregation="fedadam", server_lr=0.1).effective_server_lr == 0.1
+
+
+def test_inprocess_replay_trains_and_server_momentum_changes_the_model(digits) -> None:
+    from bastion.defenses.federated.inprocess import run_inprocess
+
+    s = digits.splits
+    base = dict(clients=4, rounds=4, local_epochs=1, partition="dirichlet:0.5", seed=3)
+    avg = run_inprocess(FederatedConfig(**base), s.x_train, s.y_train, s.x_test, s.y_test)
+    avgm = run_inprocess(FederatedConfig(**base, aggregation="fedavgm"), s.x_train, s.y_train, s.x_test, s.y_test)
+    again = run_inprocess(FederatedConfig(**base, aggregation="fedavgm"), s.x_train, s.y_train, s.x_test, s.y_test)
+    assert [r["round"] for r in avgm] == [0, 1, 2, 3, 4]
+    assert avg[0] == avgm[0]  # same initial model
+    assert avgm[-1]["accuracy"] > avgm[0]["accuracy"] + 0.3 and avg[-1]["accuracy"] > avg[0]["accuracy"] + 0.2
+    assert avgm[1] == avg[1]  # round 1: FedAvgM's momentum buffer is just the first update
+    assert avgm[-1]["loss"] != avg[-1]["loss"]  # afterwards momentum changes the trajectory
+    assert again == avgm  # deterministic for a seed
+    with pytest.raises(ConfigError, match="in-process"):
+        run_inprocess(FederatedConfig(**base, dp="central", epsilon=3.0), s.x_train, s.y_train, s.x_test, s.y_test)
+
+
 def test_dp_statements_match_the_accountant() -> None:
     cfg = FederatedConfig(dp="central", epsilon=3.0, rounds=20)
     sigma = central_noise_multiplier(cfg)
@@ -75,6 +103,20 @@ def test_flower_run_with_a_malicious_client_and_robust_aggregation(digits) -> No
     assert result.history[-1]["accuracy"] > result.history[0]["accuracy"] + 0.2
     assert 0.0 <= result.history[-1]["backdoor_success"] <= 1.0
     assert result.record["config"]["malicious_clients"] == 1 and result.record["partition"]["sizes"]
+
+
+@pytest.mark.slow
+def test_the_flower_simulation_equals_the_inprocess_replay(digits) -> None:
+    """Aggregation follows partition order, not Ray completion order: one seed, one model."""
+    from bastion.defenses.federated.inprocess import run_inprocess
+
+    s = digits.splits
+    cfg = FederatedConfig(clients=4, rounds=3, local_epochs=1, partition="dirichlet:0.5", aggregation="fedavgm",
+                          lr=0.1, seed=5, timeout_s=600)
+    flower = run_federated(cfg, s)
+    replay = run_inprocess(cfg, s.x_train, s.y_train, s.x_test, s.y_test)
+    assert [(r["round"], r["accuracy"], r["loss"]) for r in flower.history] == \
+        [(r["round"], r["accuracy"], r["loss"]) for r in replay]
 
 
 @pytest.mark.slow

@@ -21,10 +21,16 @@ def federated(
     clients: Annotated[int, typer.Option("--clients")] = 10,
     partition: Annotated[str, typer.Option("--partition", help="iid or dirichlet:ALPHA")] = "iid",
     rounds: Annotated[int, typer.Option("--rounds")] = 20,
-    aggregation: Annotated[str, typer.Option("--aggregation", help="fedavg, fedprox, median, trimmed-mean, krum")] = "fedavg",
+    aggregation: Annotated[str, typer.Option(
+        "--aggregation", help="fedavg, fedavgm, fedadam, fedprox, median, trimmed-mean, krum")] = "fedavg",
     proximal_mu: Annotated[float, typer.Option("--proximal-mu")] = 0.01,
     local_epochs: Annotated[int, typer.Option("--local-epochs")] = 2,
-    lr: Annotated[float, typer.Option("--lr")] = 0.05,
+    lr: Annotated[float, typer.Option("--lr", help="Clients' SGD learning rate.")] = 0.05,
+    lr_decay: Annotated[float, typer.Option("--lr-decay", help="Client lr × this per round.")] = 1.0,
+    server_lr: Annotated[float | None, typer.Option(
+        "--server-lr", help="fedavgm/fedadam server learning rate (default 1.0 / 0.01).")] = None,
+    server_momentum: Annotated[float, typer.Option(
+        "--server-momentum", help="fedavgm momentum / fedadam β1.")] = 0.9,
     secure_aggregation: Annotated[bool, typer.Option("--secure-aggregation", help="Flower SecAgg+ workflow.")] = False,
     dp: Annotated[str, typer.Option("--dp", help="none, central or local")] = "none",
     epsilon: Annotated[float | None, typer.Option("--epsilon")] = None,
@@ -57,7 +63,8 @@ def federated(
         splits = load_data(data, label=label)  # type: ignore[arg-type]
     cfg = FederatedConfig(
         arch=model_spec, clients=clients, rounds=rounds, partition=partition, aggregation=aggregation,  # type: ignore[arg-type]
-        proximal_mu=proximal_mu, local_epochs=local_epochs, lr=lr, secure_aggregation=secure_aggregation,
+        proximal_mu=proximal_mu, local_epochs=local_epochs, lr=lr, lr_decay=lr_decay, server_lr=server_lr,
+        server_momentum=server_momentum, secure_aggregation=secure_aggregation,
         dp=dp, epsilon=epsilon, delta=delta, clipping_norm=clipping_norm,  # type: ignore[arg-type]
         malicious_clients=malicious_clients, boost=boost, backdoor_target=backdoor_target, seed=seed,
         timeout_s=timeout,

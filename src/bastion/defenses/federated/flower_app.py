@@ -39,11 +39,24 @@ def set_weights(module: nn.Module, weights: list[np.ndarray]) -> None:
     module.load_state_dict(OrderedDict((k, torch.from_numpy(np.asarray(w))) for k, w in zip(keys, weights, strict=True)))
 
 
+def evaluate_weights(cfg: FederatedConfig, weights: list[np.ndarray], x: np.ndarray, y: np.ndarray,
+                     n_classes: int) -> tuple[nn.Module, float, float]:
+    """The model with ``weights``, its accuracy and mean cross-entropy on ``(x, y)``."""
+    module = build_module(cfg, tuple(int(s) for s in x.shape[1:]), n_classes)
+    set_weights(module, weights)
+    module.eval()
+    with torch.no_grad():
+        logits = module(torch.from_numpy(x))
+        loss = float(nn.functional.cross_entropy(logits, torch.from_numpy(y)))
+        acc = float((logits.argmax(1).numpy() == y).mean())
+    return module, acc, loss
+
+
 def local_train(module: nn.Module, x: np.ndarray, y: np.ndarray, cfg: FederatedConfig, epochs: int,
-                global_w: list[torch.Tensor] | None, seed: int) -> float:
-    """SGD with momentum; FedProx adds (μ/2)·‖w − w_global‖²."""
+                global_w: list[torch.Tensor] | None, seed: int, lr: float | None = None) -> float:
+    """SGD with momentum (``lr`` defaults to ``cfg.lr``); FedProx adds (μ/2)·‖w − w_global‖²."""
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.SGD(module.parameters(), lr=cfg.lr, momentum=0.9)
+    opt = torch.optim.SGD(module.parameters(), lr=cfg.lr if lr is None else lr, momentum=0.9)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     module.train()
     loss_v = 0.0
@@ -82,11 +95,12 @@ def _make_client(cfg: FederatedConfig, pid: int, x: np.ndarray, y: np.ndarray, i
             global_w = [p.detach().clone() for p in module.parameters()]
             rnd = int(config.get("server_round", 0))
             epochs = cfg.local_epochs * (3 if malicious else 1)
-            loss = local_train(module, x, y, cfg, epochs, global_w, seed=cfg.seed * 1000 + pid * 31 + rnd)
+            lr = cfg.lr * cfg.lr_decay ** max(rnd - 1, 0)
+            loss = local_train(module, x, y, cfg, epochs, global_w, seed=cfg.seed * 1000 + pid * 31 + rnd, lr=lr)
             new = get_weights(module)
             if malicious:
                 new = [g + cfg.boost * (w - g) for g, w in zip(parameters, new, strict=True)]
-            return new, len(x), {"loss": loss, "malicious": int(malicious)}
+            return new, len(x), {"loss": loss, "malicious": int(malicious), "partition_id": pid}
 
     return BastionClient().to_client()
 
@@ -104,6 +118,11 @@ def _strategy(cfg: FederatedConfig, init: list[np.ndarray], evaluate_fn: Any, fa
     base: type
     if cfg.aggregation == "fedavg":
         base, extra = st.FedAvg, {}
+    elif cfg.aggregation == "fedavgm":
+        base, extra = st.FedAvgM, {"server_learning_rate": cfg.effective_server_lr,
+                                   "server_momentum": cfg.server_momentum}
+    elif cfg.aggregation == "fedadam":
+        base, extra = st.FedAdam, {"eta": cfg.effective_server_lr, "beta_1": cfg.server_momentum, "tau": 1e-3}
     elif cfg.aggregation == "fedprox":
         base, extra = st.FedProx, {"proximal_mu": cfg.proximal_mu}
     elif cfg.aggregation == "median":
@@ -120,6 +139,9 @@ def _strategy(cfg: FederatedConfig, init: list[np.ndarray], evaluate_fn: Any, fa
                 failures_path.write_text(json.dumps(
                     {"round": server_round, "failures": [_describe_failure(f) for f in failures]}))
                 raise RuntimeError(f"round {server_round}: {len(failures)} client(s) failed")
+            # aggregate in partition order, not completion order: floating-point sums then do not
+            # depend on which Ray worker finished first, so a seed gives one model
+            results = sorted(results, key=lambda r: int(r[1].metrics.get("partition_id", 0)))
             return super().aggregate_fit(server_round, results, failures)
 
     strategy: Any = Recording(**common, **extra)
@@ -168,12 +190,7 @@ def run_in_child(cfg_dict: dict[str, Any], data_path: str, out_dir: str) -> None
     rounds_path = out / "rounds.jsonl"
 
     def evaluate_fn(server_round: int, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[float, dict]:
-        module = build_module(cfg, input_shape, n_classes)
-        set_weights(module, parameters)
-        with torch.no_grad():
-            logits = module(torch.from_numpy(x_test))
-            loss = float(nn.functional.cross_entropy(logits, torch.from_numpy(y_test)))
-            acc = float((logits.argmax(1).numpy() == y_test).mean())
+        module, acc, loss = evaluate_weights(cfg, parameters, x_test, y_test, n_classes)
 
         def predict(x: np.ndarray) -> np.ndarray:
             with torch.no_grad():
