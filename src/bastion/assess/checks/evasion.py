@@ -15,7 +15,8 @@ relative drop      severity
 The eps grid follows the data's range: ``(0.01, 0.02, 0.05, 0.1, 0.2, 0.3)`` × (clip_max − clip_min)
 for bounded inputs (MNIST in [0, 1]: 0.01 … 0.3); ``(0.02, 0.05, 0.1, 0.2, 0.5, 1.0)`` × the median
 feature standard deviation for unbounded (tabular) inputs; the reference budget is 0.1 × that scale. ``ctx.options`` may set
-``eps`` (list), ``reference_eps``, ``norm`` and ``samples``.
+``eps`` (list), ``reference_eps``, ``norm``, ``samples`` and ``attack_batch_size`` (split each attack's
+samples into batches the executor may run in parallel; see ``bastion.assess.executors.batches``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from bastion.assess.executors.batches import batch_size_option
 from bastion.assess.registry import PROFILES, CheckContext, Profile, register_check
 from bastion.core.results import CheckResult, Finding
 from bastion.core.severity import Severity, Status
@@ -68,6 +70,7 @@ class EvasionPlan:
     label_only: bool
     profile: Profile
     seed: int
+    batch_size: int | None = None  # ``attack_batch_size``: attacks split into batches the executor runs
 
     @property
     def black_box_attack(self) -> str:
@@ -84,7 +87,8 @@ class EvasionPlan:
         return {"norm": self.norm, "eps_grid": self.grid, "reference_eps": self.reference_eps,
                 "eps_scale": self.scale, "eps_scale_unit": self.scale_unit, "samples": self.samples,
                 "clip_min": self.clip_min, "clip_max": self.clip_max, "white_box": self.white_box,
-                "profile": self.profile, "seed": self.seed}
+                "profile": self.profile, "seed": self.seed,
+                **({"attack_batch_size": self.batch_size} if self.batch_size else {})}
 
 
 def plan_for(target: Target, ctx: CheckContext) -> EvasionPlan:
@@ -112,7 +116,8 @@ def plan_for(target: Target, ctx: CheckContext) -> EvasionPlan:
         grid = sorted([*grid, ref])
     return EvasionPlan(norm=str(ctx.option("norm", "linf")), grid=grid, reference_eps=ref, scale=scale,
                        scale_unit=unit, samples=n, x=x, y=y, clip_min=spec.clip_min, clip_max=spec.clip_max,
-                       white_box=white, label_only=label_only, profile=ctx.profile, seed=ctx.seed)
+                       white_box=white, label_only=label_only, profile=ctx.profile, seed=ctx.seed,
+                       batch_size=batch_size_option(ctx.options))
 
 
 def severity_for(clean: float, robust: float) -> Severity | None:
@@ -164,12 +169,13 @@ def _applies(target: Target) -> bool:
 
 def _attack(target: Target, plan: EvasionPlan, attack: str, eps: float, x: np.ndarray | None = None,
             y: np.ndarray | None = None, **kw: Any) -> Any:
-    from bastion.attacks.evasion import run_evasion
+    from bastion.assess.executors.batches import run_attack
 
     if attack == "pgd":
         kw.setdefault("early_stop", True)
-    return run_evasion(target.model, plan.x if x is None else x, plan.y if y is None else y, attack, plan.norm,
-                       eps, steps=kw.pop("steps", plan.attack_steps(attack)), seed=plan.seed, **kw)
+    return run_attack(target.model, plan.x if x is None else x, plan.y if y is None else y, attack, plan.norm,
+                      eps, steps=kw.pop("steps", plan.attack_steps(attack)), seed=plan.seed,
+                      batch_size=plan.batch_size, **kw)
 
 
 class RobustnessCurveCheck:

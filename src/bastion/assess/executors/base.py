@@ -71,6 +71,19 @@ class Executor(Protocol):
     ) -> list[CheckResult]: ...
 
 
+TIMING_KEYS = ("seconds", "duration", "_s", "per_s", "throughput")
+
+
+def untimed(metrics: Any) -> Any:
+    """``metrics`` without wall-clock timings, at any depth (they legitimately differ between runs
+    and machines): what two executors must agree on for the same seed."""
+    if isinstance(metrics, dict):
+        return {k: untimed(v) for k, v in metrics.items() if not any(k.endswith(t) or t in k for t in TIMING_KEYS)}
+    if isinstance(metrics, list | tuple):
+        return [untimed(v) for v in metrics]
+    return metrics
+
+
 def run_check(check: Check, target: Target, spec: RunSpec, reporter: ProgressReporter | None = None) -> CheckResult:
     """Run one check safely: time it, and turn any exception into an ``error`` result."""
     rep = reporter or NullReporter()

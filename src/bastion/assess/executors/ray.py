@@ -9,6 +9,12 @@ executor, so a run gives the same results for the same seed. Results stream back
 only, and the others are kept (``BASTION_RAY_CRASH_CHECK=<check id>`` kills the worker running
 that check, to rehearse exactly this).
 
+Attack batches: with ``--option attack_batch_size=N`` a check's attacks are split into batches
+of ``N`` samples (``bastion.assess.executors.batches``) and each batch runs as its own Ray task,
+from inside the check's task, against the model already in the object store; the batching and the
+per-batch seeds are the local executor's, so results stay identical. A batch whose worker dies
+(``BASTION_RAY_CRASH_BATCH=<batch index>`` rehearses it) makes that check an ``error`` result.
+
 Usage: ``bastion assess … --executor ray [--ray-address ADDR]`` (``BASTION_RAY_ADDRESS`` also
 works). Memory per task ≈ the model + one copy of the data + the check's working set.
 """
@@ -22,61 +28,115 @@ from dataclasses import dataclass
 from typing import Any
 
 from bastion.assess.executors.base import ProgressReporter, RunSpec, run_check
+from bastion.assess.executors.batches import AttackBatch, run_batch, use_batch_runner
 from bastion.assess.registry import Check
-from bastion.core.errors import DependencyError
+from bastion.core.errors import BastionError, DependencyError
 from bastion.core.results import CheckResult
 from bastion.core.severity import Status
 from bastion.core.target import Target
 
 
 @dataclass
-class ShippedTarget:
-    """A ``Target`` in a form every Ray worker can rebuild."""
+class ShippedModel:
+    """A model in a form every Ray worker can rebuild."""
 
-    target: Target  # with ``model`` replaced by ``None`` when ``scripted`` holds it
+    model: Any  # ``None`` when ``scripted`` holds it
     scripted: bytes | None
     adapter_kwargs: dict[str, Any]
 
 
-def ship_target(target: Target) -> ShippedTarget:
-    import copy
+@dataclass
+class ShippedTarget:
+    """A ``Target`` in a form every Ray worker can rebuild (its model travels as a ``ShippedModel``)."""
 
+    target: Target  # with ``model`` replaced by ``None``
+    model: ShippedModel
+
+
+def ship_model(model: Any) -> ShippedModel:
     import torch
 
     from bastion.models.adapters import TorchAdapter
 
-    model = target.model
     if isinstance(model, TorchAdapter) and isinstance(model.module, torch.jit.ScriptModule):
         buf = io.BytesIO()
         torch.jit.save(model.module, buf)
-        light = copy.copy(target)
-        light.model = None  # type: ignore[assignment]
         kwargs = {"input_spec": model.input_spec, "n_classes": model.n_classes, "info": model.info}
-        return ShippedTarget(light, buf.getvalue(), kwargs)
-    return ShippedTarget(target, None, {})
+        return ShippedModel(None, buf.getvalue(), kwargs)
+    return ShippedModel(model, None, {})
 
 
-def unship_target(shipped: ShippedTarget) -> Target:
-    import copy
-
+def unship_model(shipped: ShippedModel) -> Any:
     import torch
 
     from bastion.models.adapters import TorchAdapter
 
     if shipped.scripted is None:
-        return shipped.target
-    module = torch.jit.load(io.BytesIO(shipped.scripted))
+        return shipped.model
+    return TorchAdapter(torch.jit.load(io.BytesIO(shipped.scripted)), **shipped.adapter_kwargs)
+
+
+def ship_target(target: Target) -> ShippedTarget:
+    import copy
+
+    light = copy.copy(target)
+    light.model = None  # type: ignore[assignment]
+    return ShippedTarget(light, ship_model(target.model))
+
+
+def unship_target(shipped: ShippedTarget) -> Target:
+    import copy
+
     target = copy.copy(shipped.target)
-    target.model = TorchAdapter(module, **shipped.adapter_kwargs)
+    target.model = unship_model(shipped.model)
     return target
 
 
-def _run_remote(check_id: str, shipped: ShippedTarget, spec: RunSpec) -> CheckResult:
+def _run_batch_remote(shipped_model: ShippedModel, batch: AttackBatch) -> Any:
+    if os.environ.get("BASTION_RAY_CRASH_BATCH") == str(batch.index):  # fault injection: this batch's worker dies
+        os._exit(18)
+    return run_batch(unship_model(shipped_model), batch)
+
+
+class RayBatchRunner:
+    """Attack batches as Ray tasks (used inside a check's task; Ray lends its CPU while it waits).
+
+    The target's own model is already in the object store (``model_ref``); any other model a
+    check attacks is shipped once per attack.
+    """
+
+    name = "ray"
+
+    def __init__(self, model_ref: Any, model: Any, cpus_per_task: float = 1.0) -> None:
+        self.model_ref, self.model, self.cpus_per_task = model_ref, model, cpus_per_task
+
+    def map(self, model: Any, batches: list[AttackBatch]) -> list[Any]:
+        import ray
+
+        ref = self.model_ref if model is self.model else ray.put(ship_model(model))
+        remote = ray.remote(num_cpus=self.cpus_per_task, max_retries=0)(_run_batch_remote)
+        refs = [remote.remote(ref, b) for b in batches]
+        results = []
+        for b, r in zip(batches, refs, strict=True):
+            try:
+                results.append(ray.get(r))
+            except Exception as exc:
+                for other in refs:
+                    ray.cancel(other)
+                raise BastionError(f"attack batch {b.index} ({b.attack}, {len(b.x)} samples) failed: ray task "
+                                   f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
+        return results
+
+
+def _run_remote(check_id: str, shipped: ShippedTarget, spec: RunSpec, model_ref: list[Any],
+                cpus_per_task: float) -> CheckResult:
     from bastion.assess.registry import get_check
 
     if os.environ.get("BASTION_RAY_CRASH_CHECK") == check_id:  # fault injection: the worker process dies
         os._exit(17)
-    return run_check(get_check(check_id), unship_target(shipped), spec)
+    target = unship_target(shipped)
+    with use_batch_runner(RayBatchRunner(model_ref[0], target.model, cpus_per_task)):
+        return run_check(get_check(check_id), target, spec)
 
 
 class RayExecutor:
@@ -108,11 +168,13 @@ class RayExecutor:
     ) -> list[CheckResult]:
         ray = self._init()
         remote = ray.remote(num_cpus=self.cpus_per_task, max_retries=0)(_run_remote)
-        shipped_ref = ray.put(ship_target(target))
+        shipped = ship_target(target)
+        shipped_ref, model_ref = ray.put(shipped), ray.put(shipped.model)
         pending: dict[Any, Check] = {}
         for check in checks:
             reporter.started(check)
-            pending[remote.remote(check.id, shipped_ref, spec)] = check
+            # ``[model_ref]``: a nested reference stays a reference, for the check's attack-batch tasks
+            pending[remote.remote(check.id, shipped_ref, spec, [model_ref], self.cpus_per_task)] = check
         by_id: dict[str, CheckResult] = {}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
