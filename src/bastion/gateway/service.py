@@ -100,7 +100,7 @@ class GatewayService:
         self._policy_cache: dict[str, tuple[float, Any]] = {}
         self._policies: dict[str, Any] = {}
         self.observers: list[Observer] = []
-        self._obs_q: queue.Queue[PredictEvent | None] = queue.Queue(maxsize=10_000)
+        self._obs_q: queue.Queue[PredictEvent | threading.Event | None] = queue.Queue(maxsize=10_000)
         self._obs_thread = threading.Thread(target=self._observe_loop, name="bastion-observers", daemon=True)
         self._obs_thread.start()
         self.started = time.time()
@@ -113,6 +113,13 @@ class GatewayService:
         for p in pools:
             p.close()
         self._obs_q.put(None)
+        for obs in list(self.observers):  # e.g. the monitor's detector process
+            close = getattr(obs, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing observer %r failed", obs)
         self.audit.close()
 
     def invalidate(self) -> None:
@@ -167,11 +174,23 @@ class GatewayService:
         return cfg, pol
 
     # ----------------------------------------------------------------- observers
+    def flush_observers(self, timeout: float = 30.0) -> bool:
+        """Wait until every event queued so far has been handed to the observers (False on timeout)."""
+        done = threading.Event()
+        try:
+            self._obs_q.put(done, timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
+
     def _observe_loop(self) -> None:
         while True:
             ev = self._obs_q.get()
             if ev is None:
                 return
+            if isinstance(ev, threading.Event):  # a flush_observers barrier
+                ev.set()
+                continue
             for obs in list(self.observers):
                 try:
                     obs(ev)

@@ -6,6 +6,10 @@ monitoring:
   drift: {window: 300, test_every: 50, ert: 20000}
   extraction: {delta: 0.90, min_queries: 100, ood_share: 0.3}
   anomaly: {window: 200, max_share: 0.35, min_confidence: 0.5}
+  squeezing: {enabled: true, bit_depth: 3, median_kernel: 1}   # adversarial-input score (off by default)
+  pooling: {store: redis, sync_s: 5}    # replicas pool detector state (redis | database | none | auto)
+  process: true                 # detectors in their own process (default): no GIL shared with requests
+  nice: 10                      # … at a lower CPU priority than serving
   alerts:                       # detector → severity and playbook
     - {detector: drift, severity: medium, playbook: notify_only}
     - {detector: extraction, severity: high, playbook: contain_client}
@@ -53,6 +57,34 @@ class AnomalySettings(_Strict):
     min_confidence: float = Field(default=0.5, gt=0, lt=1)
 
 
+class SqueezeSettings(_Strict):
+    """Feature-squeezing disagreement (Xu et al. 2018) as an input-anomaly signal, scored by the
+    monitor's own sandboxed worker of the serving version. ``bit_depth: 1, median_kernel: 2`` is
+    Xu et al.'s MNIST setting; for 8x8 digits a 2x2 median destroys the image, hence the default."""
+
+    enabled: bool = False
+    bit_depth: int = Field(default=3, ge=0, le=16)
+    median_kernel: int = Field(default=1, ge=1, le=5)
+    fpr: float = Field(default=0.01, gt=0, lt=0.5)  # per-input false-positive rate on the reference
+    calibration_samples: int = Field(default=1000, ge=50)
+    window: int = Field(default=200, ge=20)
+    max_share: float = Field(default=0.15, gt=0, le=1)  # flagged share that raises adversarial_input
+    min_queries: int = Field(default=50, ge=1)  # per client, before its share is judged
+    every: int = Field(default=1, ge=1)  # score every k-th request (load shedding)
+
+
+class PoolingSettings(_Strict):
+    """Detector state shared by gateway replicas: ``redis`` (the gateway's Redis), ``database`` (the
+    gateway's store: SQLite by default, PostgreSQL in production), ``none``, or ``auto`` (Redis when the
+    gateway has one, else none)."""
+
+    store: str = Field(default="auto", pattern="^(auto|redis|database|none)$")
+    sync_s: float = Field(default=5.0, gt=0)
+    stale_s: float = Field(default=30.0, gt=0)  # a replica silent this long drops out of the merged view
+    max_clients: int = Field(default=1000, ge=1)  # per replica, most recently seen
+    key_prefix: str = "bastion:monitor"
+
+
 class AlertRule(_Strict):
     detector: str
     severity: str = "medium"
@@ -63,10 +95,15 @@ class MonitorConfig(_Strict):
     drift: DriftSettings = Field(default_factory=lambda: DriftSettings())
     extraction: ExtractionSettings = Field(default_factory=lambda: ExtractionSettings())
     anomaly: AnomalySettings = Field(default_factory=lambda: AnomalySettings())
+    squeezing: SqueezeSettings = Field(default_factory=lambda: SqueezeSettings())
+    pooling: PoolingSettings = Field(default_factory=lambda: PoolingSettings())
+    process: bool = True
+    nice: int = Field(default=10, ge=0, le=19)  # CPU priority of the detector process below serving
     alerts: list[AlertRule] = Field(default_factory=lambda: [
         AlertRule(detector="drift", severity="medium"),
         AlertRule(detector="extraction", severity="high", playbook="contain_client"),
         AlertRule(detector="anomaly_rate", severity="high", playbook="rollback"),
+        AlertRule(detector="adversarial_input", severity="high"),
     ])
     playbooks: dict[str, list[dict[str, Any]]] = Field(default_factory=lambda: {
         "contain_client": [{"action": "revoke_key"}],

@@ -107,7 +107,8 @@ class DriftResult:
 class DriftDetector:
     """Calibrated two-sample drift test between the reference and a window of live inputs."""
 
-    def __init__(self, reference: ReferenceProfile, config: DriftConfig | None = None) -> None:
+    def __init__(self, reference: ReferenceProfile, config: DriftConfig | None = None,
+                 thresholds: tuple[float, float] | None = None) -> None:
         self.cfg = config or DriftConfig()
         self.ref = reference
         self.ref.fit_projection(self.cfg.max_features)
@@ -127,7 +128,31 @@ class DriftDetector:
         self.mmd_ref = self.ref_feat[rng.choice(len(self.ref_feat), min(self.cfg.mmd_reference, len(self.ref_feat)),
                                                 replace=False)] / scale
         self.gamma2 = stats.median_bandwidth(self.mmd_ref, seed=self.cfg.seed)
-        self.threshold, self.mmd_threshold = self._calibrate(rng)
+        self._mmd = stats.MMDReference(self.mmd_ref, self.gamma2)
+        # ``thresholds``: a previous calibration of this same reference and config (``calibrated``)
+        self.threshold, self.mmd_threshold = thresholds if thresholds is not None else self._calibrate(rng)
+
+    @classmethod
+    def calibrated(cls, reference: ReferenceProfile, config: DriftConfig, cache_dir: Path) -> DriftDetector:
+        """A detector whose bootstrap thresholds are cached in ``cache_dir``, keyed by the reference data and
+        the configuration (the calibration is deterministic given both, so replicas and restarts reuse it)."""
+        import hashlib
+        import json
+
+        h = hashlib.sha256(np.ascontiguousarray(reference.x).tobytes())
+        h.update(json.dumps(config.__dict__, sort_keys=True).encode())
+        path = Path(cache_dir) / f"calibration-{h.hexdigest()[:24]}.json"
+        try:
+            got = json.loads(path.read_text())
+            return cls(reference, config, (float(got["threshold"]), float(got["mmd_threshold"])))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        det = cls(reference, config)
+        from bastion.core.paths import atomic_write_bytes
+
+        atomic_write_bytes(str(path), json.dumps({"threshold": det.threshold, "mmd_threshold": det.mmd_threshold,
+                                                  "config": config.__dict__}).encode(), mode=0o644)
+        return det
 
     @staticmethod
     def _is_discrete(col: np.ndarray) -> bool:
@@ -163,7 +188,7 @@ class DriftDetector:
             idx = rng.integers(0, len(self.pool), size=w)
             feat = self.pool[idx]
             uni.append(self._min_p_stat(feat)[0])
-            mmd.append(stats.mmd2(self.mmd_ref, feat / self._scale, self.gamma2))
+            mmd.append(self._mmd.mmd2(feat / self._scale))
         return float(np.quantile(uni, q)), float(np.quantile(mmd, q))
 
     def test(self, x: np.ndarray, labels: np.ndarray | None = None) -> DriftResult:
@@ -172,7 +197,7 @@ class DriftDetector:
         feat = self.ref.features(x)
         stat, pvals = self._min_p_stat(feat)
         with threadpool_limits(limits=1, user_api="blas"):
-            m2 = stats.mmd2(self.mmd_ref, feat / self._scale, self.gamma2)
+            m2 = self._mmd.mmd2(feat / self._scale)
         pred_p = None
         if labels is not None and self.ref.labels is not None and self.ref.n_classes:
             k = self.ref.n_classes

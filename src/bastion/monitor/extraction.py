@@ -42,11 +42,13 @@ class ExtractionConfig:
 
 @dataclass
 class _ClientState:
-    sets: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    sets: dict[int, np.ndarray] = field(default_factory=dict)  # per class: grown-by-doubling buffer of kept queries
+    kept: dict[int, int] = field(default_factory=dict)  # rows of ``sets[c]`` in use
     dists: dict[int, deque[float]] = field(default_factory=dict)
+    dsum: dict[int, list[float]] = field(default_factory=dict)  # running [sum, sum of squares] of ``dists[c]``
     all_dists: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
     ood: deque[bool] = field(default_factory=lambda: deque(maxlen=200))
-    times: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # the last minute's queries
     n: int = 0
     flagged: dict[str, Any] | None = None
 
@@ -104,6 +106,8 @@ class ExtractionMonitor:
                 st.ood.append(bool(is_ood))
                 st.times.append(now)
                 st.n += 1
+            while st.times and now - st.times[0] > 60.0:
+                st.times.popleft()
             if st.flagged is not None:
                 return None
             signal = self._evaluate(st, now)
@@ -113,20 +117,37 @@ class ExtractionMonitor:
         return None
 
     def _prada_add(self, st: _ClientState, lab: int, row: np.ndarray) -> None:
-        g = st.sets.setdefault(lab, [])
-        d = st.dists.setdefault(lab, deque(maxlen=self.cfg.max_distances))
-        if not g:
-            g.append(row)
+        n = st.kept.get(lab, 0)
+        if n == 0:
+            buf = np.empty((min(8, self.cfg.max_set), row.size))
+            buf[0] = row
+            st.sets[lab], st.kept[lab] = buf, 1
+            st.dists[lab] = deque(maxlen=self.cfg.max_distances)
+            st.dsum[lab] = [0.0, 0.0]
             return
-        dmin = float(np.min(np.linalg.norm(np.stack(g) - row, axis=1)))
+        buf = st.sets[lab]
+        diff = buf[:n] - row
+        dmin = float(np.sqrt(np.min(np.einsum("ij,ij->i", diff, diff))))
         if dmin == 0.0:  # an exact repeat teaches an extractor nothing new: not a PRADA sample
             return
         st.all_dists.append(dmin)
+        d, acc = st.dists[lab], st.dsum[lab]
+        if len(d) == d.maxlen:  # the oldest distance leaves the running sums
+            old = d[0]
+            acc[0] -= old
+            acc[1] -= old * old
         d.append(dmin)
-        arr = np.asarray(d)
-        thr = max(0.0, float(arr.mean() - arr.std()))
-        if dmin > thr and len(g) < self.cfg.max_set:
-            g.append(row)
+        acc[0] += dmin
+        acc[1] += dmin * dmin
+        mean = acc[0] / len(d)
+        std = float(np.sqrt(max(acc[1] / len(d) - mean * mean, 0.0)))
+        if dmin > max(0.0, mean - std) and n < self.cfg.max_set:
+            if n == len(buf):
+                grown = np.empty((min(2 * n, self.cfg.max_set), row.size))
+                grown[:n] = buf
+                st.sets[lab] = buf = grown
+            buf[n] = row
+            st.kept[lab] = n + 1
 
     def _evaluate(self, st: _ClientState, now: float) -> dict[str, Any] | None:
         if st.n >= self.cfg.min_queries and len(st.all_dists) >= 20:
@@ -137,10 +158,24 @@ class ExtractionMonitor:
             share = float(np.mean(st.ood))
             if share > self.cfg.ood_share:
                 return {"signal": "input_coverage", "ood_share": share, "threshold": self.cfg.ood_share}
-        recent = sum(1 for t in st.times if now - t <= 60.0)
+        recent = len(st.times)  # only the last minute is kept
         if recent > self.cfg.rate_per_min:
             return {"signal": "query_rate", "per_minute": recent, "threshold": self.cfg.rate_per_min}
         return None
+
+    def client_counts(self, limit: int, now: float | None = None) -> dict[str, list[float]]:
+        """Mergeable per-client counts for replica pooling, most recently seen first:
+        ``[queries, out-of-distribution queries in the window, window length, queries in the last minute]``."""
+        now = now if now is not None else time.time()
+        with self._lock:
+            out: dict[str, list[float]] = {}
+            for client in reversed(self.clients):
+                st = self.clients[client]
+                recent = sum(1 for t in st.times if now - t <= 60.0)
+                out[client] = [st.n, int(sum(st.ood)), len(st.ood), recent]
+                if len(out) >= limit:
+                    break
+            return out
 
     def client_summary(self, client: str) -> dict[str, Any]:
         with self._lock:

@@ -2,10 +2,12 @@
 alert rules, incidents and playbooks.
 
 ``attach_monitoring(service, config)`` registers a ``MonitorService`` as an observer of a
-``GatewayService``. Per model it keeps a ``StreamingDrift`` (reference captured with
-``capture_reference``), an ``ExtractionMonitor`` (per client) and an anomaly-rate window (share
-of low-confidence answers per model version). When a detector fires, the matching
-alert rule opens or updates an incident and runs its playbook.
+``GatewayService``. The detectors (``bastion.monitor.detectors.DetectorHub``: drift against the
+reference captured with ``capture_reference``, per-client extraction signals, the anomaly rate of
+each served version, optionally feature-squeezing disagreement) run in their own process by default
+(``bastion.monitor.process``), so the serving process only forwards each observation. Findings come
+back here: the matching alert rule opens or updates an incident and runs its playbook. With a pooling
+store configured, replicas share their detector state (``bastion.monitor.pooling``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +23,13 @@ import numpy as np
 from bastion.core.paths import bastion_home
 from bastion.core.severity import Severity
 from bastion.monitor.config import MonitorConfig
-from bastion.monitor.drift import DriftConfig, DriftDetector, ReferenceProfile, StreamingDrift
-from bastion.monitor.extraction import ExtractionConfig, ExtractionMonitor
+from bastion.monitor.detectors import DetectorHub, Observation, jsonable, reference_path, sync_replicas
+from bastion.monitor.drift import ReferenceProfile
+from bastion.monitor.process import DetectorProcess, MonitorProcessError
 from bastion.respond.incidents import Alert, open_or_update
 from bastion.respond.playbooks import PlaybookRunner, parse_playbooks
 
 log = logging.getLogger("bastion.monitor")
-
-
-def reference_path(model: str) -> Path:
-    return bastion_home() / "monitor" / model / "reference.npz"
 
 
 def capture_reference(model: str, x: np.ndarray, labels: np.ndarray | None = None, n_classes: int = 0) -> Path:
@@ -42,117 +40,176 @@ def capture_reference(model: str, x: np.ndarray, labels: np.ndarray | None = Non
     return path
 
 
-class _ModelMonitor:
-    def __init__(self, ref: ReferenceProfile, cfg: MonitorConfig) -> None:
-        d = cfg.drift
-        self.drift = StreamingDrift(DriftDetector(ref, DriftConfig(
-            window=d.window, test_every=d.test_every, ert=d.ert, n_bootstrap=d.n_bootstrap, max_features=d.max_features)))
-        e = cfg.extraction
-        self.extraction = ExtractionMonitor(ref.x, ExtractionConfig(
-            delta=e.delta, min_queries=e.min_queries, ood_share=e.ood_share, rate_per_min=e.rate_per_min))
-        self.anomalies: dict[str, deque[bool]] = {}
-        self.series: deque[dict[str, Any]] = deque(maxlen=2000)
-
-
 class MonitorService:
-    """Observer of a ``GatewayService``; see the module docstring."""
+    """Observer of a ``GatewayService``; see the module docstring.
 
-    def __init__(self, config: MonitorConfig | None = None, gateway: Any = None) -> None:
+    ``flush()`` waits until every request answered so far has been through the detectors and its
+    alerts handled (tests, demos and benches call it instead of sleeping); ``snapshot()`` returns the
+    detector state; ``sync()`` pools replica state now (it also runs every ``pooling.sync_s`` seconds).
+    """
+
+    def __init__(self, config: MonitorConfig | None = None, gateway: Any = None, *,
+                 replica: str | None = None) -> None:
+        from bastion.monitor.pooling import replica_id
+
         self.cfg = config or MonitorConfig()
         self.gateway = gateway
-        self.models: dict[str, _ModelMonitor | None] = {}
         self.alerts: list[dict[str, Any]] = []
         self.playbooks = parse_playbooks(self.cfg.playbooks)
-        self._lock = threading.Lock()
+        gw_cfg = getattr(gateway, "config", None)
         self.runner = PlaybookRunner(
-            registry=getattr(gateway, "registry", None), db_url=getattr(getattr(gateway, "config", None), "db_url", None),
+            registry=getattr(gateway, "registry", None), db_url=getattr(gw_cfg, "db_url", None),
             audit_log=getattr(gateway, "audit", None), dry_run=self.cfg.dry_run,
             on_change=getattr(gateway, "invalidate", None))
+        self.replica = replica or replica_id()
+        redis_url = gw_cfg.resolved_redis_url() if gw_cfg is not None else None
+        db_url = getattr(gw_cfg, "db_url", None)
+        self._alert_lock = threading.Lock()
+        self._hub: DetectorHub | None = None
+        self._proc: DetectorProcess | None = None
+        self._store: Any = None
+        self._closed = threading.Event()
+        if self.cfg.process:
+            self._proc = DetectorProcess(
+                self.cfg, self._handle, gateway_config=gw_cfg.model_dump_json() if gw_cfg is not None else None,
+                replica=self.replica, redis_url=redis_url, db_url=db_url)
+        else:
+            from bastion.monitor.pooling import make_store
 
-    def _monitor(self, model: str) -> _ModelMonitor | None:
-        with self._lock:
-            if model not in self.models:
-                path = reference_path(model)
-                self.models[model] = _ModelMonitor(ReferenceProfile.load(str(path)), self.cfg) if path.exists() else None
-                if self.models[model] is None:
-                    log.warning("no monitoring reference for model %s (capture one: bastion monitor reference)", model)
-            return self.models[model]
+            self._hub = DetectorHub(self.cfg, self._inprocess_predictor if gateway is not None else None)
+            self._hub_lock = threading.Lock()
+            p = self.cfg.pooling
+            self._store = make_store(p.store, redis_url, db_url, p.key_prefix, p.stale_s)
+            if self._store is not None:
+                threading.Thread(target=self._sync_loop, name="bastion-monitor-pool", daemon=True).start()
 
+    # ------------------------------------------------------------------ feeding
     def __call__(self, event: Any) -> None:
-        """Observer entry point: one answered predict request."""
-        mon = self._monitor(event.model)
-        if mon is None:
+        """Observer entry point: one answered predict request (the gateway's observer thread)."""
+        obs = Observation.from_event(event)
+        if self._proc is not None:
+            self._proc.submit(tuple(obs))
             return
-        x = np.asarray(event.inputs)
-        labels = np.asarray(event.labels)
-        drift = mon.drift.update(x, labels, ts=event.ts)
-        if drift is not None:
-            mon.series.append({"ts": event.ts, "kind": "drift", "statistic": drift.statistic,
-                               "threshold": drift.threshold, "mmd2": drift.mmd2})
-            if drift.drift:
-                self._alert("drift", event, None, {"seen": mon.drift.seen, **drift.to_dict()})
-        flag = mon.extraction.observe(event.client_id, x, labels, ts=event.ts)
-        if flag is not None:
-            self._alert("extraction", event, event.client_id, flag)
-        # anomaly rate of the serving version: share of low-confidence answers (a bad release, or inputs
-        # the model cannot handle); out-of-distribution inputs are judged per client above
-        conf = np.asarray(event.outputs).max(axis=1) < self.cfg.anomaly.min_confidence
-        win = mon.anomalies.setdefault(event.version, deque(maxlen=self.cfg.anomaly.window))
-        for bad in conf.tolist():
-            win.append(bool(bad))
-        share = float(np.mean(win)) if win else 0.0
-        mon.series.append({"ts": event.ts, "kind": "anomaly", "share": share, "version": event.version})
-        if len(win) == win.maxlen and share > self.cfg.anomaly.max_share:
-            self._alert("anomaly_rate", event, None, {"share": share, "threshold": self.cfg.anomaly.max_share,
-                                                      "window": len(win), "version": event.version})
-            win.clear()
+        assert self._hub is not None
+        with self._hub_lock:
+            found = self._hub.process(obs)
+        self._handle(found)
 
-    def _alert(self, detector: str, event: Any, client: str | None, evidence: dict[str, Any]) -> None:
+    def _inprocess_predictor(self, model: str, version: str) -> tuple[Any, tuple[int, ...], tuple[float, float]]:
+        from bastion.core.model import InputSpec
+
+        info = self.gateway.registry.get(model, version)
+        pool = self.gateway.pool_for(info)
+        spec = InputSpec.from_dict(info.input_spec or {})
+        timeout = self.gateway.config.sandbox.timeout_s
+        clip = (spec.clip_min if spec.clip_min is not None else 0.0, spec.clip_max if spec.clip_max is not None else 1.0)
+        return (lambda x: pool.predict(x, timeout)), tuple(spec.shape), clip
+
+    # ------------------------------------------------------------------ public API
+    def prepare(self, models: list[str] | None = None, timeout: float = 300.0) -> list[str]:
+        """Build and calibrate the detectors of ``models`` (default: every model with a stored reference)
+        now rather than at their first request; returns those that have a reference."""
+        names = models if models is not None else sorted(
+            p.parent.name for p in (bastion_home() / "monitor").glob("*/reference.npz"))
+        if self._proc is not None:
+            return list(self._proc.call("prepare", names, timeout=timeout))
+        assert self._hub is not None
+        with self._hub_lock:
+            return [m for m in names if self._hub.prepare(m) is not None]
+
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait until every request answered so far has been through the detectors and its alerts (and
+        their playbooks) handled. False if that did not happen within ``timeout`` seconds."""
+        t0 = time.monotonic()
+        if self.gateway is not None and hasattr(self.gateway, "flush_observers"):
+            if not self.gateway.flush_observers(timeout):
+                return False
+        if self._proc is not None:
+            try:
+                self._proc.call("flush", timeout=max(0.1, timeout - (time.monotonic() - t0)))
+            except MonitorProcessError:
+                log.exception("monitor flush failed")
+                return False
+        return True
+
+    def sync(self) -> int:
+        """Pool replica state through the shared store now; returns the number of pooled findings."""
+        if self._proc is not None:
+            return int(self._proc.call("sync"))
+        if self._store is None:
+            return 0
+        assert self._hub is not None
+        with self._hub_lock:
+            found = sync_replicas(self._hub, self._store, self.replica)
+        self._handle(found)
+        return len(found)
+
+    def _sync_loop(self) -> None:
+        while not self._closed.wait(self.cfg.pooling.sync_s):
+            try:
+                self.sync()
+            except Exception:
+                log.exception("replica pooling failed")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Detector state for dashboards and forensic bundles."""
+        error, stats = None, {}
+        if self._proc is not None:
+            try:
+                got = self._proc.call("snapshot", timeout=30.0)
+                models, stats = got["models"], got["stats"]
+            except MonitorProcessError as exc:
+                models, error = {}, str(exc)
+        else:
+            assert self._hub is not None
+            with self._hub_lock:
+                models, stats = self._hub.snapshot(), self._hub.stats()
+        return {"alerts": jsonable(list(self.alerts)), "models": models,
+                "process": {"mode": "process" if self._proc is not None else "thread", "replica": self.replica,
+                            "alive": self._proc.alive if self._proc is not None else True,
+                            "dropped": self._proc.dropped if self._proc is not None else 0, "error": error,
+                            "detectors": stats}}
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._proc is not None:
+            self._proc.close()
+        if self._store is not None:
+            self._store.close()
+
+    # ------------------------------------------------------------------ alerts
+    def _handle(self, findings: list[dict[str, Any]]) -> None:
+        for f in findings:
+            try:
+                self._alert(f)
+            except Exception:
+                log.exception("alert handling failed for %s", f.get("detector"))
+
+    def _alert(self, f: dict[str, Any]) -> None:
+        detector, model, version, client = f["detector"], f["model"], f["version"], f.get("client")
         rule = self.cfg.rule(detector)
         if rule is None:
             return
         alert = Alert(type=detector, severity=Severity.parse(rule.severity),
-                      title=f"{detector.replace('_', ' ')} detected on {event.model}", model=event.model,
-                      version=event.version, client=client, evidence=_jsonable(evidence))
-        try:
-            incident, created = open_or_update(alert, self.runner.db_url)
-        except Exception:
-            log.exception("could not record incident for %s", detector)
-            return
-        rec = {"ts": time.time(), "detector": detector, "model": event.model, "version": event.version,
-               "client": client, "incident": incident["id"], "created": created}
-        self.alerts.append(rec)
-        if rule.playbook:
-            rec["actions"] = self.runner.run(incident, self.playbooks.get(rule.playbook, []))
-
-    def snapshot(self) -> dict[str, Any]:
-        """Detector state for dashboards and forensic bundles."""
-        out: dict[str, Any] = {"alerts": list(self.alerts), "models": {}}
-        for name, mon in self.models.items():
-            if mon is None:
-                continue
-            out["models"][name] = {
-                "drift_threshold": mon.drift.detector.threshold, "drift_history": list(mon.drift.history)[-200:],
-                "clients": [mon.extraction.client_summary(c) for c in list(mon.extraction.clients)[-50:]],
-                "series": list(mon.series)[-500:],
-            }
-        return _jsonable(out)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | deque):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
+                      title=f"{detector.replace('_', ' ')} detected on {model}", model=model,
+                      version=version, client=client, evidence=f["evidence"])
+        with self._alert_lock:
+            try:
+                incident, created = open_or_update(alert, self.runner.db_url)
+            except Exception:
+                log.exception("could not record incident for %s", detector)
+                return
+            rec = {"ts": time.time(), "detector": detector, "model": model, "version": version,
+                   "client": client, "incident": incident["id"], "created": created,
+                   "pooled": bool(f["evidence"].get("pooled"))}
+            self.alerts.append(rec)
+            if rule.playbook:
+                rec["actions"] = self.runner.run(incident, self.playbooks.get(rule.playbook, []))
 
 
 def attach_monitoring(gateway: Any, config: MonitorConfig | None = None) -> MonitorService:
-    """Register a ``MonitorService`` on a ``GatewayService`` (its observers run off the request path)."""
+    """Register a ``MonitorService`` on a ``GatewayService`` (its observers run off the request path;
+    with ``process: true``, the default, the detectors run in their own process)."""
     mon = MonitorService(config, gateway)
     gateway.observers.append(mon)
     gateway.monitor = mon

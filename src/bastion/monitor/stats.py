@@ -89,3 +89,22 @@ def mmd2(x: np.ndarray, y: np.ndarray, gamma2: float) -> float:
         return np.exp(-np.maximum(d2, 0) / gamma2)
 
     return float(k(x, x).mean() + k(y, y).mean() - 2 * k(x, y).mean())
+
+
+class MMDReference:
+    """``mmd2(x, ·, gamma2)`` against a fixed ``x``: its kernel mean and squared norms are computed once
+    (the drift calibration evaluates thousands of windows against the same reference)."""
+
+    def __init__(self, x: np.ndarray, gamma2: float) -> None:
+        self.x, self.gamma2 = np.asarray(x, dtype=np.float64), gamma2
+        self.x_sq = np.sum(self.x * self.x, 1)
+        self.kxx = float(self._k(self.x, self.x_sq, self.x).mean())
+
+    def _k(self, a: np.ndarray, a_sq: np.ndarray, b: np.ndarray) -> np.ndarray:
+        d2 = a_sq[:, None] + np.sum(b * b, 1)[None, :] - 2 * a @ b.T
+        return np.exp(-np.maximum(d2, 0) / self.gamma2)
+
+    def mmd2(self, y: np.ndarray) -> float:
+        y = np.asarray(y, dtype=np.float64)
+        kyy = self._k(y, np.sum(y * y, 1), y).mean()
+        return float(self.kxx + kyy - 2 * self._k(self.x, self.x_sq, y).mean())

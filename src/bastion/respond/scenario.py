@@ -21,13 +21,6 @@ from typing import Any
 import numpy as np
 
 
-def _wait_observers(service: Any, timeout: float = 30.0) -> None:
-    t0 = time.monotonic()
-    while not service._obs_q.empty() and time.monotonic() - t0 < timeout:
-        time.sleep(0.01)
-    time.sleep(0.02)
-
-
 def _worse_model(path: Path, seed: int = 0) -> None:
     """A digits model trained on shuffled labels: it answers with low confidence (a bad release)."""
     import torch
@@ -92,6 +85,11 @@ def attack_and_respond(workdir: str | Path, clean_requests: int = 10_000, batch:
         playbooks={"contain_client": [{"action": "revoke_key"}], "rollback": [{"action": "rollback"}]},
     )
     monitor = attach_monitoring(service, mcfg)
+    monitor.prepare(["digits"])  # calibrate the detectors before traffic (in the detector process)
+
+    def settle() -> None:  # every request so far through the detectors, alerts and playbooks handled
+        if not monitor.flush(timeout=120.0):
+            raise RuntimeError("the monitor did not catch up within 120 s")
     keys, ids = {}, {}
     for name in ("honest-1", "honest-2", "honest-3", "attacker"):
         ids[name], keys[name] = create_client(name, models=["digits"], budget={"requests": "100000/minute",
@@ -112,7 +110,7 @@ def attack_and_respond(workdir: str | Path, clean_requests: int = 10_000, batch:
         for i in range(clean_requests):
             idx = rng.integers(0, len(s.x_test), size=batch)
             assert send(f"honest-{1 + i % 3}", s.x_test[idx]) == 200
-        _wait_observers(service)
+        settle()
         report["clean_seconds"] = round(time.perf_counter() - t0, 1)
         report["false_alarms"] = {k: len(alerts_of(k)) for k in ("drift", "extraction", "anomaly_rate")}
         log(f"  false alarms: {report['false_alarms']}")
@@ -128,7 +126,7 @@ def attack_and_respond(workdir: str | Path, clean_requests: int = 10_000, batch:
             x = np.clip(s.x_test[idx] + 0.5 * sigma * mask, 0, 1)
             send(f"honest-{1 + i % 3}", x)
             if i % 10 == 9:
-                _wait_observers(service)
+                settle()
                 if len(alerts_of("drift")) > before:
                     delay = i + 1
                     break
@@ -145,7 +143,7 @@ def attack_and_respond(workdir: str | Path, clean_requests: int = 10_000, batch:
                 delay = i
                 break
             if i % 10 == 9:
-                _wait_observers(service)
+                settle()
         report["extraction_revoked_after_queries"] = delay
         report["attacker_status_after_revoke"] = revoked_status
         report["honest_flagged"] = [a["client"] for a in alerts_of("extraction") if a["client"] != ids["attacker"].id]
@@ -160,11 +158,11 @@ def attack_and_respond(workdir: str | Path, clean_requests: int = 10_000, batch:
             idx = rng.integers(0, len(s.x_test), size=batch)
             send(f"honest-{1 + i % 3}", s.x_test[idx])
             if i % 10 == 9:
-                _wait_observers(service)
+                settle()
                 if len(alerts_of("anomaly_rate")) > n_before:
                     delay = i + 1
                     break
-        _wait_observers(service)
+        settle()
         current = service.registry.resolve("digits", "production").version
         report["rollback_after_requests"] = delay
         report["production_version_after"] = current
@@ -173,6 +171,7 @@ def attack_and_respond(workdir: str | Path, clean_requests: int = 10_000, batch:
         from bastion.gateway.audit import write_checkpoint
         from bastion.store.db import get_engine
 
+        detectors = monitor.snapshot()  # before the gateway (and its detector process) shuts down
         service.audit.flush()
         write_checkpoint(get_engine(config.db_url), config.audit_key_path())
     incidents = list_incidents(db_url=config.db_url)
@@ -183,7 +182,7 @@ def attack_and_respond(workdir: str | Path, clean_requests: int = 10_000, batch:
         out = work / f"incident-{inc['id']}.tar.gz"
         export_bundle(inc["id"], out, priv, db_url=config.db_url,
                       audit_public_key=config.audit_key_path().with_name(config.audit_key_path().name + ".pub"),
-                      detectors=monitor.snapshot(), config=mcfg.model_dump())
+                      detectors=detectors, config=mcfg.model_dump())
         bundles.append({"path": str(out), **verify_bundle(out, pub)})
     report["bundles"] = bundles
     log(f"forensic bundles: {len(bundles)} exported and verified")

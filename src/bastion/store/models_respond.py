@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bastion.store.db import Base
@@ -42,3 +42,14 @@ class RespondIncident(Base):
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
     actions_done: Mapped[list] = mapped_column(JSON, default=list)
     notes: Mapped[str] = mapped_column(Text, default="")
+
+
+class RespondMonitorState(Base):
+    """One gateway replica's mergeable monitor state for one model (replica pooling without Redis)."""
+
+    __tablename__ = "respond_monitor_state"
+
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    replica: Mapped[str] = mapped_column(String(128), primary_key=True)
+    updated_at: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds
+    payload: Mapped[bytes] = mapped_column(LargeBinary)

@@ -60,11 +60,11 @@ def _brief(obj: Any) -> str:
     return ", ".join(parts)[:600]
 
 
-def _mmd_thresholds(monitor: Any) -> dict[str, float]:
-    """The MMD² threshold of each model's drift detector (the snapshot carries only the univariate one)."""
+def _mmd_thresholds(snap: dict[str, Any]) -> dict[str, float]:
+    """The MMD² threshold of each model's drift detector (from the monitor snapshot)."""
     out: dict[str, float] = {}
-    for name, mon in dict(getattr(monitor, "models", {}) or {}).items():
-        thr = getattr(getattr(getattr(mon, "drift", None), "detector", None), "mmd_threshold", None)
+    for name, m in dict(snap.get("models") or {}).items():
+        thr = m.get("mmd_threshold") if isinstance(m, dict) else None
         if thr is not None:
             out[name] = float(thr)
     return out
@@ -184,7 +184,7 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
         snap = await run_in_threadpool(monitor.snapshot) if monitor is not None else {"alerts": [], "models": {}}
         incidents = await run_in_threadpool(lambda: list_incidents(db_url=service.config.db_url))
         return page(request, "overview.html", session=s, versions=versions, traffic=t, rate=rate,
-                    charts=charts(snap, _mmd_thresholds(monitor)), alerts=list(reversed(snap.get("alerts", [])))[:50],
+                    charts=charts(snap, _mmd_thresholds(snap)), alerts=list(reversed(snap.get("alerts", [])))[:50],
                     monitoring=monitor is not None, incidents=list(reversed(incidents))[:100],
                     msg=request.query_params.get("msg"))
 
