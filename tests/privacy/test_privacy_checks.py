@@ -11,6 +11,7 @@ import yaml
 
 from bastion.assess.checks.privacy import EXTRACTION_CONTROLS, INVERSION_CONTROLS, MEMBERSHIP_CONTROLS
 from bastion.assess.registry import CheckContext, get_check
+from bastion.core.errors import ConfigError
 from bastion.core.model import InputSpec
 from bastion.core.severity import Severity, Status
 from bastion.core.target import DataSplits, Target
@@ -82,3 +83,30 @@ def test_dp_claim_violation_is_critical(tmp_path: Path) -> None:
     assert any(f.id == "privacy.membership.dp_claim_violated" and f.severity == Severity.CRITICAL
                for f in res.findings)
     assert all("bastion harden dp" in f.recommendation for f in res.findings)
+
+
+def test_thorough_membership_runs_online_lira_without_population() -> None:
+    import torch
+    from torch import nn
+
+    from bastion.models.adapters import TorchAdapter
+    from bastion.models.zoo import TrainConfig, train_classifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 10)).astype(np.float32)
+    y = ((x[:, 0] + 0.8 * rng.normal(size=600)) > 0).astype(np.int64)
+    torch.manual_seed(0)
+    # the proxy reference models' architecture and recipe (10-256-2, Adam 1e-3, 30 epochs, batch 64)
+    net = train_classifier(nn.Sequential(nn.Flatten(), nn.Linear(10, 256), nn.ReLU(), nn.Linear(256, 2)),
+                           x[:150], y[:150], TrainConfig(epochs=30, batch_size=64, lr=1e-3), seed=0)
+    target = Target("overfit", TorchAdapter(net, InputSpec((10,)), 2),
+                    DataSplits(x_train=x[:150], y_train=y[:150], x_test=x[150:300], y_test=y[150:300]))
+    res = get_check("privacy.membership").run(target, CheckContext(profile="thorough", options={"n_reference": 8}))
+    assert set(res.metrics["by_method"]) == {"loss", "confidence", "lira"}
+    assert res.params["reference_mode"] == "online" and res.params["n_reference"] == 8
+    assert res.params["population"] is None  # online LiRA keeps every non-member for scoring
+    lira, loss = res.metrics["by_method"]["lira"], res.metrics["by_method"]["loss"]
+    assert lira["auc"] > 0.6 and lira["auc"] > loss["auc"]
+    with pytest.raises(ConfigError):
+        get_check("privacy.membership").run(target, CheckContext(profile="thorough",
+                                                                 options={"reference_mode": "sideways"}))

@@ -37,6 +37,19 @@ def test_membership_through_label_only_policy(capsys: pytest.CaptureFixture[str]
     assert rc == 0 and doc["method"] == "label_only" and doc["params"]["policy"] == "label_only"
 
 
+def test_membership_online_lira_trains_on_the_candidates(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = _run(["attack", "membership", "--demo", "digits", "--max-records", "100", "--method", "lira",
+                       "--reference-mode", "online", "--n-reference", "4", "--reference-epochs", "3",
+                       "--format", "json"], capsys)
+    doc = json.loads(out)
+    assert rc == 0 and doc["method"] == "lira"
+    p = doc["params"]
+    # no population carved out of the non-members; each reference model trains on half the 200 candidates
+    assert p["n_nonmembers"] == 100 and p["population"] is None
+    assert p["reference_pool"] == "candidates" and p["reference_set_size"] == 100
+    assert p["in_models_per_record"] == [2, 2] and p["variance"] == "shrunk"
+
+
 def test_extraction_curve_json(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = _run(["attack", "extraction", "--demo", "digits", "--budget", "300", "--schedule", "100,300",
                        "--epochs", "5", "--format", "json"], capsys)
@@ -62,6 +75,7 @@ def test_attribute_and_inversion(tmp_path: Path, capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize("argv", [
     ["attack", "membership", "--demo", "digits", "--method", "telepathy"],
     ["attack", "membership", "--demo", "nope"],
+    ["attack", "membership", "--demo", "digits", "--method", "lira", "--variance", "median"],
     ["attack", "extraction", "--demo", "digits", "--strategy", "psychic"],
     ["attack", "attribute", "--demo", "breast-cancer", "--sensitive", "no such column"],
     ["attack", "inversion", "--demo", "breast-cancer"],

@@ -107,14 +107,55 @@ def test_bad_labels_rejected(overfit: dict) -> None:
 
 def test_online_lira_uses_in_and_out_models(overfit: dict) -> None:
     factory = lambda: nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 2))  # noqa: E731
-    cfg = MembershipConfig(method="lira", n_reference=4, reference_epochs=40, reference_batch_size=32,
-                           reference_lr=3e-3, reference_mode="online")
+    cfg = MembershipConfig(method="lira", n_reference=6, reference_epochs=40, reference_batch_size=32,
+                           reference_lr=3e-3, reference_mode="online", reference_set_size=120)
+    # online LiRA needs no population data: the reference models train on the candidates
     r = run_membership(overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"], cfg,
-                       overfit["xp"], overfit["yp"], reference_factory=factory)
+                       reference_factory=factory)
     assert r.reference is not None
-    # online: the reference models were trained on population + candidates
-    assert r.reference.masks.shape == (4, len(overfit["xp"]) + 240)
-    assert r.params["reference_mode"] == "online" and r.metrics.auc > 0.6
+    masks = r.reference.masks
+    assert masks.shape == (6, 240) and (masks.sum(axis=1) == 120).all()  # the target's set size each
+    assert (masks.sum(axis=0) == 3).all()  # every candidate IN for exactly half of the models
+    assert r.params["reference_mode"] == "online" and r.params["in_models_per_record"] == [3, 3]
+    assert r.params["variance"] == "shrunk" and r.metrics.auc > 0.6
+    with pytest.raises(ConfigError, match="candidates"):  # an ensemble trained on other records
+        run_membership(overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"][:50], overfit["yn"][:50],
+                       cfg, reference=r.reference)
+
+
+@pytest.mark.parametrize(("n", "m", "size"), [(10, 4, 5), (1500, 32, 500), (7, 3, 7), (9, 5, 2)])
+def test_balanced_masks_equal_sets_and_counts(n: int, m: int, size: int) -> None:
+    from bastion.attacks.inference.reference import balanced_masks
+
+    keep = balanced_masks(n, m, size, np.random.default_rng(0))
+    assert keep.shape == (m, n) and (keep.sum(axis=1) == size).all()
+    per_record = keep.sum(axis=0)
+    assert per_record.sum() == m * size and per_record.max() - per_record.min() <= 1
+
+
+def test_lira_variance_modes() -> None:
+    from bastion.attacks.inference.membership import _gaussian_fit, _lira_score
+
+    rng = np.random.default_rng(0)
+    m, n = 40, 300
+    sd = rng.uniform(0.5, 3.0, n)  # records differ in spread
+    in_mask = np.zeros((m, n), dtype=bool)
+    in_mask[: m // 2] = True
+    in_mask = rng.permuted(in_mask, axis=0)
+    ref = rng.normal(0, 1, (m, n)) * sd + np.where(in_mask, 3.0, 0.0)
+    _, v_glob = _gaussian_fit(ref, ~in_mask, "global", 4.0)
+    _, v_pex = _gaussian_fit(ref, ~in_mask, "per_example", 4.0)
+    _, v_shr = _gaussian_fit(ref, ~in_mask, "shrunk", 4.0)
+    assert np.ptp(v_glob) == 0 and np.corrcoef(v_pex, sd**2)[0, 1] > 0.8
+    assert (np.minimum(v_pex, v_glob) - 1e-9 <= v_shr).all() and (v_shr <= np.maximum(v_pex, v_glob) + 1e-9).all()
+    # a member's φ (drawn from its IN distribution) outscores a non-member's
+    phi_in = 3.0 + rng.normal(0, 1, n) * sd
+    phi_out = rng.normal(0, 1, n) * sd
+    for mode in ("global", "per_example", "shrunk"):
+        s_in, s_out = _lira_score(phi_in, ref, in_mask, mode), _lira_score(phi_out, ref, in_mask, mode)
+        assert membership_metrics(s_in, s_out).auc > 0.8
+    with pytest.raises(ConfigError, match="variance"):
+        MembershipConfig(method="lira", variance="median")  # type: ignore[arg-type]
 
 
 def test_image_views_are_shifts() -> None:

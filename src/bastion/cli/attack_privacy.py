@@ -89,16 +89,20 @@ def membership(
     n_reference: Annotated[int, typer.Option("--n-reference", help="Reference models (lira, rmia).")] = 16,
     reference_arch: Annotated[str | None, typer.Option("--reference-arch", help="Zoo architecture for reference models (default: proxy MLP).")] = None,
     reference_epochs: Annotated[int, typer.Option("--reference-epochs", help="Training epochs of each reference model.")] = 30,
-    reference_mode: Annotated[str, typer.Option("--reference-mode", help="offline (population only) or online (population + candidates).")] = "offline",
-    subset_fraction: Annotated[float, typer.Option("--subset-fraction", help="Share of the reference pool each reference model trains on.")] = 0.5,
-    per_example_variance: Annotated[bool, typer.Option("--per-example-variance", help="LiRA: per-record variances instead of one global variance.")] = False,
+    reference_mode: Annotated[str, typer.Option("--reference-mode", help="offline (reference models train on the population) or online (on the candidates; strongest).")] = "offline",
+    subset_fraction: Annotated[float, typer.Option("--subset-fraction", help="Offline: share of the population each reference model trains on.")] = 0.5,
+    reference_set_size: Annotated[int | None, typer.Option("--reference-set-size", help="Online: records per reference model (default: the target's training-set size, at most half the candidates).")] = None,
+    variance: Annotated[str, typer.Option("--variance", help="LiRA variance: shrunk | per_example | global.")] = "shrunk",
+    per_example_variance: Annotated[bool, typer.Option("--per-example-variance", help="LiRA: per-record variances (same as --variance per_example).")] = False,
     max_records: Annotated[int, typer.Option("--max-records", help="Most members and non-members to score each.")] = 2000,
     policy: Annotated[str | None, typer.Option("--policy", help="Attack through an output policy: a type or a JSON config.")] = None,
     seed: SeedOpt = 0, out: OutOpt = None, fmt: FmtOpt = OutputFormat.text,
 ) -> None:
     """Membership inference: AUC, TPR at 1% / 0.1% FPR, balanced accuracy, empirical ε bound."""
+    from dataclasses import replace
+
     from bastion.assess.checks.privacy import membership_split
-    from bastion.attacks.inference.membership import MembershipConfig, run_membership
+    from bastion.attacks.inference.membership import MembershipConfig, online_set_size, run_membership
     from bastion.attacks.inference.metrics import roc_plots_png
     from bastion.core.errors import ConfigError
     from bastion.defenses.dp import read_privacy_statement
@@ -109,9 +113,13 @@ def membership(
         raise ConfigError(f"--subset-fraction must lie in (0, 1], got {subset_fraction}")
     cfg = MembershipConfig(method=method, n_reference=n_reference, reference_epochs=reference_epochs,  # type: ignore[arg-type]
                            reference_mode=reference_mode, reference_subset_fraction=subset_fraction,  # type: ignore[arg-type]
-                           fixed_variance=not per_example_variance, seed=seed)
+                           variance="per_example" if per_example_variance else variance, seed=seed)  # type: ignore[arg-type]
     target = _target(model, data, demo, endpoint, query_budget, clip_min, clip_max, seed)
-    split = membership_split(target, max_records, needs_population=method in ("lira", "rmia"), seed=seed)
+    split = membership_split(target, max_records, needs_population=cfg.needs_population, seed=seed)
+    if cfg.method == "lira" and reference_mode == "online":
+        n_train = len(target.data.x_train) if target.data.x_train is not None else len(split.x_members)
+        cfg = replace(cfg, reference_set_size=reference_set_size or online_set_size(
+            n_train, len(split.x_members) + len(split.x_nonmembers)))
     factory = None
     if reference_arch:
         from bastion.models.zoo import build_architecture

@@ -6,16 +6,17 @@ the model (``MODEL.privacy.json``) and puts the claimed ε next to the measured 
 and the empirical ε lower bound; an empirical bound above the claim is a critical finding.
 
 Profiles: quick = LOSS threshold and a 1k-query extraction; standard adds the confidence
-attack, inversion and a 100/1k curve; thorough adds offline LiRA with reference models and a
-10k-query extraction. Options: ``membership_method`` (force one of loss/confidence/label_only/
-lira/rmia), ``n_reference``, ``extraction_budget``, ``extraction_policy`` (an output policy
-config to measure its effect), ``sensitive`` (column for ``privacy.attribute``).
+attack, inversion and a 100/1k curve; thorough adds online LiRA (reference models trained on the
+candidate records, the strongest attack measured) and a 10k-query extraction. Options:
+``membership_method`` (force one of loss/confidence/label_only/lira/rmia), ``reference_mode``
+(online/offline, default online), ``n_reference``, ``extraction_budget``, ``extraction_policy`` (an
+output policy config to measure its effect), ``sensitive`` (column for ``privacy.attribute``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -132,7 +133,7 @@ class MembershipCheck:
         return target.data.has_train and target.data.has_test
 
     def run(self, target: Target, ctx: CheckContext) -> CheckResult:
-        from bastion.attacks.inference.membership import MembershipConfig, run_membership
+        from bastion.attacks.inference.membership import MembershipConfig, online_set_size, run_membership
         from bastion.attacks.inference.metrics import roc_plots_png
         from bastion.defenses.dp import read_privacy_statement
 
@@ -141,15 +142,23 @@ class MembershipCheck:
         methods: list[Any] = [forced] if forced else {"quick": ["loss"], "standard": ["loss", "confidence"],
                                            "thorough": ["loss", "confidence", "lira"]}[ctx.profile]
         n_ref = int(ctx.option("n_reference", 16))
-        needs_pop = any(m in ("lira", "rmia") for m in methods)
+        mode = str(ctx.option("reference_mode", "online"))
+        if mode not in ("online", "offline"):
+            raise ConfigError(f"unknown reference_mode {mode!r}; choose online or offline")
+        configs = [MembershipConfig(method=m, n_reference=n_ref, seed=ctx.seed,
+                                    reference_mode="online" if mode == "online" else "offline") for m in methods]
+        needs_pop = any(c.needs_population for c in configs)
         split = membership_split(target, int(ctx.option("max_records", 2000)), needs_pop, ctx.seed)
+        n_cand = len(split.x_members) + len(split.x_nonmembers)
+        n_train = len(target.data.x_train) if target.data.x_train is not None else len(split.x_members)
         per: dict[str, Any] = {}
         best = None
-        for i, m in enumerate(methods):
+        for i, cfg in enumerate(configs):
+            if cfg.method == "lira" and mode == "online":
+                cfg = replace(cfg, reference_set_size=online_set_size(n_train, n_cand))
             r = run_membership(target.model, split.x_members, split.y_members, split.x_nonmembers,
-                               split.y_nonmembers, MembershipConfig(method=m, n_reference=n_ref, seed=ctx.seed),
-                               split.x_pop, split.y_pop)
-            per[m] = {k: v for k, v in r.metrics.to_dict().items() if k != "notes"}
+                               split.y_nonmembers, cfg, split.x_pop, split.y_pop)
+            per[cfg.method] = {k: v for k, v in r.metrics.to_dict().items() if k != "notes"}
             key = (r.metrics.tpr_at_1pct_fpr or 0.0, r.metrics.auc)
             if best is None or key > (best.metrics.tpr_at_1pct_fpr or 0.0, best.metrics.auc):
                 best = r
@@ -165,7 +174,9 @@ class MembershipCheck:
             "claimed_delta": None if stmt is None else stmt.delta,
             "best_method": best.method, "by_method": per, "notes": m.notes,
         }
-        params = {"methods": methods, "n_reference": n_ref if needs_pop else None, "seed": ctx.seed,
+        uses_ref = any(m in ("lira", "rmia") for m in methods)
+        params = {"methods": methods, "n_reference": n_ref if uses_ref else None,
+                  "reference_mode": mode if uses_ref else None, "seed": ctx.seed,
                   "n_members": m.n_members, "n_nonmembers": m.n_nonmembers, **split.params,
                   "epsilon_bound": "95% Clopper-Pearson, delta=1e-5"}
         findings: list[Finding] = []

@@ -7,18 +7,24 @@ Methods (``MembershipConfig.method``):
 - ``label_only`` — for label-only APIs (Choquette-Choo et al. 2021): score = fraction of
   ``label_only_queries`` Gaussian-perturbed copies of x still classified as y.
 - ``lira`` — LiRA (Carlini et al. 2022, https://arxiv.org/abs/2112.03570): Gaussian fits of the
-  logit-scaled confidence φ(x) under reference models. ``reference_mode="offline"`` trains them on
-  population data only (score = z-score against the OUT fit); ``"online"`` trains each on a random
-  half of population ∪ the candidate records, so every candidate has IN and OUT fits (score = the
-  log-likelihood ratio). With ``augment`` image inputs are also measured on 1-pixel shifts and
-  the per-view scores summed (for shift-invariant CNNs; it hurt an MLP on MNIST, so it is off by default); ``fixed_variance`` uses one variance per view (Carlini et al.
-  recommend it with few reference models).
-- ``rmia`` — offline RMIA (Zarifzadeh et al. 2024, https://arxiv.org/abs/2312.03262): likelihood
-  ratio of x against population points z, with Pr(x) from the reference models.
+  logit-scaled confidence φ(x) = log p_y − log(1 − p_y) (from logits when the model gives them)
+  under reference models. ``reference_mode="offline"`` trains them on population data only
+  (score = z-score against the OUT fit); ``"online"`` trains them on the candidate records
+  themselves, each on ``reference_set_size`` of them (best: the target's training-set size) with
+  balanced masks, so every candidate has IN and OUT fits (score = the log-likelihood ratio).
+  ``variance``: ``"global"`` (one variance per fit), ``"per_example"``, or ``"shrunk"`` (default:
+  the per-record variance shrunk towards the global one with the weight of ``variance_prior``
+  records — the normal/scaled-inverse-χ² posterior — which is as good as the better of the two
+  with 8 to 64 reference models). With ``augment`` image inputs are also measured on 1-pixel
+  shifts and the per-view scores summed (for shift-invariant CNNs; it hurt an MLP on MNIST, so
+  it is off by default).
+- ``rmia`` — RMIA (Zarifzadeh et al. 2024, https://arxiv.org/abs/2312.03262): likelihood
+  ratio of x against population points z, with Pr(x) from the OUT reference models
+  (offline approximation with ``rmia_offline_a``).
 
-Reference models are trained on attacker-held population data (``x_pop``) in one vectorised
-batch (``bastion.attacks.inference.reference``), on the target's architecture when given a
-factory, else a proxy MLP.
+Reference models are trained in one vectorised batch (``bastion.attacks.inference.reference``),
+on the target's architecture when given a factory, else a proxy MLP; offline LiRA and RMIA need
+attacker-held population data (``x_pop``), online LiRA does not.
 
 Examples:
     >>> from bastion.models.zoo import demo_target
@@ -50,6 +56,7 @@ from bastion.core.model import ModelAdapter
 
 MembershipMethod = Literal["loss", "confidence", "label_only", "lira", "rmia"]
 MEMBERSHIP_METHODS: tuple[str, ...] = get_args(MembershipMethod)
+LiraVariance = Literal["global", "per_example", "shrunk"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class MembershipConfig:
     reference_batch_size: int = 64
     reference_lr: float = 1e-3
     reference_subset_fraction: float = 0.5
+    reference_set_size: int | None = None  # records per reference model (overrides the fraction)
     label_only_queries: int = 16
     label_only_noise: float = 0.05
     rmia_gamma: float = 2.0
@@ -69,7 +77,8 @@ class MembershipConfig:
     rmia_population: int = 1000
     reference_mode: Literal["offline", "online"] = "offline"
     augment: bool = False
-    fixed_variance: bool = True
+    variance: LiraVariance = "shrunk"
+    variance_prior: float = 4.0
     delta: float = 1e-5
     seed: int = 0
 
@@ -78,6 +87,16 @@ class MembershipConfig:
             raise ConfigError(f"unknown membership method {self.method!r}; choose one of {', '.join(MEMBERSHIP_METHODS)}")
         if self.method in ("lira", "rmia") and self.n_reference < 2:
             raise ConfigError(f"{self.method} needs at least 2 reference models, got {self.n_reference}")
+        if self.variance not in get_args(LiraVariance):
+            raise ConfigError(f"unknown LiRA variance {self.variance!r}; choose one of "
+                              f"{', '.join(get_args(LiraVariance))}")
+        if self.reference_set_size is not None and self.reference_set_size < 1:
+            raise ConfigError(f"reference_set_size must be >= 1, got {self.reference_set_size}")
+
+    @property
+    def needs_population(self) -> bool:
+        """Whether the attack needs attacker population data (``x_pop``)."""
+        return self.method == "rmia" or (self.method == "lira" and self.reference_mode == "offline")
 
 
 @dataclass
@@ -96,9 +115,26 @@ class MembershipResult:
                 "queries": self.queries, "duration_s": round(self.duration_s, 3), "params": dict(self.params)}
 
 
+def online_set_size(n_train: int, n_candidates: int) -> int:
+    """Records per online reference model: the target's training-set size, at most half the candidates
+    (so every candidate keeps OUT models too)."""
+    return max(1, min(n_train, n_candidates // 2))
+
+
 def _proba(model: ModelAdapter, x: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate([np.asarray(model.predict_proba(x[i : i + batch]), dtype=np.float64)
                            for i in range(0, len(x), batch)])
+
+
+def _log_proba(model: ModelAdapter, x: np.ndarray) -> np.ndarray:
+    """Log-probabilities, from the logits in float64 when the model exposes them (no underflow of
+    tiny probabilities of a very confident model), else from its probabilities."""
+    logits_fn = getattr(model, "predict_logits", None)
+    if callable(logits_fn):
+        z = np.asarray(logits_fn(x), dtype=np.float64)
+        mx = z.max(axis=1, keepdims=True)
+        return np.asarray(z - mx - np.log(np.exp(z - mx).sum(axis=1, keepdims=True)))
+    return np.log(np.clip(_proba(model, x), 1e-300, 1.0))
 
 
 def _logit_conf(logp: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -161,38 +197,48 @@ def run_membership(
         scores, queries = _label_only(model, x_all, y_all, cfg)
         params.update(queries_per_sample=cfg.label_only_queries, noise_std=cfg.label_only_noise)
     else:
-        if x_pop is None or y_pop is None or len(x_pop) < 10:
-            raise ConfigError(f"{cfg.method} needs attacker population data (x_pop/y_pop, >= 10 records) "
-                              "to train reference models; add x_pop/y_pop to the .npz")
+        online = cfg.reference_mode == "online"
+        if cfg.needs_population and (x_pop is None or y_pop is None or len(x_pop) < 10):
+            raise ConfigError(f"{cfg.method} ({cfg.reference_mode}) needs attacker population data (x_pop/y_pop, "
+                              ">= 10 records) to train reference models; add x_pop/y_pop to the .npz")
         factory = reference_factory or proxy_mlp(model.input_spec.shape, k)
         rcfg = ReferenceTrainConfig(n_models=cfg.n_reference, epochs=cfg.reference_epochs,
                                     batch_size=cfg.reference_batch_size, lr=cfg.reference_lr,
-                                    subset_fraction=cfg.reference_subset_fraction)
-        online = cfg.reference_mode == "online"
-        y_pop_i = np.asarray(y_pop, dtype=np.int64)
-        train_x = np.concatenate([x_pop, x_all]) if online else x_pop
-        train_y = np.concatenate([y_pop_i, y_all]) if online else y_pop_i
+                                    subset_fraction=cfg.reference_subset_fraction, set_size=cfg.reference_set_size)
+        if online:  # reference models train on the candidates themselves
+            train_x, train_y = x_all, y_all
+        else:
+            assert x_pop is not None and y_pop is not None
+            train_x, train_y = x_pop, np.asarray(y_pop, dtype=np.int64)
         ens = reference or train_reference_models(factory, train_x, train_y, rcfg, cfg.seed, progress)
+        if online and ens.masks.shape[1] != len(x_all):
+            raise ConfigError(f"online reference models must be trained on the {len(x_all)} candidates; the ensemble "
+                              f"given was trained on {ens.masks.shape[1]} records")
         views = _views(x_all, model.input_spec.shape) if cfg.augment else [x_all]
-        p = _proba(model, x_all)
-        logp_target = np.log(np.clip(p, 1e-300, 1.0))
+        logp_target = _log_proba(model, x_all)
         params.update(n_reference=ens.n_models, reference_epochs=cfg.reference_epochs,
                       reference_lr=cfg.reference_lr, reference_batch_size=cfg.reference_batch_size,
-                      reference_arch="target" if reference_factory else "proxy-mlp-256", n_population=len(x_pop),
-                      reference_mode=cfg.reference_mode, reference_subset_fraction=cfg.reference_subset_fraction)
+                      reference_arch="target" if reference_factory else "proxy-mlp-256",
+                      n_population=0 if x_pop is None else len(x_pop), reference_mode=cfg.reference_mode,
+                      reference_set_size=int(ens.masks.sum(axis=1)[0]),
+                      reference_pool="candidates" if online else "population")
+        in_mask = ens.masks if online else None
         if cfg.method == "lira":
-            in_mask = ens.masks[:, len(x_pop):] if online and ens.masks.shape[1] == len(train_x) else None
             scores = np.zeros(len(x_all))
             for i, xv in enumerate(views):
-                pv = p if i == 0 else _proba(model, xv)
-                phi = _logit_conf(np.log(np.clip(pv, 1e-300, 1.0))[None], y_all)[0]
+                lp = logp_target if i == 0 else _log_proba(model, xv)
+                phi = _logit_conf(lp[None], y_all)[0]
                 ref_phi = _logit_conf(ens.log_proba(xv), y_all)  # (M, n)
-                scores += _lira_score(phi, ref_phi, in_mask, cfg.fixed_variance)
+                scores += _lira_score(phi, ref_phi, in_mask, cfg.variance, cfg.variance_prior)
             queries = len(x_all) * len(views)
-            params.update(views=len(views), fixed_variance=cfg.fixed_variance)
+            params.update(views=len(views), variance=cfg.variance, variance_prior=cfg.variance_prior)
+            if online:
+                per_record = ens.masks.sum(axis=0)
+                params.update(in_models_per_record=[int(per_record.min()), int(per_record.max())])
         else:
+            assert x_pop is not None and y_pop is not None
             ref_logp = ens.log_proba(x_all)  # (M, n, k)
-            scores = _rmia(model, ens, logp_target, ref_logp, y_all, x_pop, y_pop_i, cfg)
+            scores = _rmia(model, ens, logp_target, ref_logp, in_mask, y_all, x_pop, np.asarray(y_pop, np.int64), cfg)
             queries += min(cfg.rmia_population, len(x_pop))
             params.update(rmia_gamma=cfg.rmia_gamma, rmia_offline_a=cfg.rmia_offline_a,
                           rmia_population=min(cfg.rmia_population, len(x_pop)))
@@ -214,26 +260,42 @@ def _views(x: np.ndarray, shape: tuple[int, ...]) -> list[np.ndarray]:
     return [xs, *(np.roll(xs, s, axis=a) for a in (2, 3) for s in (1, -1))]
 
 
-def _lira_score(phi: np.ndarray, ref_phi: np.ndarray, in_mask: np.ndarray | None, fixed_variance: bool) -> np.ndarray:
+def _gaussian_fit(ref: np.ndarray, mask: np.ndarray, variance: str, prior: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-record mean and variance of ``ref`` (M, n) over the models where ``mask`` is set.
+
+    ``shrunk``: (prior·s²_global + Σ residual²) / (prior + n − 1), the posterior mean of the variance
+    under a scaled-inverse-χ² prior centred on the global variance with ``prior`` pseudo-records.
+    Records with no model in ``mask`` get NaN means (the caller fills them).
+    """
+    n = mask.sum(axis=0)
+    mu = np.where(mask, ref, 0.0).sum(axis=0) / np.maximum(n, 1)
+    mu = np.where(n > 0, mu, np.nan)
+    ss = np.where(mask, (ref - np.nan_to_num(mu)) ** 2, 0.0).sum(axis=0)
+    dof = np.maximum(n - 1, 0)
+    glob = float(ss.sum() / max(int(dof.sum()), 1)) + 1e-12
+    if variance == "global":
+        var = np.full(ref.shape[1], glob)
+    elif variance == "per_example":
+        var = np.where(dof > 0, ss / np.maximum(dof, 1), glob)
+    else:
+        var = (prior * glob + ss) / np.maximum(prior + dof, 1e-12)
+    return mu, np.maximum(var, 1e-12)
+
+
+def _lira_score(phi: np.ndarray, ref_phi: np.ndarray, in_mask: np.ndarray | None, variance: str = "shrunk",
+                prior: float = 4.0) -> np.ndarray:
     """Offline: z-score against the OUT fit. Online: log N(φ; IN) − log N(φ; OUT)."""
     out_mask = np.ones_like(ref_phi, dtype=bool) if in_mask is None else ~in_mask
-    cnt_out = np.maximum(out_mask.sum(0), 1)
-    mu_out = np.where(out_mask, ref_phi, 0).sum(0) / cnt_out
-    if fixed_variance:
-        sd_out = np.full_like(mu_out, float(np.std(ref_phi[out_mask] - np.broadcast_to(mu_out, ref_phi.shape)[out_mask])) + 1e-6)
-    else:
-        sd_out = np.sqrt(np.where(out_mask, (ref_phi - mu_out) ** 2, 0).sum(0) / cnt_out) + 1e-6
+    mu_out, var_out = _gaussian_fit(ref_phi, out_mask, variance, prior)
     if in_mask is None:
-        return np.asarray((phi - mu_out) / sd_out)
-    cnt_in = in_mask.sum(0)
-    mu_in = np.where(cnt_in > 0, np.where(in_mask, ref_phi, 0).sum(0) / np.maximum(cnt_in, 1),
-                     ref_phi[in_mask].mean() if in_mask.any() else mu_out)
-    resid_in = (ref_phi - mu_in)[in_mask]
-    sd_in = float(np.std(resid_in)) + 1e-6 if resid_in.size else sd_out
-    if not fixed_variance:
-        sd_in = np.sqrt(np.where(in_mask, (ref_phi - mu_in) ** 2, 0).sum(0) / np.maximum(cnt_in, 1)) + 1e-6
-    ll_in = -0.5 * ((phi - mu_in) / sd_in) ** 2 - np.log(sd_in)
-    ll_out = -0.5 * ((phi - mu_out) / sd_out) ** 2 - np.log(sd_out)
+        return np.asarray((phi - mu_out) / np.sqrt(var_out))
+    mu_in, var_in = _gaussian_fit(ref_phi, in_mask, variance, prior)
+    both = ~np.isnan(mu_in) & ~np.isnan(mu_out)
+    gap = float(np.mean((mu_in - mu_out)[both])) if both.any() else 0.0
+    mu_in = np.where(np.isnan(mu_in), mu_out + gap, mu_in)  # a record no model trained on / all did
+    mu_out = np.where(np.isnan(mu_out), mu_in - gap, mu_out)
+    ll_in = -0.5 * (phi - mu_in) ** 2 / var_in - 0.5 * np.log(var_in)
+    ll_out = -0.5 * (phi - mu_out) ** 2 / var_out - 0.5 * np.log(var_out)
     return np.asarray(ll_in - ll_out)
 
 
@@ -251,8 +313,8 @@ def _label_only(model: ModelAdapter, x: np.ndarray, y: np.ndarray, cfg: Membersh
     return correct / cfg.label_only_queries + base.astype(np.float64), len(x) * (cfg.label_only_queries + 1)
 
 
-def _rmia(model: ModelAdapter, ens: Any, logp_target: np.ndarray, ref_logp: np.ndarray, y: np.ndarray,
-          x_pop: np.ndarray, y_pop: np.ndarray, cfg: MembershipConfig) -> np.ndarray:
+def _rmia(model: ModelAdapter, ens: Any, logp_target: np.ndarray, ref_logp: np.ndarray, in_mask: np.ndarray | None,
+          y: np.ndarray, x_pop: np.ndarray, y_pop: np.ndarray, cfg: MembershipConfig) -> np.ndarray:
     a = cfg.rmia_offline_a
     rng = np.random.default_rng(cfg.seed + 1)
     zi = rng.permutation(len(x_pop))[: cfg.rmia_population]
@@ -263,9 +325,16 @@ def _rmia(model: ModelAdapter, ens: Any, logp_target: np.ndarray, ref_logp: np.n
                                          np.broadcast_to(labels[None, :, None], (*logp.shape[:2], 1)), axis=-1)[..., 0])
 
     px_theta = py(logp_target, y)
-    px = ((1 + a) * py(ref_logp, y).mean(axis=0) + (1 - a)) / 2
-    pz_theta = _proba(model, xz)[np.arange(len(yz)), yz]
-    pz = ((1 + a) * py(ens.log_proba(xz), yz).mean(axis=0) + (1 - a)) / 2
+    ref_px = py(ref_logp, y)  # (M, n)
+    out = np.ones_like(ref_px, dtype=bool) if in_mask is None else ~in_mask
+    px_out = np.where(out, ref_px, 0.0).sum(axis=0) / np.maximum(out.sum(axis=0), 1)
+    px = ((1 + a) * px_out + (1 - a)) / 2
+    pz_theta = np.exp(_log_proba(model, xz)[np.arange(len(yz)), yz])
+    ref_pz = py(ens.log_proba(xz), yz)
+    # z's OUT models: offline reference models trained on half of the population, z included
+    out_z = ~ens.masks[:, zi] if in_mask is None and ens.masks.shape[1] == len(x_pop) else np.ones_like(ref_pz, bool)
+    pz_out = np.where(out_z, ref_pz, 0.0).sum(axis=0) / np.maximum(out_z.sum(axis=0), 1)
+    pz = ((1 + a) * pz_out + (1 - a)) / 2
     ratio_x = px_theta / px
     ratio_z = pz_theta / pz
     zs = np.sort(ratio_z)

@@ -24,6 +24,7 @@ class ReferenceTrainConfig:
 
     n_models: int = 16
     subset_fraction: float = 0.5
+    set_size: int | None = None  # records per model; overrides subset_fraction
     epochs: int = 30
     batch_size: int = 64
     lr: float = 1e-3
@@ -38,6 +39,29 @@ def proxy_mlp(input_shape: tuple[int, ...], n_classes: int, hidden: int = 256) -
         return nn.Sequential(nn.Flatten(), nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
     return make
+
+
+def balanced_masks(n: int, m: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``(m, n)`` membership masks: every model gets exactly ``size`` of the ``n`` records, every record
+    is in ⌊m·size/n⌋ or ⌈m·size/n⌉ models (Carlini et al.'s balanced "keep" masks, with equal set sizes).
+
+    Balanced masks give each record as many IN (and OUT) models as the budget allows; independent
+    random subsets leave some records with very few IN models, which online LiRA then fits badly.
+    """
+    size = min(max(size, 1), n)
+    total = m * size
+    per_record = np.full(n, total // n)
+    per_record[rng.permutation(n)[: total % n]] += 1
+    keep = rng.random((m, n)).argsort(axis=0) < per_record[None, :]  # exact per-record counts
+    sizes = keep.sum(axis=1)
+    while True:  # move records from the largest set to the smallest one until all sets are equal
+        a, b = int(sizes.argmax()), int(sizes.argmin())
+        if sizes[a] == sizes[b]:
+            return keep
+        j = rng.choice(np.flatnonzero(keep[a] & ~keep[b]))
+        keep[a, j], keep[b, j] = False, True
+        sizes[a] -= 1
+        sizes[b] += 1
 
 
 class ReferenceEnsemble:
@@ -80,17 +104,19 @@ def train_reference_models(
     seed: int = 0,
     progress: Callable[[float, float], None] | None = None,
 ) -> ReferenceEnsemble:
-    """Train ``cfg.n_models`` models, each on a random ``subset_fraction`` of the population."""
+    """Train ``cfg.n_models`` models, each on ``cfg.set_size`` (else ``subset_fraction``) of the records.
+
+    The training sets come from :func:`balanced_masks`; ``ReferenceEnsemble.masks`` records them.
+    """
     from torch.func import stack_module_state
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     n = len(x_pop)
     m = cfg.n_models
-    size = max(1, round(cfg.subset_fraction * n))
-    subsets = np.stack([rng.permutation(n)[:size] for _ in range(m)])
-    masks = np.zeros((m, n), dtype=bool)
-    masks[np.arange(m)[:, None], subsets] = True
+    size = min(n, max(1, cfg.set_size if cfg.set_size is not None else round(cfg.subset_fraction * n)))
+    masks = balanced_masks(n, m, size, rng)
+    subsets = np.stack([np.flatnonzero(row) for row in masks])
     models = [factory() for _ in range(m)]
     for mod in models:
         mod.train()
