@@ -15,7 +15,7 @@ and warmed up before timing. Printed per mode: p50/p95/p99/mean latency, the p99
 the detectors' own cost per event, alerts raised (should be none: clean traffic), observations dropped,
 CPU seconds of each server process tree, and the 1-minute load average before and after.
 
-    .venv/bin/python bench/monitoring_overhead.py [--requests 2000] [--blocks 10] [--modes off,process,thread]
+    .venv/bin/python bench/monitoring_overhead.py [--requests 2000] [--blocks 40] [--modes off,process,thread]
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _free_port() -> int:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000, help="timed requests per mode")
-    ap.add_argument("--blocks", type=int, default=10)
+    ap.add_argument("--blocks", type=int, default=40)
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--serve", choices=MODES)
     ap.add_argument("--port", type=int)

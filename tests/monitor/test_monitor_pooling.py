@@ -147,6 +147,28 @@ def test_detector_processes_pool_through_redis_and_flush_raises_alerts(world: np
         r.close()
 
 
+def test_detector_process_is_restarted_after_a_crash(world: np.random.Generator) -> None:
+    import os
+    import signal
+
+    from bastion.monitor.service import MonitorService
+
+    m = MonitorService(_cfg(pooling={"store": "none"}))
+    try:
+        assert m.prepare() == ["tab"]
+        pid = m.snapshot()["process"]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        while m.snapshot()["process"]["alive"] and time.monotonic() - t0 < 10:
+            time.sleep(0.05)
+        m(SimpleNamespace(**_obs("c1", world.multivariate_normal(np.zeros(D), COV), time.time())._asdict()))
+        assert m.flush(60)
+        proc = m.snapshot()["process"]
+        assert proc["restarts"] == 1 and proc["alive"] and proc["pid"] != pid and proc["detectors"]["events"] == 1
+    finally:
+        m.close()
+
+
 def test_squeezing_disagreement_flags_adversarial_inputs_not_clean_ones(bastion_home: Path) -> None:
     import torch
 

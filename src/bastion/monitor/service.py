@@ -69,10 +69,12 @@ class MonitorService:
         self._proc: DetectorProcess | None = None
         self._store: Any = None
         self._closed = threading.Event()
+        self.restarts = 0
         if self.cfg.process:
-            self._proc = DetectorProcess(
+            self._spawn = lambda: DetectorProcess(
                 self.cfg, self._handle, gateway_config=gw_cfg.model_dump_json() if gw_cfg is not None else None,
                 replica=self.replica, redis_url=redis_url, db_url=db_url)
+            self._proc = self._spawn()
         else:
             from bastion.monitor.pooling import make_store
 
@@ -88,6 +90,13 @@ class MonitorService:
         """Observer entry point: one answered predict request (the gateway's observer thread)."""
         obs = Observation.from_event(event)
         if self._proc is not None:
+            if not self._proc.alive and not self._closed.is_set() and self.restarts < 5:
+                self.restarts += 1  # its detector state is lost; the reference (and calibration cache) is not
+                log.error("the detector process exited (code %s); restarting it (%d)",
+                          self._proc.proc.poll(), self.restarts)
+                dropped = self._proc.dropped
+                self._proc = self._spawn()
+                self._proc.dropped = dropped
             self._proc.submit(tuple(obs))
             return
         assert self._hub is not None
@@ -168,6 +177,7 @@ class MonitorService:
                 "process": {"mode": "process" if self._proc is not None else "thread", "replica": self.replica,
                             "alive": self._proc.alive if self._proc is not None else True,
                             "dropped": self._proc.dropped if self._proc is not None else 0, "error": error,
+                            "restarts": self.restarts, "pid": self._proc.proc.pid if self._proc is not None else None,
                             "detectors": stats}}
 
     def close(self) -> None:
@@ -213,4 +223,13 @@ def attach_monitoring(gateway: Any, config: MonitorConfig | None = None) -> Moni
     mon = MonitorService(config, gateway)
     gateway.observers.append(mon)
     gateway.monitor = mon
+    if mon.cfg.process:  # calibrate every referenced model now, in the detector process, without waiting
+
+        def _prepare() -> None:
+            try:
+                mon.prepare()
+            except Exception:
+                log.exception("preparing the monitor's detectors failed")
+
+        threading.Thread(target=_prepare, name="bastion-monitor-prepare", daemon=True).start()
     return mon
