@@ -127,7 +127,11 @@ def test_detector_processes_pool_through_redis_and_flush_raises_alerts(world: np
         shift[:3] = np.sqrt(np.diag(COV))[:3]
         for i in range(300):
             ev = SimpleNamespace(**_obs("c1", world.multivariate_normal(shift, COV), time.time())._asdict())
-            (a if i % 2 else b)(ev)
+            target = a if i % 2 else b
+            if i % 4 < 2:  # the request-thread fast path (a datagram) ...
+                assert target.offer(ev)
+            else:  # ... and the observer-thread path (the stream socket): both reach the detectors
+                target(ev)
         assert a.flush(60) and b.flush(60)
         assert a.alerts == [] and b.alerts == []  # 150 each: no full window on either replica
         assert b.sync() == 0 and a.sync() == 1 and b.sync() == 0

@@ -59,6 +59,9 @@ class PredictEvent:
 
 
 Observer = Callable[[PredictEvent], None]
+"""Called with each event on the observer thread. An observer may also define ``offer(event) -> bool``:
+called on the request thread, it must never block; True means it took the event (then it is not queued
+for that observer), False that it could not now (the event then goes through the observer thread)."""
 
 
 class GatewayHTTPError(Exception):
@@ -100,7 +103,8 @@ class GatewayService:
         self._policy_cache: dict[str, tuple[float, Any]] = {}
         self._policies: dict[str, Any] = {}
         self.observers: list[Observer] = []
-        self._obs_q: queue.Queue[PredictEvent | threading.Event | None] = queue.Queue(maxsize=10_000)
+        self._obs_q: queue.Queue[tuple[PredictEvent, list[Observer]] | threading.Event | None] = \
+            queue.Queue(maxsize=10_000)
         self._obs_thread = threading.Thread(target=self._observe_loop, name="bastion-observers", daemon=True)
         self._obs_thread.start()
         self.started = time.time()
@@ -185,17 +189,34 @@ class GatewayService:
 
     def _observe_loop(self) -> None:
         while True:
-            ev = self._obs_q.get()
-            if ev is None:
+            item = self._obs_q.get()
+            if item is None:
                 return
-            if isinstance(ev, threading.Event):  # a flush_observers barrier
-                ev.set()
+            if isinstance(item, threading.Event):  # a flush_observers barrier
+                item.set()
                 continue
-            for obs in list(self.observers):
+            ev, targets = item
+            for obs in targets:
                 try:
                     obs(ev)
                 except Exception:  # an observer never breaks serving
                     log.exception("observer %r failed", obs)
+
+    def _notify(self, ev: PredictEvent) -> None:
+        rest = []
+        for obs in list(self.observers):
+            offer = getattr(obs, "offer", None)
+            try:
+                if offer is not None and offer(ev):
+                    continue
+            except Exception:
+                log.exception("observer %r failed to take an event", obs)
+            rest.append(obs)
+        if rest:
+            try:
+                self._obs_q.put_nowait((ev, rest))
+            except queue.Full:
+                self.metrics.rejections.labels("observer_queue_full").inc()
 
     # ----------------------------------------------------------------- audit helpers
     def _audit_request(self, actor: str, body: dict[str, Any], wait: bool) -> int | None:
@@ -299,11 +320,7 @@ class GatewayService:
         self.metrics.latency.labels(name).observe(latency)
         self.metrics.samples.labels(principal.id, name).inc(len(x))
         if self.observers:
-            try:
-                self._obs_q.put_nowait(PredictEvent(principal.id, name, info.version, x, proba, labels, latency,
-                                                    request_id))
-            except queue.Full:
-                self.metrics.rejections.labels("observer_queue_full").inc()
+            self._notify(PredictEvent(principal.id, name, info.version, x, proba, labels, latency, request_id))
         headers = {"X-Request-ID": request_id}
         if seq is not None:
             headers["X-Audit-Seq"] = str(seq)

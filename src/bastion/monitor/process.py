@@ -1,7 +1,9 @@
 """The detectors' own process, so their numpy/scipy work never holds the serving process's GIL.
 
-The gateway's observer thread only forwards each observation over a socket pair
-(``DetectorProcess.submit``: a pickle of a few small arrays and one ``write``). The child (a fresh
+The serving process only forwards each observation: on the request thread itself, as one datagram on
+a non-blocking ``SOCK_SEQPACKET`` socket pair (``DetectorProcess.offer``: a pickle of a few small arrays
+and one ``send``; no other thread wakes up, no lock is taken), or — when the socket is full or the
+observation is large — through the gateway's observer thread over a stream socket (``submit``). The child (a fresh
 ``python -m bastion.monitor.process``, so it shares no locks or threads with the server and never
 re-runs the caller's ``__main__``, and works under daemonic server workers too) runs the ``DetectorHub``, sends back *findings* (a detector fired), answers
 calls (``prepare``, ``snapshot``, ``flush``, ``sync``) in order with the observations, and, when
@@ -18,6 +20,7 @@ import itertools
 import json
 import logging
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -29,6 +32,7 @@ from typing import Any
 from bastion.monitor.config import MonitorConfig
 
 log = logging.getLogger("bastion.monitor")
+MAX_DATAGRAM = 60_000  # larger observations go through the stream socket
 
 
 class MonitorProcessError(RuntimeError):
@@ -62,9 +66,11 @@ def _sandbox_predictors(gateway_config: str) -> tuple[Callable[[str, str], Any],
     return predictor_for, pools
 
 
-def _child_main(conn: Any, config: str, home: str, gateway_config: str | None, replica: str,
-                redis_url: str | None, db_url: str | None) -> None:
+def _child_main(conn: Any, packets: socket.socket, config: str, home: str, gateway_config: str | None,
+                replica: str, redis_url: str | None, db_url: str | None) -> None:
     os.environ["BASTION_HOME"] = home
+    from multiprocessing.connection import wait as wait_any
+
     from threadpoolctl import threadpool_limits
 
     from bastion.monitor.detectors import DetectorHub, Observation, sync_replicas
@@ -90,10 +96,27 @@ def _child_main(conn: Any, config: str, home: str, gateway_config: str | None, r
             logging.getLogger("bastion.monitor").exception("replica pooling failed")
             return []
 
+    packets.setblocking(False)
+
+    def drain() -> None:  # every datagram already sent (``offer``), in order
+        while True:
+            try:
+                data = packets.recv(MAX_DATAGRAM + 1024)
+            except BlockingIOError:
+                return
+            if not data:
+                raise EOFError
+            found = hub.process(Observation(*pickle.loads(data)))
+            if found:
+                conn.send(("findings", found))
+
     try:
         while True:
             wait = max(0.0, next_sync - time.monotonic()) if store is not None else None
-            if conn.poll(wait):
+            ready = wait_any([conn, packets], wait)
+            if packets in ready:
+                drain()
+            if conn in ready:
                 msg = conn.recv()
                 kind = msg[0]
                 if kind == "obs":
@@ -102,6 +125,7 @@ def _child_main(conn: Any, config: str, home: str, gateway_config: str | None, r
                         conn.send(("findings", found))
                 elif kind == "call":
                     _, call_id, name, args = msg
+                    drain()  # a call comes after every observation offered before it
                     try:
                         if name == "prepare":
                             result: Any = [m for m in args[0] if hub.prepare(m) is not None]
@@ -144,11 +168,14 @@ class DetectorProcess:
         from bastion.core.paths import bastion_home
 
         mine, theirs = socket.socketpair()
+        self._packets, their_packets = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         args = {"config": config.model_dump_json(), "home": str(bastion_home()), "gateway_config": gateway_config,
                 "replica": replica, "redis_url": redis_url, "db_url": db_url}
-        self.proc = subprocess.Popen([sys.executable, "-m", "bastion.monitor.process", str(theirs.fileno())],
-                                     pass_fds=[theirs.fileno()], stdin=subprocess.PIPE)
+        fds = [theirs.fileno(), their_packets.fileno()]
+        self.proc = subprocess.Popen([sys.executable, "-m", "bastion.monitor.process", *map(str, fds)],
+                                     pass_fds=fds, stdin=subprocess.PIPE)
         theirs.close()
+        their_packets.close()
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(args).encode())
         self.proc.stdin.close()
@@ -166,6 +193,23 @@ class DetectorProcess:
     @property
     def alive(self) -> bool:
         return not self._dead and self.proc.poll() is None
+
+    def offer(self, obs: tuple[Any, ...]) -> bool:
+        """Send one observation without blocking (any thread); False if it must go through ``submit``."""
+        if self._dead:
+            self.dropped += 1
+            return True
+        data = pickle.dumps(obs, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(data) > MAX_DATAGRAM:
+            return False
+        try:
+            self._packets.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:  # the detectors are behind: let the observer thread wait instead
+            return False
+        except OSError:
+            self._dead = True
+            self.dropped += 1
+        return True
 
     def submit(self, obs: tuple[Any, ...]) -> None:
         """Forward one observation (called by the gateway's observer thread)."""
@@ -239,15 +283,17 @@ class DetectorProcess:
             self.proc.wait(5)
         self._dead = True
         self._conn.close()
+        self._packets.close()
 
 
 def main() -> None:
-    """``python -m bastion.monitor.process FD``: the child; its arguments come as JSON on stdin."""
+    """``python -m bastion.monitor.process FD PACKET_FD``: the child; its arguments come as JSON on stdin."""
     from multiprocessing.connection import Connection
 
     args = json.loads(sys.stdin.read())
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    _child_main(Connection(int(sys.argv[1])), **args)
+    packets = socket.socket(fileno=int(sys.argv[2]))
+    _child_main(Connection(int(sys.argv[1])), packets, **args)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,13 @@ class MonitorService:
                 threading.Thread(target=self._sync_loop, name="bastion-monitor-pool", daemon=True).start()
 
     # ------------------------------------------------------------------ feeding
+    def offer(self, event: Any) -> bool:
+        """Request-thread fast path (process mode): forward without blocking; False → use ``__call__``."""
+        proc = self._proc
+        if proc is None or not proc.alive:
+            return False
+        return proc.offer(tuple(Observation.from_event(event)))
+
     def __call__(self, event: Any) -> None:
         """Observer entry point: one answered predict request (the gateway's observer thread)."""
         obs = Observation.from_event(event)
