@@ -33,6 +33,7 @@ from bastion.monitor.config import MonitorConfig
 
 log = logging.getLogger("bastion.monitor")
 MAX_DATAGRAM = 60_000  # larger observations go through the stream socket
+DRAIN_S = 0.01  # the child collects datagrams every 10 ms: nobody waits on that socket, so a send wakes nobody
 
 
 class MonitorProcessError(RuntimeError):
@@ -80,6 +81,10 @@ def _child_main(conn: Any, packets: socket.socket, config: str, home: str, gatew
     cfg = MonitorConfig.model_validate_json(config)
     if cfg.nice:  # serving comes first when the CPUs are busy (its sandboxed workers inherit this too)
         os.nice(cfg.nice)
+        try:  # and a batch task never preempts a running server thread when it wakes up
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        except (AttributeError, OSError):  # not Linux
+            pass
     pools: list[Any] = []
     predictor_for = None
     if cfg.squeezing.enabled and gateway_config is not None:
@@ -112,10 +117,9 @@ def _child_main(conn: Any, packets: socket.socket, config: str, home: str, gatew
 
     try:
         while True:
-            wait = max(0.0, next_sync - time.monotonic()) if store is not None else None
-            ready = wait_any([conn, packets], wait)
-            if packets in ready:
-                drain()
+            wait = DRAIN_S if store is None else min(DRAIN_S, max(0.0, next_sync - time.monotonic()))
+            ready = wait_any([conn], wait)
+            drain()
             if conn in ready:
                 msg = conn.recv()
                 kind = msg[0]
