@@ -172,7 +172,7 @@ def robust() -> None:
 
     print(f"centralised                          acc {central_acc:.4f}  backdoor "
           f"{attack_success_rate(predict, s.x_test, s.y_test, 0):.3f}; load {os.getloadavg()[0]:.2f}")
-    for agg, mal in [("fedavg", 0), ("fedavg", 1), ("median", 1), ("trimmed-mean", 1), ("krum", 1)]:
+    for agg, mal in [("fedavg", 0), ("fedavg", 1), ("fedavgm", 1), ("median", 1), ("trimmed-mean", 1), ("krum", 1)]:
         t0, c0 = time.perf_counter(), cpu_s()
         f = run_federated(FederatedConfig(**{**COMMON, **REFERENCE, "aggregation": agg, "malicious_clients": mal}), s).final
         print(f"{agg:13} malicious={mal}  10 clients Dir(0.5)  acc {f['accuracy']:.4f} "
