@@ -146,3 +146,14 @@ def test_cli_secure_aggregation_with_central_dp_writes_a_loadable_model(tmp_path
     model = load_model(out)
     x = load_demo_data("digits").splits.x_test[:5]
     assert model.predict_proba(x).shape == (5, 10)
+
+
+def test_cli_passes_server_optimiser_options_to_the_config(tmp_path: Path) -> None:
+    from bastion.cli.main import app, build_app
+
+    build_app()
+    res = CliRunner().invoke(app, ["harden", "federated", "--model-spec", "digits-mlp", "--demo", "digits",
+                                   "--aggregation", "fedavgm", "--server-momentum", "1.5",
+                                   "--out", str(tmp_path / "fl.pt")])
+    assert res.exit_code != 0 and "server-momentum" in f"{res.output}{res.exception}"
+    assert not (tmp_path / "fl.pt").exists()
