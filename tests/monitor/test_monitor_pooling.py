@@ -18,6 +18,7 @@ from bastion.monitor.detectors import DetectorHub, Observation, sync_replicas
 from bastion.monitor.pooling import DatabaseReplicaStore, RedisReplicaStore, ReplicaStore
 
 REDIS = "redis://127.0.0.1:6379/0"
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 D = 12
 COV = np.eye(D) * 0.6 + 0.4
 
@@ -40,10 +41,30 @@ def world(bastion_home: Path) -> np.random.Generator:
     return rng
 
 
-@pytest.fixture(params=["database", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["database", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, world: np.random.Generator) -> Iterator[tuple[ReplicaStore, str]]:
-    if request.param == "database":
+    if request.param == "database":  # the embedded default: SQLite in $BASTION_HOME
         yield DatabaseReplicaStore(None, stale_s=1.0), "database"
+        return
+    if request.param == "postgres":
+        from sqlalchemy import create_engine, text
+
+        from bastion.store.db import dispose_engines, upgrade
+
+        schema = f"mon_test_{secrets.token_hex(4)}"
+        admin = create_engine(PG)
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        url = f"{PG}?options=-csearch_path%3D{schema}"
+        try:
+            upgrade(url)
+            yield DatabaseReplicaStore(url, stale_s=1.0), "postgres"
+        finally:
+            dispose_engines()
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()
         return
     prefix = f"bastion:test:{secrets.token_hex(4)}"
     st = RedisReplicaStore(REDIS, prefix, stale_s=1.0)
@@ -149,6 +170,14 @@ def test_detector_processes_pool_through_redis_and_flush_raises_alerts(world: np
         for key in r.scan_iter(f"{prefix}:*"):
             r.delete(key)
         r.close()
+
+
+def test_redis_pooling_without_redis_is_a_config_error(world: np.random.Generator) -> None:
+    from bastion.core.errors import ConfigError
+    from bastion.monitor.service import MonitorService
+
+    with pytest.raises(ConfigError, match="no redis_url"):
+        MonitorService(_cfg(pooling={"store": "redis"}))
 
 
 def test_detector_process_is_restarted_after_a_crash(world: np.random.Generator) -> None:

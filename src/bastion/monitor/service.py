@@ -64,6 +64,10 @@ class MonitorService:
         self.replica = replica or replica_id()
         redis_url = gw_cfg.resolved_redis_url() if gw_cfg is not None else None
         db_url = getattr(gw_cfg, "db_url", None)
+        if self.cfg.pooling.store == "redis" and not redis_url:
+            from bastion.core.errors import ConfigError
+
+            raise ConfigError("monitoring.pooling.store is redis but the gateway has no redis_url")
         self._alert_lock = threading.Lock()
         self._hub: DetectorHub | None = None
         self._proc: DetectorProcess | None = None
