@@ -131,12 +131,14 @@ def test_replicas_pool_drift_and_client_counts_through_the_store(world: np.rando
     assert st.pull("tab") == {} and st.pull("tab2") == {}
 
 
-@pytest.mark.redis
-def test_detector_processes_pool_through_redis_and_flush_raises_alerts(world: np.random.Generator) -> None:
+@pytest.mark.parametrize("mode,store", [pytest.param("process", "redis", marks=pytest.mark.redis),
+                                        ("thread", "database")])
+def test_monitor_services_pool_replicas_and_flush_raises_alerts(world: np.random.Generator, mode: str,
+                                                                store: str) -> None:
     from bastion.monitor.service import MonitorService
 
     prefix = f"bastion:test:{secrets.token_hex(4)}"
-    cfg = _cfg(pooling={"store": "redis", "sync_s": 3600, "key_prefix": prefix},
+    cfg = _cfg(pooling={"store": store, "sync_s": 3600, "key_prefix": prefix}, process=mode == "process",
                alerts=[{"detector": "drift", "severity": "medium"}])
     gw = SimpleNamespace(config=SimpleNamespace(db_url=None, resolved_redis_url=lambda: REDIS,
                                                 model_dump_json=lambda: "{}"))
@@ -149,27 +151,30 @@ def test_detector_processes_pool_through_redis_and_flush_raises_alerts(world: np
         for i in range(300):
             ev = SimpleNamespace(**_obs("c1", world.multivariate_normal(shift, COV), time.time())._asdict())
             target = a if i % 2 else b
-            if i % 4 < 2:  # the request-thread fast path (a datagram) ...
-                assert target.offer(ev)
-            else:  # ... and the observer-thread path (the stream socket): both reach the detectors
+            # process mode: the request-thread fast path (a datagram) and the observer-thread path (the
+            # stream socket) both reach the detectors; thread mode takes every event on the observer thread
+            if i % 4 < 2 and target.offer(ev):
+                assert mode == "process"
+            else:
                 target(ev)
         assert a.flush(60) and b.flush(60)
         assert a.alerts == [] and b.alerts == []  # 150 each: no full window on either replica
         assert b.sync() == 0 and a.sync() == 1 and b.sync() == 0
         assert [(r["detector"], r["pooled"]) for r in a.alerts] == [("drift", True)]
         snap = a.snapshot()
-        assert snap["process"]["mode"] == "process" and snap["process"]["alive"]
+        assert snap["process"]["mode"] == mode and snap["process"]["alive"]
         assert snap["process"]["detectors"]["events"] == 150
         assert any(p["kind"] == "pooled_drift" for p in snap["models"]["tab"]["series"])
     finally:
         a.close()
         b.close()
-        import redis
+        if store == "redis":
+            import redis
 
-        r = redis.Redis.from_url(REDIS)
-        for key in r.scan_iter(f"{prefix}:*"):
-            r.delete(key)
-        r.close()
+            r = redis.Redis.from_url(REDIS)
+            for key in r.scan_iter(f"{prefix}:*"):
+                r.delete(key)
+            r.close()
 
 
 def test_redis_pooling_without_redis_is_a_config_error(world: np.random.Generator) -> None:

@@ -133,10 +133,11 @@ class DetectorHub:
 
     def __init__(self, cfg: MonitorConfig, predictor_for: Callable[[str, str], tuple[Predictor, tuple[int, ...],
                                                                               tuple[float, float]] | None]
-                 | None = None) -> None:
+                 | None = None, *, pooled: bool = True) -> None:
         self.cfg = cfg
         self.models: dict[str, ModelDetectors | None] = {}
         self.predictor_for = predictor_for  # (model, version) → squeezing predictor, when squeezing is on
+        self.pooled = pooled  # keep recent rows for ``export_state`` (replica pooling is configured)
         self.events = 0
         self.durations: deque[float] = deque(maxlen=10_000)  # seconds per observation, recent ones
 
@@ -192,7 +193,7 @@ class DetectorHub:
         x = np.asarray(obs.inputs)
         labels = np.asarray(obs.labels)
         mon.n += 1
-        if self.cfg.pooling.store != "none":
+        if self.pooled:
             flat = x.reshape(len(x), -1).astype(np.float32)
             for row, lab in zip(flat, labels.tolist(), strict=True):
                 mon.recent.append((obs.ts, row, int(lab)))

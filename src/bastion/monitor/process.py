@@ -89,9 +89,9 @@ def _child_main(conn: Any, packets: socket.socket, config: str, home: str, gatew
     predictor_for = None
     if cfg.squeezing.enabled and gateway_config is not None:
         predictor_for, pools = _sandbox_predictors(gateway_config)
-    hub = DetectorHub(cfg, predictor_for)
     p = cfg.pooling
     store = make_store(p.store, redis_url, db_url, p.key_prefix, p.stale_s)
+    hub = DetectorHub(cfg, predictor_for, pooled=store is not None)
     next_sync = time.monotonic() + p.sync_s
 
     def sync() -> list[dict[str, Any]]:

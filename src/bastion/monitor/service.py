@@ -82,10 +82,11 @@ class MonitorService:
         else:
             from bastion.monitor.pooling import make_store
 
-            self._hub = DetectorHub(self.cfg, self._inprocess_predictor if gateway is not None else None)
-            self._hub_lock = threading.Lock()
             p = self.cfg.pooling
             self._store = make_store(p.store, redis_url, db_url, p.key_prefix, p.stale_s)
+            self._hub = DetectorHub(self.cfg, self._inprocess_predictor if gateway is not None else None,
+                                    pooled=self._store is not None)
+            self._hub_lock = threading.Lock()
             if self._store is not None:
                 threading.Thread(target=self._sync_loop, name="bastion-monitor-pool", daemon=True).start()
 
