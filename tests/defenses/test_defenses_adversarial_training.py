@@ -108,3 +108,55 @@ def test_time_budget_stops_before_overrunning() -> None:
     _, record = adversarial_train(build_architecture("tabular-mlp", (4,), 2), x, y, cfg)
     assert len(record.epochs) == 1 and record.stopped_early
     assert record.events[-1]["event"] == "time_budget"
+
+
+def test_config_rejects_bad_new_options() -> None:
+    for bad in ({"bf16": "fp8"}, {"lr_schedule": "step"}, {"budget_clock": "gpu"}, {"augment_shift": -1}):
+        with pytest.raises(ConfigError):
+            AdversarialTrainingConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_random_shift_translates_each_image_within_the_margin() -> None:
+    x = torch.zeros(16, 1, 10, 10)
+    x[:, :, 4:6, 4:6] = 1.0  # a blob away from the borders: shifting by <= 2 keeps it whole
+    out = trainer_mod.random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.equal(out.sum((1, 2, 3)), x.sum((1, 2, 3)))
+    ys, xs = [], []
+    for img in out[:, 0]:
+        r, c = (img > 0).nonzero()[0].tolist()
+        ys.append(r - 4)
+        xs.append(c - 4)
+    assert all(-2 <= v <= 2 for v in ys + xs) and len(set(zip(ys, xs, strict=True))) > 3
+    assert trainer_mod.random_shift(torch.ones(3, 5), 2, torch.Generator()).shape == (3, 5)  # not images: unchanged
+
+
+def test_bf16_attack_stays_in_the_eps_ball_and_trains() -> None:
+    from bastion.defenses.adversarial import pgd_perturb
+
+    data = load_demo_data("digits")
+    assert data.splits.x_train is not None and data.splits.y_train is not None
+    net = build_architecture("digits-mlp", data.input_shape, 10)
+    x = torch.from_numpy(data.splits.x_train[:64])
+    y = torch.from_numpy(data.splits.y_train[:64])
+    xa = pgd_perturb(net, x, y, 0.1, 3, bf16=True, generator=torch.Generator().manual_seed(0))
+    assert xa.dtype == torch.float32 and float((xa - x).abs().max()) <= 0.1 + 1e-6
+    assert float(xa.min()) >= 0.0 and float(xa.max()) <= 1.0
+    cfg = AdversarialTrainingConfig(method="pgd", eps=0.1, epochs=2, train_steps=2, bf16="attack", augment_shift=1,
+                                    lr_schedule="onecycle", budget_clock="cpu", val_samples=60)
+    _, record = adversarial_train(net, data.splits.x_train[:400], data.splits.y_train[:400], cfg)
+    d = record.to_dict()
+    assert d["cpu_s"] > 0 and d["cores"] >= 1 and d["dedicated_equivalent_s"] <= d["cpu_s"]
+    assert all(e["cpu_s"] > 0 and e["lr"] is not None for e in d["curve"])
+
+
+def test_cpu_budget_anneals_the_learning_rate_before_stopping() -> None:
+    rng = np.random.default_rng(4)
+    x, y = rng.random((200, 4), dtype=np.float32), rng.integers(0, 2, 200)
+    cfg = AdversarialTrainingConfig(method="pgd", eps=0.1, epochs=1000, train_steps=1, clip_min=None, clip_max=None,
+                                    val_fraction=0.2, batch_size=20, time_budget_s=1.5, budget_clock="cpu",
+                                    anneal_to_budget=True)
+    _, record = adversarial_train(build_architecture("tabular-mlp", (4,), 2), x, y, cfg)
+    assert 1 < len(record.epochs) < 1000 and record.events[-1]["event"] == "time_budget"
+    assert record.events[-1]["clock"] == "cpu"
+    assert record.epochs[0].lr is not None and record.epochs[-1].lr is not None
+    assert record.epochs[-1].lr < 0.2 * cfg.lr < record.epochs[0].lr  # cosine followed the budget, not epochs=1000

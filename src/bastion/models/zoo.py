@@ -5,7 +5,8 @@ Training is seeded and deterministic on CPU; the TorchScript file is cached in
 ``$BASTION_HOME/zoo/`` so later runs load in milliseconds.
 
 Architectures are also available by name for ``--model-spec`` (``build_architecture``):
-``digits-mlp``, ``mnist-cnn``, ``tabular-mlp``.
+``digits-mlp``, ``mnist-cnn``, ``mnist-cnn-wide`` / ``mnist-cnn-deep`` (more capacity, for adversarial
+training), ``tabular-mlp``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,36 @@ class MnistCNN(nn.Module):
         return self.head(self.features(x))
 
 
+class MnistCNNWide(nn.Module):
+    """Wider CNN for robust (adversarial) training on 28×28 images: 32/64 channels, 256-unit head."""
+
+    def __init__(self, n_classes: int = 10) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU(), nn.Linear(256, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class MnistCNNDeep(nn.Module):
+    """Four 3×3 conv layers (32, 32, 64, 64) and a 200-unit head, for robust training on 28×28 images."""
+
+    def __init__(self, n_classes: int = 10) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 200), nn.ReLU(), nn.Linear(200, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
 class TabularMLP(nn.Module):
     """d → 64 → 32 → k MLP for standardised tabular features."""
 
@@ -70,14 +101,15 @@ class TabularMLP(nn.Module):
         return self.net(x)
 
 
-ARCHITECTURES = {"digits-mlp": DigitsMLP, "mnist-cnn": MnistCNN, "tabular-mlp": TabularMLP}
+ARCHITECTURES = {"digits-mlp": DigitsMLP, "mnist-cnn": MnistCNN, "mnist-cnn-wide": MnistCNNWide,
+                 "mnist-cnn-deep": MnistCNNDeep, "tabular-mlp": TabularMLP}
 
 
 def build_architecture(name: str, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    """A fresh, untrained module by zoo name (``digits-mlp``, ``mnist-cnn``, ``tabular-mlp``)."""
+    """A fresh, untrained module by zoo name (see ``ARCHITECTURES``)."""
     if name == "tabular-mlp":
         return TabularMLP(int(np.prod(input_shape)), n_classes)
-    if name in ("digits-mlp", "mnist-cnn"):
+    if name in ("digits-mlp", "mnist-cnn", "mnist-cnn-wide", "mnist-cnn-deep"):
         return ARCHITECTURES[name](n_classes)
     raise InvalidInputError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
 

@@ -9,6 +9,9 @@ from bastion.core.errors import ConfigError
 
 TrainingMethod = Literal["pgd", "fast", "trades"]
 METHODS: tuple[TrainingMethod, ...] = ("pgd", "fast", "trades")
+Bf16Mode = Literal["off", "attack", "all"]
+LrSchedule = Literal["cosine", "onecycle", "constant"]
+BudgetClock = Literal["wall", "cpu"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,15 @@ class AdversarialTrainingConfig:
     overfitting (fast mode): robust validation accuracy falling by more than ``co_drop`` from its
     best, or under PGD while FGSM accuracy stays high, restores the best weights and continues with
     PGD (``co_fallback="pgd"``) or stops (``"stop"``). ``time_budget_s``: no epoch is started that the
-    last epoch's duration says would end past the budget.
+    last epoch's duration says would end past the budget; ``budget_clock="cpu"`` measures it as process
+    CPU seconds / cores used (the dedicated-machine equivalent on a shared, loaded CPU) instead of wall
+    seconds. ``bf16``: run the inner attack (``"attack"``) or also the weight update (``"all"``) under
+    bfloat16 autocast (AMX/AVX-512-bf16 CPUs, CUDA); validation stays fp32. ``augment_shift``: random
+    translation of image batches by up to this many pixels (zero padded). ``lr_schedule``: cosine
+    over ``epochs``, one-cycle (linear warm-up over the first 30% of steps, then linear decay to 0,
+    per batch), or constant. ``anneal_to_budget``: with a time budget, the schedule's progress is the
+    further along of planned steps and budget used, so a run that the budget cuts short (a loaded
+    machine) still ends with the learning rate annealed (results then depend on the machine's speed).
     """
 
     method: TrainingMethod = "pgd"
@@ -45,6 +56,11 @@ class AdversarialTrainingConfig:
     co_drop: float = 0.2
     co_fallback: Literal["pgd", "stop"] = "pgd"
     time_budget_s: float | None = None
+    budget_clock: BudgetClock = "wall"
+    bf16: Bf16Mode = "off"
+    augment_shift: int = 0
+    lr_schedule: LrSchedule = "cosine"
+    anneal_to_budget: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -60,6 +76,13 @@ class AdversarialTrainingConfig:
             raise ConfigError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
         if self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("batch_size must be >= 1 and lr > 0")
+        for name, value, allowed in (("bf16", self.bf16, ("off", "attack", "all")),
+                                     ("lr_schedule", self.lr_schedule, ("cosine", "onecycle", "constant")),
+                                     ("budget_clock", self.budget_clock, ("wall", "cpu"))):
+            if value not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.augment_shift < 0:
+            raise ConfigError(f"augment_shift must be >= 0, got {self.augment_shift}")
 
     def eps_at(self, epoch: int) -> float:
         """ε used in (0-based) ``epoch`` under the linear ramp."""

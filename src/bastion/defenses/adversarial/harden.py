@@ -88,13 +88,14 @@ def build_model(spec: str, input_shape: tuple[int, ...], n_classes: int) -> nn.M
 def harden_adversarial(spec: str, data: TrainingData, cfg: AdversarialTrainingConfig, out: str | Path,
                        on_epoch: EpochCallback | None = None) -> tuple[TrainingRecord, dict[str, Path]]:
     """Train ``spec`` adversarially on ``data`` and save TorchScript + sidecar + training record at ``out``."""
+    import torch
+
     from bastion.defenses.sanitizers.export import defense_block, save_model
 
+    torch.manual_seed(cfg.seed)  # seeded initial weights: the same command gives the same model
     module = build_model(spec, data.input_shape, data.n_classes)
     module, record = adversarial_train(module, data.x_train, data.y_train, cfg, on_epoch=on_epoch, architecture=spec)
     if data.x_test is not None and data.y_test is not None and len(data.x_test):
-        import torch
-
         xt, yt = torch.from_numpy(np.asarray(data.x_test[:500], np.float32)), torch.from_numpy(np.asarray(data.y_test[:500], np.int64))
         with torch.no_grad():
             clean = float((module(xt).argmax(1) == yt).float().mean())

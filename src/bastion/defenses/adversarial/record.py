@@ -8,7 +8,12 @@ from typing import Any
 
 @dataclass
 class EpochRecord:
-    """Metrics of one epoch. Accuracies are on the validation split; robust = PGD-``val_steps`` at ``eps``."""
+    """Metrics of one epoch. Accuracies are on the validation split; robust = PGD-``val_steps`` at ``eps``.
+
+    ``elapsed_s`` is wall time since the start; ``cpu_s`` the process CPU time (all threads) since the
+    start, ``load_avg`` the 1-minute load average of the machine at the end of the epoch (so a run on
+    a shared CPU can be judged: CPU seconds / cores is the dedicated-machine equivalent).
+    """
 
     epoch: int
     method: str
@@ -19,6 +24,9 @@ class EpochRecord:
     robust_accuracy: float
     fgsm_accuracy: float
     elapsed_s: float
+    cpu_s: float = 0.0
+    load_avg: float | None = None
+    lr: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -38,6 +46,8 @@ class TrainingRecord:
     stopped_early: bool = False
     catastrophic_overfitting: bool = False
     duration_s: float = 0.0
+    cpu_s: float = 0.0
+    cores: int = 1
     n_train: int = 0
     n_val: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +68,9 @@ class TrainingRecord:
             "stopped_early": self.stopped_early,
             "catastrophic_overfitting": self.catastrophic_overfitting,
             "duration_s": round(self.duration_s, 2),
+            "cpu_s": round(self.cpu_s, 2),
+            "cores": self.cores,
+            "dedicated_equivalent_s": round(self.cpu_s / max(1, self.cores), 2),
             "curve": [e.to_dict() for e in self.epochs],
             "events": self.events,
             **({"extra": self.extra} if self.extra else {}),

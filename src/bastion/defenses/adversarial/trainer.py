@@ -16,6 +16,8 @@ Examples:
 from __future__ import annotations
 
 import copy
+import math
+import os
 import time
 from collections.abc import Callable
 
@@ -26,7 +28,7 @@ from torch import nn
 
 from bastion.core.errors import InvalidInputError
 from bastion.defenses.adversarial.config import AdversarialTrainingConfig
-from bastion.defenses.adversarial.perturb import fgsm_rs_perturb, pgd_perturb
+from bastion.defenses.adversarial.perturb import autocast, fgsm_rs_perturb, pgd_perturb
 from bastion.defenses.adversarial.record import EpochRecord, TrainingRecord
 
 EpochCallback = Callable[[EpochRecord, TrainingRecord], None]
@@ -58,7 +60,7 @@ def robust_accuracy_pgd(
     module: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: AdversarialTrainingConfig, steps: int,
     random_start: bool = True, batch: int = 250, seed: int = 0,
 ) -> float:
-    """Accuracy under L∞ PGD-``steps`` (or FGSM when ``steps == 1`` without random start) at ``cfg.eps``."""
+    """Accuracy under L∞ PGD-``steps`` (or FGSM when ``steps == 1`` without random start) at ``cfg.eps``, fp32."""
     g = torch.Generator().manual_seed(seed)
     correct = 0
     for i in range(0, len(x), batch):
@@ -69,6 +71,56 @@ def robust_accuracy_pgd(
         with torch.no_grad():
             correct += int((module(xa).argmax(1) == yb).sum())
     return correct / max(1, len(x))
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image of an (N, C, H, W) batch by up to ``max_shift`` pixels (zero padding)."""
+    if max_shift <= 0 or x.ndim != 4:
+        return x
+    n, c, h, w = x.shape
+    s = max_shift
+    padded = F.pad(x, (s, s, s, s))
+    off = torch.randint(0, 2 * s + 1, (n, 2), generator=generator).to(x.device)
+    rows = (off[:, 0:1] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (off[:, 1:2] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+class _Clock:
+    """Wall and process-CPU seconds since start; the budget clock is one or the other (CPU / cores)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.cores = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def cpu(self) -> float:
+        return time.process_time() - self.c0
+
+    def budget(self) -> float:
+        return self.cpu() / self.cores if self.kind == "cpu" else self.wall()
+
+
+def _load_avg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _lr_factor(cfg: AdversarialTrainingConfig, progress: float) -> float:
+    """Multiplier of ``cfg.lr`` at ``progress`` ∈ [0, 1] of the planned epochs."""
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    if cfg.lr_schedule == "onecycle":
+        warm = 0.3
+        return max(1e-3, progress / warm) if progress < warm else max(0.0, (1 - progress) / (1 - warm))
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _split_validation(
@@ -91,6 +143,7 @@ def adversarial_train(
     y_val: np.ndarray | None = None,
     on_epoch: EpochCallback | None = None,
     architecture: str = "",
+    device: str | torch.device = "cpu",
 ) -> tuple[nn.Module, TrainingRecord]:
     """Train ``module`` (returning logits) to be robust at L∞ ``cfg.eps``; returns it (best epoch) and the record."""
     x = np.asarray(x, dtype=np.float32)
@@ -101,34 +154,46 @@ def adversarial_train(
         x, y, x_val, y_val = _split_validation(x, y, cfg)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    xv, yv = torch.from_numpy(np.asarray(x_val, dtype=np.float32)), torch.from_numpy(np.asarray(y_val, dtype=np.int64))
+    dev = torch.device(device)
+    module.to(dev)
+    xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
+    xv = torch.from_numpy(np.asarray(x_val, dtype=np.float32)).to(dev)
+    yv = torch.from_numpy(np.asarray(y_val, dtype=np.int64)).to(dev)
     for p in module.parameters():
         p.requires_grad_(True)
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    record = TrainingRecord(config=cfg.to_dict(), architecture=architecture, n_train=len(x), n_val=len(xv))
+    clock = _Clock(cfg.budget_clock)
+    record = TrainingRecord(config=cfg.to_dict(), architecture=architecture, n_train=len(x), n_val=len(xv),
+                            cores=clock.cores)
     method = cfg.method
     best_state: dict[str, torch.Tensor] | None = None
     best_key = (-1.0, -1.0)
     since_best = 0
     robust_hist: list[float] = []
-    t0 = time.perf_counter()
+    n_batches = math.ceil(len(xt) / cfg.batch_size)
+    total_steps = cfg.epochs * n_batches
+    train_bf16 = cfg.bf16 == "all"
+    attack_bf16 = cfg.bf16 != "off"
     for epoch in range(cfg.epochs):
         eps_t = cfg.eps_at(epoch)
         module.train()
-        perm = torch.randperm(len(xt), generator=gen)
+        perm = torch.randperm(len(xt), generator=gen).to(dev)
         loss_sum, correct = 0.0, 0
-        for i in range(0, len(xt), cfg.batch_size):
+        for b, i in enumerate(range(0, len(xt), cfg.batch_size)):
+            progress = (epoch * n_batches + b) / total_steps
+            if cfg.anneal_to_budget and cfg.time_budget_s:
+                progress = max(progress, clock.budget() / cfg.time_budget_s)
+            lr = cfg.lr * _lr_factor(cfg, progress)
+            for group in opt.param_groups:
+                group["lr"] = lr
             idx = perm[i : i + cfg.batch_size]
-            xb, yb = xt[idx], yt[idx]
-            loss, logits_adv = _batch_loss(module, xb, yb, method, eps_t, cfg, gen)
+            xb, yb = random_shift(xt[idx], cfg.augment_shift, gen), yt[idx]
+            loss, logits_adv = _batch_loss(module, xb, yb, method, eps_t, cfg, gen, attack_bf16, train_bf16)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             loss_sum += loss.item() * len(idx)
             correct += int((logits_adv.argmax(1) == yb).sum())
-        sched.step()
         module.eval()
         if len(xv):
             clean = _accuracy(module, xv, yv)
@@ -137,7 +202,7 @@ def adversarial_train(
         else:
             clean = robust = fgsm = float("nan")
         ep = EpochRecord(epoch + 1, method, eps_t, loss_sum / len(xt), correct / len(xt), clean, robust, fgsm,
-                         time.perf_counter() - t0)
+                         clock.wall(), clock.cpu(), _load_avg(), lr)
         record.epochs.append(ep)
         robust_hist.append(robust)
         stop = False
@@ -167,11 +232,12 @@ def adversarial_train(
                 stop = True
         if on_epoch is not None:
             on_epoch(ep, record)
-        elapsed = time.perf_counter() - t0
-        last_epoch_s = elapsed - (record.epochs[-2].elapsed_s if len(record.epochs) > 1 else 0.0)
-        # stop when the next epoch (estimated by the last one) would overrun the budget
-        if cfg.time_budget_s is not None and elapsed + last_epoch_s > cfg.time_budget_s and not stop:
-            record.event("time_budget", epoch + 1, budget_s=cfg.time_budget_s)
+        used = clock.budget()
+        per_epoch = used / (epoch + 1)
+        # stop when the next epoch (estimated by the mean epoch so far) would overrun the budget
+        if cfg.time_budget_s is not None and used + per_epoch > cfg.time_budget_s and not stop:
+            record.event("time_budget", epoch + 1, budget_s=cfg.time_budget_s, clock=cfg.budget_clock,
+                         used_s=round(used, 2))
             stop = epoch + 1 < cfg.epochs
             record.stopped_early = record.stopped_early or stop
         if stop:
@@ -181,26 +247,31 @@ def adversarial_train(
         record.best_robust_accuracy, record.best_clean_accuracy = best_key
     elif record.epochs:
         record.best_epoch = record.epochs[-1].epoch
-    record.duration_s = time.perf_counter() - t0
+    record.duration_s, record.cpu_s = clock.wall(), clock.cpu()
     module.eval()
     return module, record
 
 
 def _batch_loss(
     module: nn.Module, xb: torch.Tensor, yb: torch.Tensor, method: str, eps: float,
-    cfg: AdversarialTrainingConfig, gen: torch.Generator,
+    cfg: AdversarialTrainingConfig, gen: torch.Generator, attack_bf16: bool = False, train_bf16: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     if method == "fast":
-        xa = fgsm_rs_perturb(module, xb, yb, eps, clip_min=cfg.clip_min, clip_max=cfg.clip_max, generator=gen)
-        logits = module(xa)
+        xa = fgsm_rs_perturb(module, xb, yb, eps, clip_min=cfg.clip_min, clip_max=cfg.clip_max, generator=gen,
+                             bf16=attack_bf16)
+        with autocast(xa, train_bf16):
+            logits = module(xa).float()
         return F.cross_entropy(logits, yb), logits
     if method == "trades":
         xa = pgd_perturb(module, xb, yb, eps, cfg.train_steps, cfg.step_size, cfg.clip_min, cfg.clip_max,
-                         loss="kl", generator=gen)
-        logits_clean = module(xb)
-        logits_adv = module(xa)
+                         loss="kl", generator=gen, bf16=attack_bf16)
+        with autocast(xa, train_bf16):
+            logits_clean = module(xb).float()
+            logits_adv = module(xa).float()
         robust = F.kl_div(F.log_softmax(logits_adv, 1), F.softmax(logits_clean, 1), reduction="batchmean")
         return F.cross_entropy(logits_clean, yb) + cfg.trades_beta * robust, logits_adv
-    xa = pgd_perturb(module, xb, yb, eps, cfg.train_steps, cfg.step_size, cfg.clip_min, cfg.clip_max, generator=gen)
-    logits = module(xa)
+    xa = pgd_perturb(module, xb, yb, eps, cfg.train_steps, cfg.step_size, cfg.clip_min, cfg.clip_max, generator=gen,
+                     bf16=attack_bf16)
+    with autocast(xa, train_bf16):
+        logits = module(xa).float()
     return F.cross_entropy(logits, yb), logits
