@@ -14,18 +14,22 @@ from bastion.core.errors import InvalidInputError
 from bastion.defenses.sanitizers import (
     ABSTAIN,
     FeatureSqueezing,
+    LIDDetector,
     MahalanobisDetector,
     RandomizedSmoothing,
     calibrate_threshold,
     certify,
     defense_block,
+    detection_auc,
     detection_scores,
+    lid_mle,
     median_smooth,
     read_defense,
     reduce_bit_depth,
     save_model,
     smoothed_predict,
     split_penultimate,
+    split_stages,
 )
 from bastion.defenses.sanitizers.adaptive import BPDA
 from bastion.models.zoo import demo_target
@@ -100,7 +104,55 @@ def test_split_penultimate_refuses_non_sequential_forward() -> None:
         split_penultimate(Residual(), torch.randn(3, 4))
 
 
-@pytest.mark.parametrize("kind", ["feature_squeezing", "randomized_smoothing", "mahalanobis_detector"])
+def test_lid_mle_recovers_the_dimension_of_uniform_data() -> None:
+    # k-NN distances of points uniform in a d-dimensional cube: the MLE estimate is close to d
+    g = torch.Generator().manual_seed(0)
+    for d in (2, 8):
+        ref = torch.rand(4000, d, generator=g)
+        q = 0.25 + 0.5 * torch.rand(200, d, generator=g)  # away from the cube's faces
+        est = lid_mle(torch.cdist(q, ref), k=20)
+        assert abs(float(est.median()) - d) < 0.3 * d, (d, float(est.median()))
+
+
+def test_lid_detector_separates_pgd_examples_and_keeps_logits(digits) -> None:  # type: ignore[no-untyped-def]
+    from bastion.attacks.evasion import PGD
+
+    base = digits.model.module
+    x_tr, y_tr = digits.data.x_train, digits.data.y_train
+    det = LIDDetector.fit(base, x_tr[:900], y_tr[:900], eps=0.1, k=20, n_reference=400, n_fit=400)
+    assert len(det.stages) >= 3 and det.n_fit_adversarial >= 5
+    thr = calibrate_threshold(det, x_tr[900:], fpr=0.05)
+    x, y = torch.from_numpy(digits.data.x_test[:150]), torch.from_numpy(digits.data.y_test[:150])
+    with torch.no_grad():
+        assert torch.allclose(det(x), base(x))
+    x_adv = PGD(eps=0.1, steps=20, seed=1)(base, x, y)
+    with torch.no_grad():
+        fooled = ((base(x_adv).argmax(1) != y) & (base(x).argmax(1) == y)).numpy()
+    s_clean, s_adv = detection_scores(det, x.numpy()), detection_scores(det, x_adv.numpy())
+    assert fooled.sum() > 20
+    auc = detection_auc(s_clean, s_adv[fooled])
+    assert auc > 0.75, auc
+    assert (s_clean > thr).mean() < 0.2
+    # the score is differentiable: the detector-aware adaptive attack gets a gradient
+    xg = x[:4].clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(det.detection_score(xg).sum(), xg)
+    assert float(grad.abs().sum()) > 0
+
+
+def test_split_stages_refuses_non_sequential_forward() -> None:
+    class Residual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.r, self.b = nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(self.r(self.a(x)) + x)
+
+    with pytest.raises(InvalidInputError, match="plain stack"):
+        split_stages(Residual(), torch.randn(3, 4))
+
+
+@pytest.mark.parametrize("kind", ["feature_squeezing", "randomized_smoothing", "mahalanobis_detector", "lid_detector"])
 def test_wrappers_export_as_torchscript_with_sidecar(kind: str, digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     base = digits.model.module
     wrapper: nn.Module
@@ -108,6 +160,9 @@ def test_wrappers_export_as_torchscript_with_sidecar(kind: str, digits, tmp_path
         wrapper = FeatureSqueezing(base, bit_depth=3, median_kernel=2)
     elif kind == "randomized_smoothing":
         wrapper = RandomizedSmoothing(base, sigma=0.1, n_samples=4)
+    elif kind == "lid_detector":
+        wrapper = LIDDetector.fit(base, digits.data.x_train[:600], digits.data.y_train[:600], eps=0.1,
+                                  n_reference=200, n_fit=200)
     else:
         wrapper = MahalanobisDetector.fit(base, digits.data.x_train, digits.data.y_train, 10)
     out = tmp_path / "m.pt"

@@ -25,6 +25,7 @@ class Method(str, Enum):
 class SanitizerName(str, Enum):
     feature_squeezing = "feature-squeezing"
     mahalanobis = "mahalanobis"
+    lid = "lid"
 
 
 DemoOpt = Annotated[str | None, typer.Option("--demo", help="Built-in data/model: digits, mnist, breast-cancer.")]
@@ -38,7 +39,7 @@ FmtOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
 
 @harden_app.command("adversarial-training")
 def adversarial_training(
-    model_spec: Annotated[str, typer.Option("--model-spec", help="Zoo architecture (digits-mlp, mnist-cnn, tabular-mlp) or module:Class.")],
+    model_spec: Annotated[str, typer.Option("--model-spec", help="Zoo architecture (digits-mlp, mnist-cnn, mnist-cnn-wide, mnist-cnn-deep, tabular-mlp) or module:Class.")],
     out: OutOpt,
     demo: DemoOpt = None,
     data: DataOpt = None,
@@ -53,6 +54,11 @@ def adversarial_training(
     patience: Annotated[int, typer.Option("--patience", help="Stop after N epochs without robust-accuracy gain (0 = off).")] = 0,
     trades_beta: Annotated[float, typer.Option("--trades-beta")] = 6.0,
     time_budget: Annotated[float | None, typer.Option("--time-budget", help="Stop after this many seconds.")] = None,
+    budget_clock: Annotated[str, typer.Option("--budget-clock", help="wall, or cpu (process CPU s / threads: fair on a "
+                                              "shared machine); the LR schedule anneals to the budget.")] = "wall",
+    shift: Annotated[int, typer.Option("--shift", help="Random-translation augmentation of images (pixels).")] = 0,
+    bf16: Annotated[str, typer.Option("--bf16", help="off, attack (inner PGD in bfloat16 autocast) or all.")] = "off",
+    lr_schedule: Annotated[str, typer.Option("--lr-schedule", help="cosine, onecycle or constant.")] = "cosine",
     clip_min: ClipMinOpt = None,
     clip_max: ClipMaxOpt = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -66,7 +72,9 @@ def adversarial_training(
     cfg = AdversarialTrainingConfig(
         method=method.value, eps=eps, epochs=epochs, batch_size=batch_size, lr=lr, train_steps=steps,
         eps_ramp_epochs=eps_ramp, trades_beta=trades_beta, clip_min=td.clip_min, clip_max=td.clip_max,
-        patience=patience, time_budget_s=time_budget, seed=seed,
+        patience=patience, time_budget_s=time_budget, seed=seed, budget_clock=budget_clock,  # type: ignore[arg-type]
+        augment_shift=shift, bf16=bf16, lr_schedule=lr_schedule,  # type: ignore[arg-type]
+        anneal_to_budget=time_budget is not None,
     )
     with progress_bar(enabled=fmt == OutputFormat.text) as prog:
         task = prog.add_task(f"{method.value} training", total=epochs)
@@ -119,7 +127,7 @@ def _load_white_box(model: Path | None, data: Path | None, demo: str | None, lab
 @harden_app.command("sanitize")
 def sanitize(
     out: OutOpt,
-    defense: Annotated[SanitizerName, typer.Option("--defense", help="feature-squeezing or mahalanobis.")] = SanitizerName.feature_squeezing,
+    defense: Annotated[SanitizerName, typer.Option("--defense", help="feature-squeezing, mahalanobis or lid.")] = SanitizerName.feature_squeezing,
     model: Annotated[Path | None, typer.Option("--model", help="Model file to wrap.")] = None,
     data: DataOpt = None,
     demo: DemoOpt = None,
@@ -127,6 +135,8 @@ def sanitize(
     bit_depth: Annotated[int, typer.Option("--bit-depth", help="Feature squeezing: bits kept (0 = off).")] = 1,
     median: Annotated[int, typer.Option("--median", help="Feature squeezing: median filter size (0/1 = off).")] = 2,
     fpr: Annotated[float, typer.Option("--fpr", help="Clean false-positive rate for the detection threshold.")] = 0.05,
+    eps: Annotated[float | None, typer.Option("--eps", help="LID: L∞ budget of the PGD examples it is fitted on "
+                                              "(default 10% of the input range).")] = None,
     clip_min: ClipMinOpt = None,
     clip_max: ClipMaxOpt = None,
     fmt: FmtOpt = OutputFormat.text,
@@ -137,7 +147,7 @@ def sanitize(
     t = _load_white_box(model, data, demo, label, clip_min, clip_max)
     x, y = (t.data.x_train, t.data.y_train) if t.data.has_train else t.data.eval_split()
     wrapper, params = build_sanitizer(defense.value, t.model.module, t.model.input_spec, x[:2000], y[:2000],
-                                      t.model.n_classes, bit_depth, median, fpr)
+                                      t.model.n_classes, bit_depth, median, fpr, eps=eps)
     written = save_wrapper(wrapper, out, t.model.input_spec, t.model.n_classes, params, t.metadata.class_names)
     result = {"model": str(written["model"]), "sidecar": str(written["sidecar"]),
               "defense": wrapper.bastion_defense, "params": params}

@@ -2,7 +2,7 @@
 
 Each wrapper carries ``bastion_defense`` (its name) and is saved as TorchScript with a sidecar
 JSON (``save_model``) so the assessment attacks it adaptively: BPDA through feature squeezing,
-EOT through randomised smoothing, detector-aware evaluation for the Mahalanobis detector.
+EOT through randomised smoothing, detector-aware evaluation for the Mahalanobis and LID detectors.
 """
 
 from bastion.defenses.sanitizers.calibrate import calibrate_threshold, detection_auc, detection_scores
@@ -14,6 +14,7 @@ from bastion.defenses.sanitizers.export import (
     sidecar_path,
     training_record_path,
 )
+from bastion.defenses.sanitizers.lid import LIDDetector, lid_mle, split_stages
 from bastion.defenses.sanitizers.mahalanobis import MahalanobisDetector, split_penultimate
 from bastion.defenses.sanitizers.smoothing import (
     ABSTAIN,
@@ -29,6 +30,7 @@ __all__ = [
     "DEFENSE_TRAITS",
     "Certificate",
     "FeatureSqueezing",
+    "LIDDetector",
     "MahalanobisDetector",
     "RandomizedSmoothing",
     "calibrate_threshold",
@@ -36,6 +38,7 @@ __all__ = [
     "defense_block",
     "detection_auc",
     "detection_scores",
+    "lid_mle",
     "median_smooth",
     "read_defense",
     "reduce_bit_depth",
@@ -43,5 +46,6 @@ __all__ = [
     "sidecar_path",
     "smoothed_predict",
     "split_penultimate",
+    "split_stages",
     "training_record_path",
 ]

@@ -27,6 +27,7 @@ DEFENSE_TRAITS: dict[str, dict[str, bool]] = {
     "feature_squeezing": {"differentiable": False, "randomized": False, "detector": True},
     "randomized_smoothing": {"differentiable": True, "randomized": True, "detector": False},
     "mahalanobis_detector": {"differentiable": True, "randomized": False, "detector": True},
+    "lid_detector": {"differentiable": True, "randomized": False, "detector": True},
     "adversarial_training": {"differentiable": True, "randomized": False, "detector": False},
 }
 
