@@ -65,3 +65,32 @@ def test_lime_names_the_driving_feature(tabular) -> None:  # type: ignore[no-unt
     assert "f0" in lime["weights"][0]["rule"]
     png = local_bar_png([{"feature": w["rule"], "shap": w["weight"]} for w in lime["weights"]], "LIME")
     assert png[:4] == b"\x89PNG"
+
+
+def test_grid_segments_cover_small_images() -> None:
+    from bastion.explain import grid_segments
+
+    seg = grid_segments(28, 28)
+    assert seg.shape == (28, 28) and len(np.unique(seg)) == 49 and (seg[:4, :4] == seg[0, 0]).all()
+    assert len(np.unique(grid_segments(8, 8, cell=2))) == 16
+
+
+def test_lime_image_finds_the_region_the_model_reads() -> None:
+    from bastion.explain import explain_lime_image
+
+    class TopLeft(torch.nn.Module):
+        """Class 1 iff the top-left 7x7 patch is bright: LIME must put the weight there."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            s = 8.0 * (x[:, 0, :7, :7].mean((1, 2)) - 0.5)
+            return torch.stack([-s, s], dim=1)
+
+    model = TorchAdapter(TopLeft(), InputSpec(shape=(1, 28, 28), clip_min=0.0, clip_max=1.0), n_classes=2)
+    img = np.full((1, 28, 28), 0.3, dtype=np.float32)
+    img[0, :7, :7] = 1.0
+    res = explain_lime_image(model, img, ["dark", "bright"], num_samples=300, seed=0)
+    assert res["method"] == "lime_image" and res["explained_class_name"] == "bright" and res["segments"] == 49
+    top = res["top_segments"][0]
+    assert top["weight"] > 0 and top["rows"][1] < 7 and top["cols"][1] < 7
+    wmap = res["weight_map"]
+    assert wmap.shape == (28, 28) and wmap[:7, :7].mean() > 5 * abs(wmap[14:, 14:]).mean()

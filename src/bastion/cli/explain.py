@@ -25,7 +25,8 @@ def explain(
     demo: Annotated[str | None, typer.Option("--demo", help="Built-in demo target instead of --model/--data.")] = None,
     index: Annotated[int, typer.Option("--index", help="Row of the evaluation split to explain locally.")] = 0,
     samples: Annotated[int, typer.Option("--samples", help="Rows used for the global SHAP summary.")] = 200,
-    method: Annotated[str, typer.Option("--method", help="auto, tree, linear, gradient or kernel.")] = "auto",
+    method: Annotated[str, typer.Option("--method", help="SHAP explainer: auto, tree, linear, gradient or kernel; "
+                                                 "lime = auto plus LIME for the row (images: lime_image).")] = "auto",
     label: Annotated[str | None, typer.Option("--label", help="Label column of a CSV/Parquet file.")] = None,
     clip_min: Annotated[float | None, typer.Option("--clip-min")] = None,
     clip_max: Annotated[float | None, typer.Option("--clip-max")] = None,

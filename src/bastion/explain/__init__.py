@@ -8,9 +8,12 @@ from bastion.explain.attributions import (
     Explanation,
     choose_method,
     explain_lime,
+    explain_lime_image,
     explain_shap,
+    grid_segments,
     heatmap_png,
     local_bar_png,
+    signed_map_png,
     summary_plot_png,
 )
 from bastion.explain.saliency import SaliencyMethod, saliency_maps
@@ -20,9 +23,12 @@ __all__ = [
     "SaliencyMethod",
     "choose_method",
     "explain_lime",
+    "explain_lime_image",
     "explain_shap",
+    "grid_segments",
     "heatmap_png",
     "local_bar_png",
     "saliency_maps",
+    "signed_map_png",
     "summary_plot_png",
 ]

@@ -14,14 +14,24 @@ from bastion.core.target import Target
 
 def explain_target(target: Target, index: int = 0, samples: int = 200, method: str = "auto",
                    seed: int = 0) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """SHAP (global over ``samples`` rows and local for row ``index``), LIME (tabular) and saliency (images)."""
+    """SHAP (global over ``samples`` rows and local for row ``index``), LIME and saliency (images).
+
+    ``method`` picks the SHAP explainer (``auto``, ``tree``, ``linear``, ``gradient``, ``kernel``);
+    ``lime`` = SHAP ``auto`` plus LIME for the local row on any model: ``lime_tabular`` rules for rows
+    (always included for tabular data), ``lime_image`` grid-superpixel weights for images.
+    """
     from bastion.explain.attributions import (
         explain_lime,
+        explain_lime_image,
         explain_shap,
         heatmap_png,
         local_bar_png,
+        signed_map_png,
         summary_plot_png,
     )
+
+    want_lime = method == "lime"
+    method = "auto" if want_lime else method
 
     x_all, _ = target.data.eval_split()
     if not 0 <= index < len(x_all):
@@ -55,6 +65,13 @@ def explain_target(target: Target, index: int = 0, samples: int = 200, method: s
         local_maps = [x[local_i], maps[local_i]] + ([ig] if ig is not None else [])
         pngs["local"] = heatmap_png(np.stack(local_maps), ["input", "SHAP", "integrated gradients"][: len(local_maps)],
                                     f"row {index}: predicted {classes[pred]}")
+        if want_lime:
+            lo = target.model.input_spec.clip_min
+            lime_img = explain_lime_image(target.model, x[local_i], classes, num_samples=1000,
+                                          hide_value=0.0 if lo is None else float(lo), seed=seed)
+            wmap = lime_img.pop("weight_map")
+            out["local"]["lime"] = lime_img
+            pngs["lime"] = signed_map_png(x[local_i], wmap, f"row {index}: LIME superpixels for '{classes[pred]}'")
     else:
         pngs["global"] = summary_plot_png(exp, x)
         pngs["local"] = local_bar_png(exp.local(local_i, 10), f"row {index}: SHAP towards '{classes[pred]}'")
@@ -79,10 +96,19 @@ def render_html(result: dict[str, Any], pngs: dict[str, bytes]) -> str:
     local_rows = "".join(f"<tr><td>{html.escape(str(f['feature']))}</td><td>{f['shap']:+.4f}</td></tr>"
                          for f in loc["shap"])
     lime = loc.get("lime")
-    lime_rows = "".join(f"<tr><td>{html.escape(w['rule'])}</td><td>{w['weight']:+.4f}</td></tr>"
-                        for w in (lime or {}).get("weights", []))
-    lime_block = (f"<h3>LIME (local surrogate)</h3>{img('lime')}<table><tr><th>rule</th><th>weight</th></tr>"
-                  f"{lime_rows}</table>") if lime else ""
+    if lime and lime.get("method") == "lime_image":
+        seg_rows = "".join(
+            f"<tr><td>rows {s['rows'][0]}–{s['rows'][1]}, columns {s['cols'][0]}–{s['cols'][1]}</td>"
+            f"<td>{s['weight']:+.4f}</td></tr>" for s in lime["top_segments"])
+        lime_block = (f"<h3>LIME (local surrogate over {lime['segments']} {html.escape(lime['segmentation'])} "
+                      f"superpixels, fit R² {lime['score']:.2f})</h3><p>Red regions support the predicted class: "
+                      f"hiding them lowers its probability; blue regions count against it.</p>{img('lime')}"
+                      f"<table><tr><th>region</th><th>weight</th></tr>{seg_rows}</table>")
+    else:
+        lime_rows = "".join(f"<tr><td>{html.escape(w['rule'])}</td><td>{w['weight']:+.4f}</td></tr>"
+                            for w in (lime or {}).get("weights", []))
+        lime_block = (f"<h3>LIME (local surrogate)</h3>{img('lime')}<table><tr><th>rule</th><th>weight</th></tr>"
+                      f"{lime_rows}</table>") if lime else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Bastion explanation: {html.escape(result['target'])}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}img{{max-width:100%}}</style></head><body>
