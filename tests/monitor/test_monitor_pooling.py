@@ -177,6 +177,22 @@ def test_monitor_services_pool_replicas_and_flush_raises_alerts(world: np.random
             r.close()
 
 
+def test_process_many_merges_per_client_and_counts_every_observation(world: np.random.Generator) -> None:
+    cfg = _cfg(pooling={"store": "none"})
+    one, many = DetectorHub(cfg, pooled=False), DetectorHub(cfg, pooled=False)
+    ts = time.time()
+    batch = [_obs(f"c{i % 3}", world.multivariate_normal(np.zeros(D), COV), ts + i) for i in range(60)]
+    for o in batch:
+        one.process(o)
+    many.process_many(batch[:25])
+    many.process_many(batch[25:])
+    assert one.events == many.events == 60
+    a, b = one.models["tab"], many.models["tab"]
+    assert a is not None and b is not None and a.drift.seen == b.drift.seen == 60
+    assert a.extraction.client_counts(10, ts + 60) == b.extraction.client_counts(10, ts + 60)
+    assert sorted(map(tuple, a.drift.window)) == sorted(map(tuple, b.drift.window))
+
+
 def test_redis_pooling_without_redis_is_a_config_error(world: np.random.Generator) -> None:
     from bastion.core.errors import ConfigError
     from bastion.monitor.service import MonitorService

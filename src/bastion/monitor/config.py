@@ -49,6 +49,7 @@ class ExtractionSettings(_Strict):
     min_queries: int = 100
     ood_share: float = 0.30
     rate_per_min: float = 6000.0
+    prada_every: int = Field(default=10, ge=1)  # Shapiro–Wilk test once per this many new PRADA distances
 
 
 class AnomalySettings(_Strict):

@@ -112,7 +112,8 @@ class ModelDetectors:
             max_features=d.max_features), cache_dir))
         e = cfg.extraction
         self.extraction = ExtractionMonitor(ref.x, ExtractionConfig(
-            delta=e.delta, min_queries=e.min_queries, ood_share=e.ood_share, rate_per_min=e.rate_per_min))
+            delta=e.delta, min_queries=e.min_queries, ood_share=e.ood_share, rate_per_min=e.rate_per_min,
+            prada_every=e.prada_every))
         self.anomalies: dict[str, deque[bool]] = {}
         self.series: deque[dict[str, Any]] = deque(maxlen=2000)
         self.ref = ref
@@ -177,22 +178,44 @@ class DetectorHub:
             mon.squeezers[version] = scorer
         return mon.squeezers[version]
 
-    def process(self, obs: Observation) -> list[dict[str, Any]]:
+    def process(self, obs: Observation, n_obs: int = 1) -> list[dict[str, Any]]:
+        """Update the model's detectors with one observation (or ``n_obs`` merged by ``process_many``)."""
         t0 = time.perf_counter()
         try:
-            return self._process(obs)
+            return self._process(obs, n_obs)
         finally:
-            self.events += 1
-            self.durations.append(time.perf_counter() - t0)
+            self.events += n_obs
+            self.durations.append((time.perf_counter() - t0) / n_obs)
 
-    def _process(self, obs: Observation) -> list[dict[str, Any]]:
+    def process_many(self, batch: list[Observation]) -> list[dict[str, Any]]:
+        """Observations that arrived together: those of the same model, version and client are merged (in
+        arrival order) into one update, so per-update work (OOD projection, Shapiro–Wilk, window checks)
+        is paid once per group rather than once per request."""
+        groups: dict[tuple[str, str, str], list[Observation]] = {}
+        for o in batch:
+            groups.setdefault((o.model, o.version, o.client_id), []).append(o)
+        out: list[dict[str, Any]] = []
+        for items in groups.values():
+            if len(items) == 1:
+                out += self.process(items[0])
+                continue
+            f = items[0]
+            merged = Observation(f.client_id, f.model, f.version,
+                                 np.concatenate([np.asarray(i.inputs) for i in items]),
+                                 np.concatenate([np.asarray(i.outputs) for i in items]),
+                                 np.concatenate([np.asarray(i.labels) for i in items]), items[-1].ts)
+            out += self.process(merged, len(items))
+        return out
+
+    def _process(self, obs: Observation, n_obs: int = 1) -> list[dict[str, Any]]:
         mon = self.prepare(obs.model, obs.version)
         if mon is None:
             return []
         out: list[dict[str, Any]] = []
         x = np.asarray(obs.inputs)
         labels = np.asarray(obs.labels)
-        mon.n += 1
+        before = mon.n
+        mon.n += n_obs
         if self.pooled:
             flat = x.reshape(len(x), -1).astype(np.float32)
             for row, lab in zip(flat, labels.tolist(), strict=True):
@@ -218,7 +241,8 @@ class DetectorHub:
             out.append(finding("anomaly_rate", obs, obs.model, None, {
                 "share": share, "threshold": a.max_share, "window": len(win), "version": obs.version}))
             win.clear()
-        if self.cfg.squeezing.enabled and mon.n % self.cfg.squeezing.every == 0:
+        every = self.cfg.squeezing.every
+        if self.cfg.squeezing.enabled and mon.n // every > before // every:  # every k-th observation
             scorer = self.squeezer(obs.model, obs.version)
             if scorer is not None:
                 out.extend(self._squeeze(mon, scorer, obs, x))

@@ -5,7 +5,7 @@
   recorded, and a query farther than ``max(0, mean − std)`` of the class's distances joins the
   set. Natural queries give roughly normally distributed distances; synthetic extraction queries do
   not. Exact repeats are ignored. The client is flagged when the Shapiro–Wilk statistic W of its distances falls below
-  ``delta`` (after ``min_queries``).
+  ``delta`` (after ``min_queries``; tested once per ``prada_every`` new distances rather than per query).
 - **Input coverage**: the share of a client's recent queries that are out of distribution
   (Mahalanobis distance in the reference's principal subspace above the reference's 99.9th
   percentile). Random-query extractors are flagged here.
@@ -38,6 +38,7 @@ class ExtractionConfig:
     ood_window: int = 200
     rate_per_min: float = 6000.0
     n_components: int = 32
+    prada_every: int = 10  # Shapiro–Wilk once per this many new distances (scipy's call costs ~0.5 ms)
 
 
 @dataclass
@@ -50,6 +51,8 @@ class _ClientState:
     ood: deque[bool] = field(default_factory=lambda: deque(maxlen=200))
     times: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # the last minute's queries
     n: int = 0
+    n_dists: int = 0  # PRADA distances recorded so far
+    tested_at: int = -1  # ``n_dists`` at the last Shapiro–Wilk test
     flagged: dict[str, Any] | None = None
 
 
@@ -131,6 +134,7 @@ class ExtractionMonitor:
         if dmin == 0.0:  # an exact repeat teaches an extractor nothing new: not a PRADA sample
             return
         st.all_dists.append(dmin)
+        st.n_dists += 1
         d, acc = st.dists[lab], st.dsum[lab]
         if len(d) == d.maxlen:  # the oldest distance leaves the running sums
             old = d[0]
@@ -150,7 +154,9 @@ class ExtractionMonitor:
             st.kept[lab] = n + 1
 
     def _evaluate(self, st: _ClientState, now: float) -> dict[str, Any] | None:
-        if st.n >= self.cfg.min_queries and len(st.all_dists) >= 20:
+        if (st.n >= self.cfg.min_queries and len(st.all_dists) >= 20
+                and (st.tested_at < 0 or st.n_dists - st.tested_at >= self.cfg.prada_every)):
+            st.tested_at = st.n_dists
             w = float(sstats.shapiro(np.asarray(st.all_dists)[-self.cfg.max_distances:]).statistic)
             if w < self.cfg.delta:
                 return {"signal": "prada", "shapiro_w": w, "delta": self.cfg.delta}

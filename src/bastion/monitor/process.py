@@ -103,15 +103,20 @@ def _child_main(conn: Any, packets: socket.socket, config: str, home: str, gatew
 
     packets.setblocking(False)
 
-    def drain() -> None:  # every datagram already sent (``offer``), in order
-        while True:
-            try:
-                data = packets.recv(MAX_DATAGRAM + 1024)
-            except BlockingIOError:
-                return
-            if not data:
-                raise EOFError
-            found = hub.process(Observation(*pickle.loads(data)))
+    def drain() -> None:  # every datagram already sent (``offer``), in order, in batches of up to 256
+        more = True
+        while more:
+            batch = []
+            while len(batch) < 256:
+                try:
+                    data = packets.recv(MAX_DATAGRAM + 1024)
+                except BlockingIOError:
+                    more = False
+                    break
+                if not data:
+                    raise EOFError
+                batch.append(Observation(*pickle.loads(data)))
+            found = hub.process_many(batch) if batch else []
             if found:
                 conn.send(("findings", found))
 
