@@ -106,7 +106,7 @@ def _child_main(conn: Any, packets: socket.socket, config: str, home: str, gatew
     def drain() -> None:  # every datagram already sent (``offer``), in order, in batches of up to 256
         more = True
         while more:
-            batch = []
+            batch: list[Observation] = []
             while len(batch) < 256:
                 try:
                     data = packets.recv(MAX_DATAGRAM + 1024)
