@@ -48,6 +48,7 @@ def test_membership_online_lira_trains_on_the_candidates(capsys: pytest.CaptureF
     assert p["n_nonmembers"] == 100 and p["population"] is None
     assert p["reference_pool"] == "candidates" and p["reference_set_size"] == 100
     assert p["in_models_per_record"] == [2, 2] and p["variance"] == "shrunk"
+    assert p["lira_scorer"] == "gaussian"  # 4 models x 200 records: too few pairs for the learned scorer
 
 
 def test_extraction_curve_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,6 +77,7 @@ def test_attribute_and_inversion(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ["attack", "membership", "--demo", "digits", "--method", "telepathy"],
     ["attack", "membership", "--demo", "nope"],
     ["attack", "membership", "--demo", "digits", "--method", "lira", "--variance", "median"],
+    ["attack", "membership", "--demo", "digits", "--method", "lira", "--lira-scorer", "oracle"],
     ["attack", "extraction", "--demo", "digits", "--strategy", "psychic"],
     ["attack", "attribute", "--demo", "breast-cancer", "--sensitive", "no such column"],
     ["attack", "inversion", "--demo", "breast-cancer"],

@@ -93,6 +93,7 @@ def membership(
     subset_fraction: Annotated[float, typer.Option("--subset-fraction", help="Offline: share of the population each reference model trains on.")] = 0.5,
     reference_set_size: Annotated[int | None, typer.Option("--reference-set-size", help="Online: records per reference model (default: the target's training-set size, at most half the candidates).")] = None,
     variance: Annotated[str, typer.Option("--variance", help="LiRA variance: shrunk | per_example | global.")] = "shrunk",
+    lira_scorer: Annotated[str, typer.Option("--lira-scorer", help="Online LiRA: learned (decision function fitted on the reference models) or gaussian (likelihood ratio).")] = "learned",
     per_example_variance: Annotated[bool, typer.Option("--per-example-variance", help="LiRA: per-record variances (same as --variance per_example).")] = False,
     max_records: Annotated[int, typer.Option("--max-records", help="Most members and non-members to score each.")] = 2000,
     policy: Annotated[str | None, typer.Option("--policy", help="Attack through an output policy: a type or a JSON config.")] = None,
@@ -113,7 +114,8 @@ def membership(
         raise ConfigError(f"--subset-fraction must lie in (0, 1], got {subset_fraction}")
     cfg = MembershipConfig(method=method, n_reference=n_reference, reference_epochs=reference_epochs,  # type: ignore[arg-type]
                            reference_mode=reference_mode, reference_subset_fraction=subset_fraction,  # type: ignore[arg-type]
-                           variance="per_example" if per_example_variance else variance, seed=seed)  # type: ignore[arg-type]
+                           variance="per_example" if per_example_variance else variance,  # type: ignore[arg-type]
+                           lira_scorer=lira_scorer, seed=seed)  # type: ignore[arg-type]
     target = _target(model, data, demo, endpoint, query_budget, clip_min, clip_max, seed)
     split = membership_split(target, max_records, needs_population=cfg.needs_population, seed=seed)
     if cfg.method == "lira" and reference_mode == "online":

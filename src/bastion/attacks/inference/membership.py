@@ -15,7 +15,10 @@ Methods (``MembershipConfig.method``):
   ``variance``: ``"global"`` (one variance per fit), ``"per_example"``, or ``"shrunk"`` (default:
   the per-record variance shrunk towards the global one with the weight of ``variance_prior``
   records — the normal/scaled-inverse-χ² posterior — which is as good as the better of the two
-  with 8 to 64 reference models). With ``augment`` image inputs are also measured on 1-pixel
+  with 8 to 64 reference models). ``lira_scorer="learned"`` (default, online only) replaces the
+  Gaussian ratio by a decision function learned from the reference models themselves (each
+  plays the target in turn, leave-one-out; from 10,000 model x record pairs, else the Gaussian
+  ratio). With ``augment`` image inputs are also measured on 1-pixel
   shifts and the per-view scores summed (for shift-invariant CNNs; it hurt an MLP on MNIST, so
   it is off by default).
 - ``rmia`` — RMIA (Zarifzadeh et al. 2024, https://arxiv.org/abs/2312.03262): likelihood
@@ -57,6 +60,11 @@ from bastion.core.model import ModelAdapter
 MembershipMethod = Literal["loss", "confidence", "label_only", "lira", "rmia"]
 MEMBERSHIP_METHODS: tuple[str, ...] = get_args(MembershipMethod)
 LiraVariance = Literal["global", "per_example", "shrunk"]
+LiraScorer = Literal["gaussian", "learned"]
+# below this many (reference model, candidate) pairs the learned scorer falls back to the Gaussian
+# ratio (on 8 models x 300 records it overfitted: AUC 0.57 vs 0.67); scikit-learn's gradient boosting
+# also holds out a validation split for early stopping from 10,000 examples on
+LEARNED_MIN_EXAMPLES = 10_000
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,7 @@ class MembershipConfig:
     augment: bool = False
     variance: LiraVariance = "shrunk"
     variance_prior: float = 4.0
+    lira_scorer: LiraScorer = "learned"
     delta: float = 1e-5
     seed: int = 0
 
@@ -90,6 +99,8 @@ class MembershipConfig:
         if self.variance not in get_args(LiraVariance):
             raise ConfigError(f"unknown LiRA variance {self.variance!r}; choose one of "
                               f"{', '.join(get_args(LiraVariance))}")
+        if self.lira_scorer not in get_args(LiraScorer):
+            raise ConfigError(f"unknown LiRA scorer {self.lira_scorer!r}; choose one of {', '.join(get_args(LiraScorer))}")
         if self.reference_set_size is not None and self.reference_set_size < 1:
             raise ConfigError(f"reference_set_size must be >= 1, got {self.reference_set_size}")
 
@@ -224,14 +235,23 @@ def run_membership(
                       reference_pool="candidates" if online else "population")
         in_mask = ens.masks if online else None
         if cfg.method == "lira":
-            scores = np.zeros(len(x_all))
+            phis, ref_phis = [], []
             for i, xv in enumerate(views):
                 lp = logp_target if i == 0 else _log_proba(model, xv)
-                phi = _logit_conf(lp[None], y_all)[0]
-                ref_phi = _logit_conf(ens.log_proba(xv), y_all)  # (M, n)
-                scores += _lira_score(phi, ref_phi, in_mask, cfg.variance, cfg.variance_prior)
+                phis.append(_logit_conf(lp[None], y_all)[0])
+                ref_phis.append(_logit_conf(ens.log_proba(xv), y_all))  # (M, n)
+            # the learned scorer needs enough (model, record) examples not to overfit them
+            learned = (online and cfg.lira_scorer == "learned" and in_mask is not None
+                       and ens.n_models >= 4 and ens.n_models * len(x_all) >= LEARNED_MIN_EXAMPLES)
+            if learned:
+                assert in_mask is not None
+                scores = _learned_lira(phis, ref_phis, in_mask, cfg)
+            else:
+                scores = np.sum([_lira_score(ph, rp, in_mask, cfg.variance, cfg.variance_prior)
+                                 for ph, rp in zip(phis, ref_phis, strict=True)], axis=0)
             queries = len(x_all) * len(views)
-            params.update(views=len(views), variance=cfg.variance, variance_prior=cfg.variance_prior)
+            params.update(views=len(views), variance=cfg.variance, variance_prior=cfg.variance_prior,
+                          lira_scorer="learned" if learned else "gaussian")
             if online:
                 per_record = ens.masks.sum(axis=0)
                 params.update(in_models_per_record=[int(per_record.min()), int(per_record.max())])
@@ -297,6 +317,44 @@ def _lira_score(phi: np.ndarray, ref_phi: np.ndarray, in_mask: np.ndarray | None
     ll_in = -0.5 * (phi - mu_in) ** 2 / var_in - 0.5 * np.log(var_in)
     ll_out = -0.5 * (phi - mu_out) ** 2 / var_out - 0.5 * np.log(var_out)
     return np.asarray(ll_in - ll_out)
+
+
+def _lira_features(phi: np.ndarray, ref_phi: np.ndarray, in_mask: np.ndarray, cfg: MembershipConfig) -> np.ndarray:
+    """Per-record features of online LiRA: the Gaussian log-likelihood ratio, φ's z-scores under the IN
+    and OUT fits, the IN−OUT gap, both log-variances and φ itself: ``(n, 7)``."""
+    mu_in, var_in = _gaussian_fit(ref_phi, in_mask, cfg.variance, cfg.variance_prior)
+    mu_out, var_out = _gaussian_fit(ref_phi, ~in_mask, cfg.variance, cfg.variance_prior)
+    gap = np.nan_to_num(mu_in - mu_out)
+    mu_in, mu_out = np.where(np.isnan(mu_in), mu_out + gap, mu_in), np.where(np.isnan(mu_out), mu_in - gap, mu_out)
+    llr = _lira_score(phi, ref_phi, in_mask, cfg.variance, cfg.variance_prior)
+    return np.stack([llr, (phi - mu_in) / np.sqrt(var_in), (phi - mu_out) / np.sqrt(var_out), mu_in - mu_out,
+                     np.log(var_in), np.log(var_out), phi], axis=1)
+
+
+def _learned_lira(phis: list[np.ndarray], ref_phis: list[np.ndarray], in_mask: np.ndarray,
+                  cfg: MembershipConfig) -> np.ndarray:
+    """Online LiRA with a decision function learned from the reference models themselves.
+
+    Each reference model in turn plays the target: its φ on every candidate, with features from the
+    other M − 1 models, labelled by whether it trained on the candidate (its mask row). A gradient-
+    boosted classifier fitted on those M × n examples then scores the real target's features. It
+    uses no label of the target's, only what the attacker built; it corrects what the Gaussian fits
+    get wrong (e.g. φ far above the IN mean, which the two-Gaussian ratio penalises). Measured on the
+    MNIST MLP of the bench: +0.01 AUC and TPR at 1 % FPR over the Gaussian ratio on each of 4 splits.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    m = in_mask.shape[0]
+    xs, ys = [], []
+    for j in range(m):
+        keep = np.arange(m) != j
+        xs.append(np.concatenate([_lira_features(rp[j], rp[keep], in_mask[keep], cfg) for rp in ref_phis], axis=1))
+        ys.append(in_mask[j])
+    clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, random_state=cfg.seed)
+    clf.fit(np.nan_to_num(np.concatenate(xs)), np.concatenate(ys).astype(np.int64))
+    feats = np.concatenate([_lira_features(ph, rp, in_mask, cfg) for ph, rp in zip(phis, ref_phis, strict=True)], axis=1)
+    # log-odds keep the low-FPR tail ordered where probabilities would saturate
+    return np.asarray(clf.decision_function(np.nan_to_num(feats)), dtype=np.float64)
 
 
 def _label_only(model: ModelAdapter, x: np.ndarray, y: np.ndarray, cfg: MembershipConfig) -> tuple[np.ndarray, int]:
