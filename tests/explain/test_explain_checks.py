@@ -53,6 +53,13 @@ def test_shap_check_renders_summary_and_local_plots() -> None:
     assert result.metrics["top_features"][0]["feature"] == "gender"
 
 
+def test_shap_check_on_images_adds_lime_superpixels() -> None:
+    result = ShapCheck().run(demo_target("digits"), CheckContext(profile="quick", options={"explain_samples": 8}))
+    assert {"shap_attribution_maps.png", "local_lime_row0.png"} <= set(result.artifacts)
+    lime = result.metrics["local_row0"]["lime"]
+    assert lime["method"] == "lime_image" and lime["segments"] == 64 and lime["top_segments"]
+
+
 @pytest.mark.slow
 def test_adversarial_attribution_shift_on_digits() -> None:
     target = demo_target("digits")

@@ -227,6 +227,7 @@ def explain_lime_image(model: ModelAdapter, image: np.ndarray, class_names: list
         raise InvalidInputError(f"LIME for images needs a (1|3, H, W) image; got shape {np.asarray(image).shape}")
     n_ch, h, w = img.shape
     if segmentation == "grid":
+        cell = cell or max(1, round(min(h, w) / 7))
         segments = grid_segments(h, w, cell)
 
         def segment_fn(_: np.ndarray) -> np.ndarray:
@@ -300,7 +301,7 @@ def signed_map_png(image: np.ndarray, weight_map: np.ndarray, title: str) -> byt
     axes[1].imshow(weight_map, cmap="bwr", vmin=-lim, vmax=lim)
     axes[1].set_title("LIME weights", fontsize=8)
     axes[2].imshow(img, cmap="gray")
-    axes[2].imshow(np.ma.masked_where(weight_map <= 0, weight_map), cmap="Reds", alpha=0.6, vmin=0, vmax=lim)
+    axes[2].imshow(np.ma.masked_where(weight_map <= 0.2 * lim, weight_map), cmap="Reds", alpha=0.6, vmin=0, vmax=lim)
     axes[2].set_title("supporting regions", fontsize=8)
     for ax in axes:
         ax.axis("off")

@@ -51,7 +51,7 @@ class ShapCheck:
         return target.data.has_test or target.data.has_train
 
     def run(self, target: Target, ctx: CheckContext) -> CheckResult:
-        from bastion.explain import explain_lime, explain_shap, heatmap_png, local_bar_png, summary_plot_png
+        from bastion import explain as xp
 
         t0 = time.perf_counter()
         x, _, bg = _rows(target, ctx)
@@ -59,7 +59,7 @@ class ShapCheck:
         if image and target.is_white_box:  # expected gradients on images: keep the CPU cost to seconds
             x, bg = x[:32], bg[:50]
         names = _names(target, int(np.prod(x.shape[1:])))
-        exp = explain_shap(target.model, x, bg, names, seed=ctx.seed)
+        exp = xp.explain_shap(target.model, x, bg, names, seed=ctx.seed)
         ctx.progress(1, 3)
         metrics: dict[str, Any] = {"method": exp.method, "output": exp.output, "samples": len(x),
                                    "top_features": exp.top_features(10), "shap_s": round(exp.duration_s, 3)}
@@ -67,18 +67,24 @@ class ShapCheck:
         if image:
             maps = exp.values.reshape(x.shape)
             k = min(6, len(x))
-            artifacts["shap_attribution_maps.png"] = heatmap_png(
+            artifacts["shap_attribution_maps.png"] = xp.heatmap_png(
                 np.concatenate([np.abs(maps).mean(0, keepdims=True), maps[:k]]),
                 ["mean |SHAP|"] + [f"#{i} pred {exp.explained_class[i]}" for i in range(k)],
                 f"SHAP ({exp.method}) attribution maps")
+            lo = target.model.input_spec.clip_min
+            lime_img = xp.explain_lime_image(target.model, x[0], target.metadata.class_names or None, num_samples=500,
+                                          hide_value=0.0 if lo is None else float(lo), seed=ctx.seed)
+            artifacts["local_lime_row0.png"] = xp.signed_map_png(
+                x[0], lime_img.pop("weight_map"), f"row 0: LIME superpixels for class {lime_img['explained_class_name']}")
+            metrics["local_row0"] = {"lime": {k: lime_img[k] for k in ("method", "segments", "score", "top_segments")}}
         else:
-            artifacts["shap_summary.png"] = summary_plot_png(exp, x)
+            artifacts["shap_summary.png"] = xp.summary_plot_png(exp, x)
             local = exp.local(0, 10)
-            artifacts["local_shap_row0.png"] = local_bar_png(
+            artifacts["local_shap_row0.png"] = xp.local_bar_png(
                 local, f"row 0 (predicted class {exp.explained_class[0]}): SHAP, output = {exp.output}")
-            lime = explain_lime(target.model, x[0], bg, names, target.metadata.class_names or None,
+            lime = xp.explain_lime(target.model, x[0], bg, names, target.metadata.class_names or None,
                                 num_samples=500, seed=ctx.seed)
-            artifacts["local_lime_row0.png"] = local_bar_png(
+            artifacts["local_lime_row0.png"] = xp.local_bar_png(
                 [{"feature": w["rule"], "shap": w["weight"]} for w in lime["weights"]],
                 f"row 0: LIME weights for class {lime['explained_class']}")
             metrics["local_row0"] = {"shap": local, "lime": lime["weights"]}
