@@ -161,9 +161,17 @@ def main() -> None:
     ap.add_argument("--skip-fast", action="store_true")
     ap.add_argument("--skip-tabular", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch default)")
+    ap.add_argument("--evaluate", default="", help="only evaluate this saved MNIST model (TorchScript) at eps=0.3")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.evaluate:
+        d = load_demo_data("mnist")
+        assert d.splits.x_test is not None and d.splits.y_test is not None
+        res = evaluate(torch.jit.load(args.evaluate), d.splits.x_test[: args.eval_samples],
+                       d.splits.y_test[: args.eval_samples], 0.3, (d.clip_min, d.clip_max))
+        print(json.dumps({"model": args.evaluate, "eps": 0.3, **res, "load_avg": os.getloadavg()[0]}))
+        return
     results = []
     print(f"torch threads: {torch.get_num_threads()}, load avg at start: {os.getloadavg()}")
     if not args.skip_mnist:

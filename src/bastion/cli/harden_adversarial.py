@@ -59,6 +59,8 @@ def adversarial_training(
     shift: Annotated[int, typer.Option("--shift", help="Random-translation augmentation of images (pixels).")] = 0,
     bf16: Annotated[str, typer.Option("--bf16", help="off, attack (inner PGD in bfloat16 autocast) or all.")] = "off",
     lr_schedule: Annotated[str, typer.Option("--lr-schedule", help="cosine, onecycle or constant.")] = "cosine",
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (0 = torch's default); on a shared, "
+                                         "loaded CPU 1 thread wastes less time waiting.")] = 0,
     clip_min: ClipMinOpt = None,
     clip_max: ClipMaxOpt = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -68,6 +70,10 @@ def adversarial_training(
     from bastion.defenses.adversarial import AdversarialTrainingConfig
     from bastion.defenses.adversarial.harden import harden_adversarial, load_training_data
 
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
     td = load_training_data(demo, data, label, clip_min, clip_max)
     cfg = AdversarialTrainingConfig(
         method=method.value, eps=eps, epochs=epochs, batch_size=batch_size, lr=lr, train_steps=steps,
