@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -123,7 +124,9 @@ def test_attack_and_respond_scenario_end_to_end(tmp_path: Path, monkeypatch: pyt
     from bastion.respond.scenario import attack_and_respond
     from bastion.store.db import dispose_engines
 
-    monkeypatch.setenv("BASTION_HOME", str(tmp_path / "unused"))
+    # the scenario switches $BASTION_HOME to its own directory: restore the session's afterwards
+    # (its demo model still comes from the session's zoo cache)
+    monkeypatch.setenv("BASTION_HOME", os.environ["BASTION_HOME"])
     try:
         report = attack_and_respond(tmp_path / "demo", clean_requests=400, log=lambda m: None)
     finally:

@@ -55,6 +55,7 @@ def attack_and_respond(workdir: str | Path, clean_requests: int = 10_000, batch:
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
+    demo = demo_model_path("digits", seed)  # from the caller's model zoo cache (trained once there)
     os.environ["BASTION_HOME"] = str(work / "home")
     dispose_engines()
     rng = np.random.default_rng(seed)
@@ -66,7 +67,7 @@ def attack_and_respond(workdir: str | Path, clean_requests: int = 10_000, batch:
     models.mkdir(exist_ok=True)
     sidecar = '{"input_shape": [1, 8, 8], "clip_min": 0.0, "clip_max": 1.0}'
     v1 = models / "digits-v1.pt"
-    shutil.copyfile(demo_model_path("digits", seed), v1)
+    shutil.copyfile(demo, v1)
     v2 = models / "digits-v2.pt"
     _worse_model(v2, seed)
     for p in (v1, v2):
