@@ -216,9 +216,12 @@ def test_detector_process_is_restarted_after_a_crash(world: np.random.Generator)
         while m.snapshot()["process"]["alive"] and time.monotonic() - t0 < 10:
             time.sleep(0.05)
         m(SimpleNamespace(**_obs("c1", world.multivariate_normal(np.zeros(D), COV), time.time())._asdict()))
+        m(SimpleNamespace(**_obs("c1", np.zeros(D + 1), time.time())._asdict()))  # wrong shape: skipped, not fatal
         assert m.flush(60)
         proc = m.snapshot()["process"]
-        assert proc["restarts"] == 1 and proc["alive"] and proc["pid"] != pid and proc["detectors"]["events"] == 1
+        assert proc["restarts"] == 1 and proc["alive"] and proc["pid"] != pid
+        assert proc["detectors"]["events"] == 2 and proc["detectors"]["errors"] == 1
+        assert m.snapshot()["models"]["tab"]["series"][-1]["kind"] == "anomaly"  # the good one went through
     finally:
         m.close()
 

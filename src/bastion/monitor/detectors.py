@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from bastion.core.errors import InvalidInputError
 from bastion.core.paths import bastion_home
 from bastion.monitor.config import MonitorConfig, SqueezeSettings
 from bastion.monitor.drift import DriftConfig, DriftDetector, ReferenceProfile, StreamingDrift
@@ -140,12 +141,13 @@ class DetectorHub:
         self.predictor_for = predictor_for  # (model, version) → squeezing predictor, when squeezing is on
         self.pooled = pooled  # keep recent rows for ``export_state`` (replica pooling is configured)
         self.events = 0
+        self.errors = 0  # observations the detectors could not use
         self.durations: deque[float] = deque(maxlen=10_000)  # seconds per observation, recent ones
 
     def stats(self) -> dict[str, Any]:
         """How much detector work each observation costs (off the request path)."""
         d = np.asarray(self.durations) * 1e3
-        return {"events": self.events, "ms_p50": float(np.percentile(d, 50)) if len(d) else None,
+        return {"events": self.events, "errors": self.errors, "ms_p50": float(np.percentile(d, 50)) if len(d) else None,
                 "ms_p99": float(np.percentile(d, 99)) if len(d) else None, "ms_mean": float(d.mean()) if len(d) else None}
 
     def prepare(self, model: str, version: str | None = None) -> ModelDetectors | None:
@@ -183,6 +185,11 @@ class DetectorHub:
         t0 = time.perf_counter()
         try:
             return self._process(obs, n_obs)
+        except Exception:  # e.g. inputs that do not match the reference: skip them, keep monitoring
+            self.errors += n_obs
+            if self.errors <= 10 or self.errors % 1000 == 0:
+                log.exception("monitoring %s failed on %d observation(s) (%d so far)", obs.model, n_obs, self.errors)
+            return []
         finally:
             self.events += n_obs
             self.durations.append((time.perf_counter() - t0) / n_obs)
@@ -214,6 +221,9 @@ class DetectorHub:
         out: list[dict[str, Any]] = []
         x = np.asarray(obs.inputs)
         labels = np.asarray(obs.labels)
+        if x.reshape(len(x), -1).shape[1] != mon.ref.x.shape[1] or len(labels) != len(x):  # before any state changes
+            raise InvalidInputError(f"{obs.model}: observation of shape {x.shape} does not match the reference "
+                                    f"({mon.ref.x.shape[1]} features)")
         before = mon.n
         mon.n += n_obs
         if self.pooled:

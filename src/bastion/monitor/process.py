@@ -115,7 +115,10 @@ def _child_main(conn: Any, packets: socket.socket, config: str, home: str, gatew
                     break
                 if not data:
                     raise EOFError
-                batch.append(Observation(*pickle.loads(data)))
+                try:
+                    batch.append(Observation(*pickle.loads(data)))
+                except Exception:  # never from our own gateway; skip rather than stop monitoring
+                    log.exception("unreadable observation datagram (%d bytes)", len(data))
             found = hub.process_many(batch) if batch else []
             if found:
                 conn.send(("findings", found))
