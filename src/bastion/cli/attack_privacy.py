@@ -93,7 +93,7 @@ def membership(
     subset_fraction: Annotated[float, typer.Option("--subset-fraction", help="Offline: share of the population each reference model trains on.")] = 0.5,
     reference_set_size: Annotated[int | None, typer.Option("--reference-set-size", help="Online: records per reference model (default: the target's training-set size, at most half the candidates).")] = None,
     variance: Annotated[str, typer.Option("--variance", help="LiRA variance: shrunk | per_example | global.")] = "shrunk",
-    lira_scorer: Annotated[str, typer.Option("--lira-scorer", help="Online LiRA: learned (decision function fitted on the reference models) or gaussian (likelihood ratio).")] = "learned",
+    lira_scorer: Annotated[str, typer.Option("--lira-scorer", help="LiRA: learned (decision function fitted on the reference models; online on the candidates, offline on the population) or gaussian (online likelihood ratio, offline z-score).")] = "learned",
     per_example_variance: Annotated[bool, typer.Option("--per-example-variance", help="LiRA: per-record variances (same as --variance per_example).")] = False,
     max_records: Annotated[int, typer.Option("--max-records", help="Most members and non-members to score each.")] = 2000,
     policy: Annotated[str | None, typer.Option("--policy", help="Attack through an output policy: a type or a JSON config.")] = None,
