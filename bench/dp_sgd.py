@@ -19,7 +19,7 @@ from bastion.attacks.inference.membership import MembershipConfig, run_membershi
 from bastion.core.model import InputSpec
 from bastion.datasets import load_demo_data
 from bastion.defenses.dp import DPConfig, train_dp
-from bastion.defenses.dp.specs import resolve_model_spec
+from bastion.defenses.specs import resolve_model_spec
 from bastion.models.adapters import TorchAdapter
 
 warnings.filterwarnings("ignore")

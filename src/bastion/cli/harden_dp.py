@@ -35,7 +35,7 @@ def harden_dp(
 
     from bastion.core.errors import ConfigError
     from bastion.defenses.dp import DPConfig, save_dp_model, train_dp
-    from bastion.defenses.dp.specs import load_training_data, resolve_model_spec
+    from bastion.defenses.specs import load_training_data, resolve_model_spec
 
     if accountant not in ("prv", "rdp"):
         raise ConfigError(f"unknown --accountant {accountant!r}; choose prv or rdp")

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from bastion.core.errors import ConfigError, InvalidInputError
 from bastion.core.model import InputSpec
 from bastion.defenses.adversarial.config import AdversarialTrainingConfig
 from bastion.defenses.adversarial.record import TrainingRecord
 from bastion.defenses.adversarial.trainer import EpochCallback, adversarial_train, robust_accuracy_pgd
-
-
-@dataclass
-class TrainingData:
-    """Arrays and facts the trainer needs (from ``--demo`` or ``--data``)."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray | None
-    y_test: np.ndarray | None
-    input_shape: tuple[int, ...]
-    n_classes: int
-    clip_min: float | None
-    clip_max: float | None
-    class_names: list[str]
-    source: str
+from bastion.defenses.specs import TrainingData, resolve_model_spec
 
 
 def load_training_data(demo: str | None, data: str | Path | None, label: str | None = None,
@@ -45,8 +27,8 @@ def load_training_data(demo: str | None, data: str | Path | None, label: str | N
         s = d.splits
         assert s.x_train is not None and s.y_train is not None
         return TrainingData(s.x_train, s.y_train, s.x_test, s.y_test, d.input_shape, len(d.class_names),
-                            d.clip_min if clip_min is None else clip_min,
-                            d.clip_max if clip_max is None else clip_max, d.class_names, f"builtin:{demo}")
+                            f"builtin:{demo}", d.clip_min if clip_min is None else clip_min,
+                            d.clip_max if clip_max is None else clip_max, d.class_names)
     from bastion.datasets.files import read_data_file
 
     f = read_data_file(str(data), label=label)
@@ -57,32 +39,7 @@ def load_training_data(demo: str | None, data: str | Path | None, label: str | N
         s.x_train, s.y_train, s.x_test, s.y_test = s.x_test, s.y_test, None, None
     n_classes = max(f.max_label + 1, len(f.class_names), 2)
     return TrainingData(np.asarray(s.x_train, np.float32), np.asarray(s.y_train, np.int64), s.x_test, s.y_test,
-                        f.sample_shape, n_classes, clip_min, clip_max, f.class_names, str(data))
-
-
-def build_model(spec: str, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    """A fresh module from a zoo architecture name or ``module:Class`` (imported only when given).
-
-    ``module:Class`` is constructed as ``Class()``, else ``Class(input_shape, n_classes)``.
-    """
-    from bastion.models.zoo import ARCHITECTURES, build_architecture
-
-    if spec in ARCHITECTURES:
-        return build_architecture(spec, input_shape, n_classes)
-    if ":" not in spec:
-        raise ConfigError(f"--model-spec {spec!r}: use a zoo architecture ({', '.join(ARCHITECTURES)}) or module:Class")
-    mod_name, _, cls_name = spec.partition(":")
-    try:
-        cls = getattr(importlib.import_module(mod_name), cls_name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"--model-spec {spec!r}: cannot import {cls_name} from {mod_name}: {exc}") from exc
-    try:
-        module = cls()
-    except TypeError:
-        module = cls(input_shape, n_classes)
-    if not isinstance(module, nn.Module):
-        raise ConfigError(f"--model-spec {spec!r} built a {type(module).__name__}, not a torch.nn.Module")
-    return module
+                        f.sample_shape, n_classes, str(data), clip_min, clip_max, f.class_names)
 
 
 def harden_adversarial(spec: str, data: TrainingData, cfg: AdversarialTrainingConfig, out: str | Path,
@@ -93,7 +50,7 @@ def harden_adversarial(spec: str, data: TrainingData, cfg: AdversarialTrainingCo
     from bastion.defenses.sanitizers.export import defense_block, save_model
 
     torch.manual_seed(cfg.seed)  # seeded initial weights: the same command gives the same model
-    module = build_model(spec, data.input_shape, data.n_classes)
+    module = resolve_model_spec(spec, data.input_shape, data.n_classes)
     module, record = adversarial_train(module, data.x_train, data.y_train, cfg, on_epoch=on_epoch, architecture=spec)
     if data.x_test is not None and data.y_test is not None and len(data.x_test):
         xt, yt = torch.from_numpy(np.asarray(data.x_test[:500], np.float32)), torch.from_numpy(np.asarray(data.y_test[:500], np.int64))

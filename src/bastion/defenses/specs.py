@@ -3,7 +3,8 @@
 A model spec is a zoo architecture name (``digits-mlp``, ``mnist-cnn``, ``tabular-mlp``),
 ``softmax-regression`` (one linear layer, DP-friendly), or ``module:Class`` — a user module that
 is imported **only** because the user named it explicitly; the class is built with
-``Class(n_classes=k)`` when it accepts that argument, else ``Class()``.
+``Class(n_classes=k)`` when it accepts that argument, else ``Class()``, else
+``Class(input_shape, n_classes)``. Used by ``harden dp`` and ``harden adversarial-training``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,18 @@ def resolve_model_spec(spec: str, input_shape: tuple[int, ...], n_classes: int) 
     cls = getattr(mod, cls_name, None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ConfigError(f"--model-spec {spec!r}: {cls_name!r} is not a torch.nn.Module class in {mod_name}")
-    takes_k = "n_classes" in inspect.signature(cls).parameters
-    return cls(n_classes=n_classes) if takes_k else cls()
+    if "n_classes" in inspect.signature(cls).parameters:
+        return cls(n_classes=n_classes)
+    try:
+        return cls()
+    except TypeError:
+        return cls(input_shape, n_classes)
 
 
 @dataclass
 class TrainingData:
+    """Arrays and facts a training command needs (from ``--demo`` or ``--data``)."""
+
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray | None
