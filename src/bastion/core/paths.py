@@ -9,7 +9,8 @@ from pathlib import Path
 
 def bastion_home() -> Path:
     """The state directory; created on first use (never at import time)."""
-    home = Path(os.environ.get("BASTION_HOME", ".bastion")).expanduser()
+    # absolute: sandbox workers and other subprocesses may run in another working directory
+    home = Path(os.environ.get("BASTION_HOME", ".bastion")).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
     return home
 
