@@ -7,8 +7,9 @@ models): 1,000 further MNIST training images the target never saw.
 Reference models use the target's architecture and recipe (Adam, 60 epochs, batch 64). Offline
 ones train on 500 of the population; online ones on 500 of the 1,500 candidates (the target's
 training-set size), with balanced masks so every candidate is IN for 10 or 11 of 32 models.
-The online and offline scores come from the learned scorer (default) and, on the same models, from
-the Gaussian likelihood ratio with each variance mode (online) or the z-score (offline).
+The online and offline scores come from the learned scorer (default; online with neighbour
+calibration, and without it on the same models: ``-no-nbrs``) and, on the same models, from the
+Gaussian likelihood ratio with each variance mode (online) or the z-score (offline).
 
 ART's attack needs labelled members to train its attack model, so for the head-to-head both
 attacks are evaluated on the same held-out half (250 members / 500 non-members) and ART is
@@ -97,6 +98,7 @@ def main() -> None:
             ("lira-offline-gauss-z", replace(base_config("offline"), lira_scorer="gaussian")),
             ("rmia-offline", replace(base_config("offline"), method="rmia")),
             ("lira-online-learned", base_config("online")),
+            ("lira-online-learned-no-nbrs", replace(base_config("online"), neighbours=0)),
             ("lira-online-gauss-shrunk", replace(base_config("online"), lira_scorer="gaussian")),
             ("lira-online-gauss-per_example", replace(base_config("online"), lira_scorer="gaussian",
                                                       variance="per_example")),

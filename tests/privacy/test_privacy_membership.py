@@ -239,3 +239,49 @@ def test_offline_lira_scorer_option(overfit: dict) -> None:
                            reference=learned.reference)
     assert gauss.params["lira_scorer"] == "gaussian"
     assert not np.allclose(gauss.member_scores, learned.member_scores)
+
+
+def test_candidate_neighbours_are_other_records_nearest_first() -> None:
+    from bastion.attacks.inference.membership import candidate_neighbours
+
+    x = np.array([[0.0], [1.0], [3.0], [10.0], [11.0], [0.5]])
+    y = np.array([0, 0, 0, 1, 1, 0])
+    same, wide, any_label = candidate_neighbours(x, y, 1)
+    assert same[:, 0].tolist() == [5, 5, 1, 4, 3, 0]  # nearest other record with the same label
+    assert wide.shape == (6, 3)
+    assert wide[0].tolist() == [5, 1, 2] and wide[3].tolist() == [4, -1, -1]  # label 1 has one other record
+    assert any_label[2, 0] == 1 and any_label[3, 0] == 4
+    # columns on very different scales: standardised distances follow the informative column
+    xt = np.array([[0.0, 0.0], [1000.0, 0.1], [0.0, 1.0]])
+    assert candidate_neighbours(xt, np.zeros(3, int), 1)[0][0, 0] == 2
+    assert candidate_neighbours(xt, np.zeros(3, int), 1, standardise=True)[0][0, 0] == 1
+
+
+def test_neighbour_calibration_removes_what_neighbours_add() -> None:
+    """φ of a record rises with the share of its cluster a model trained on, member or not: the
+    neighbour features let the learned scorer subtract that and separate members better."""
+    from bastion.attacks.inference.membership import _learned_lira, candidate_neighbours
+
+    rng = np.random.default_rng(1)
+    m, n_clusters, size = 16, 60, 12
+    n = n_clusters * size
+    cluster = np.repeat(np.arange(n_clusters), size)
+    x = (cluster * 10.0 + rng.normal(0, 1, n))[:, None]
+    y = cluster % 10
+    in_mask = rng.permuted(np.repeat([[True], [False]], m // 2, axis=0) * np.ones((1, n), bool), axis=0)
+    member = rng.random(n) < 0.5
+    base = rng.normal(0, 1, n)
+
+    def phi_of(mask: np.ndarray) -> np.ndarray:
+        share = np.stack([mask[..., cluster == c].mean(axis=-1) for c in range(n_clusters)], axis=-1)[..., cluster]
+        return base + 0.8 * mask + 6.0 * (share - 0.5) + rng.normal(0, 0.5, mask.shape)
+
+    ref, phi = phi_of(in_mask), phi_of(member)
+    cfg = MembershipConfig(method="lira", reference_mode="online", seed=0)
+    nbrs = candidate_neighbours(x, y, 5)
+    plain = _learned_lira([phi], [ref], in_mask, cfg)
+    calibrated = _learned_lira([phi], [ref], in_mask, cfg, nbrs)
+    a_plain = membership_metrics(plain[member], plain[~member]).auc
+    a_cal = membership_metrics(calibrated[member], calibrated[~member]).auc
+    assert np.isfinite(calibrated).all()
+    assert a_cal > a_plain + 0.05, (a_plain, a_cal)

@@ -94,6 +94,7 @@ def membership(
     reference_set_size: Annotated[int | None, typer.Option("--reference-set-size", help="Online: records per reference model (default: the target's training-set size, at most half the candidates).")] = None,
     variance: Annotated[str, typer.Option("--variance", help="LiRA variance: shrunk | per_example | global.")] = "shrunk",
     lira_scorer: Annotated[str, typer.Option("--lira-scorer", help="LiRA: learned (decision function fitted on the reference models; online on the candidates, offline on the population) or gaussian (online likelihood ratio, offline z-score).")] = "learned",
+    neighbours: Annotated[int, typer.Option("--neighbours", help="Online LiRA, learned scorer: calibrate each record against its k (and 3k) nearest same-label candidates and k nearest candidates under the same model; 0 = off.")] = 10,
     per_example_variance: Annotated[bool, typer.Option("--per-example-variance", help="LiRA: per-record variances (same as --variance per_example).")] = False,
     max_records: Annotated[int, typer.Option("--max-records", help="Most members and non-members to score each.")] = 2000,
     policy: Annotated[str | None, typer.Option("--policy", help="Attack through an output policy: a type or a JSON config.")] = None,
@@ -115,7 +116,7 @@ def membership(
     cfg = MembershipConfig(method=method, n_reference=n_reference, reference_epochs=reference_epochs,  # type: ignore[arg-type]
                            reference_mode=reference_mode, reference_subset_fraction=subset_fraction,  # type: ignore[arg-type]
                            variance="per_example" if per_example_variance else variance,  # type: ignore[arg-type]
-                           lira_scorer=lira_scorer, seed=seed)  # type: ignore[arg-type]
+                           lira_scorer=lira_scorer, neighbours=neighbours, seed=seed)  # type: ignore[arg-type]
     target = _target(model, data, demo, endpoint, query_budget, clip_min, clip_max, seed)
     split = membership_split(target, max_records, needs_population=cfg.needs_population, seed=seed)
     if cfg.method == "lira" and reference_mode == "online":

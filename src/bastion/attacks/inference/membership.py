@@ -18,7 +18,11 @@ Methods (``MembershipConfig.method``):
   with 8 to 64 reference models). ``lira_scorer="learned"`` (default) replaces the Gaussian
   score by a decision function learned from the reference models themselves (each plays the
   target in turn, leave-one-out; online on the candidates, offline on the population they trained
-  on; from 10,000 model x record pairs, else the Gaussian score). With ``augment`` image inputs are also measured on 1-pixel
+  on; from 10,000 model x record pairs, else the Gaussian score). Online, the learned scorer also
+  calibrates each record against its nearest candidates (``neighbours``, default 10: the mean OUT
+  z-score and likelihood ratio of the 10 and 30 nearest same-label and the 10 nearest candidates
+  under the same model), since a model that trained on many of a record's neighbours is confident on
+  it whether or not it trained on it. With ``augment`` image inputs are also measured on 1-pixel
   shifts and the per-view scores summed (for shift-invariant CNNs; it hurt an MLP on MNIST, so
   it is off by default).
 - ``rmia`` — RMIA (Zarifzadeh et al. 2024, https://arxiv.org/abs/2312.03262): likelihood
@@ -88,6 +92,7 @@ class MembershipConfig:
     variance: LiraVariance = "shrunk"
     variance_prior: float = 4.0
     lira_scorer: LiraScorer = "learned"
+    neighbours: int = 10  # online learned scorer: neighbour-calibration features (k, 3k same label, k any); 0 = off
     delta: float = 1e-5
     seed: int = 0
 
@@ -101,6 +106,8 @@ class MembershipConfig:
                               f"{', '.join(get_args(LiraVariance))}")
         if self.lira_scorer not in get_args(LiraScorer):
             raise ConfigError(f"unknown LiRA scorer {self.lira_scorer!r}; choose one of {', '.join(get_args(LiraScorer))}")
+        if self.neighbours < 0:
+            raise ConfigError(f"neighbours must be >= 0 (0 turns neighbour calibration off), got {self.neighbours}")
         if self.reference_set_size is not None and self.reference_set_size < 1:
             raise ConfigError(f"reference_set_size must be >= 1, got {self.reference_set_size}")
 
@@ -249,7 +256,10 @@ def run_membership(
                        and (online or offline_pop))
             if learned and online:
                 assert in_mask is not None
-                scores = _learned_lira(phis, ref_phis, in_mask, cfg)
+                nbrs = (candidate_neighbours(x_all, y_all, cfg.neighbours, standardise=len(model.input_spec.shape) == 1)
+                        if cfg.neighbours > 0 else None)
+                scores = _learned_lira(phis, ref_phis, in_mask, cfg, nbrs)
+                params.update(neighbours=cfg.neighbours)
             elif learned:
                 assert x_pop is not None and y_pop is not None
                 yp = np.asarray(y_pop, dtype=np.int64)
@@ -329,16 +339,69 @@ def _lira_score(phi: np.ndarray, ref_phi: np.ndarray, in_mask: np.ndarray | None
     return np.asarray(ll_in - ll_out)
 
 
-def _lira_features(phi: np.ndarray, ref_phi: np.ndarray, in_mask: np.ndarray, cfg: MembershipConfig) -> np.ndarray:
+def _lira_features(phi: np.ndarray, ref_phi: np.ndarray, in_mask: np.ndarray, cfg: MembershipConfig,
+                   neighbours: list[np.ndarray] | None = None) -> np.ndarray:
     """Per-record features of online LiRA: the Gaussian log-likelihood ratio, φ's z-scores under the IN
-    and OUT fits, the IN−OUT gap, both log-variances and φ itself: ``(n, 7)``."""
+    and OUT fits, the IN−OUT gap, both log-variances and φ itself: ``(n, 7)``; with ``neighbours``
+    (index arrays from :func:`candidate_neighbours`) also, per set, the mean OUT z-score and the mean
+    likelihood ratio of the record's neighbours under the same model: ``(n, 7 + 2·sets)``.
+
+    The neighbour features calibrate for what the fits cannot see: how much of this model's training
+    data lies near the record. Over reference models, a record's OUT residual correlates +0.26 with the
+    share of its 10 nearest same-label candidates the model trained on (bench MNIST MLP).
+    """
     mu_in, var_in = _gaussian_fit(ref_phi, in_mask, cfg.variance, cfg.variance_prior)
     mu_out, var_out = _gaussian_fit(ref_phi, ~in_mask, cfg.variance, cfg.variance_prior)
     gap = np.nan_to_num(mu_in - mu_out)
     mu_in, mu_out = np.where(np.isnan(mu_in), mu_out + gap, mu_in), np.where(np.isnan(mu_out), mu_in - gap, mu_out)
     llr = _lira_score(phi, ref_phi, in_mask, cfg.variance, cfg.variance_prior)
-    return np.stack([llr, (phi - mu_in) / np.sqrt(var_in), (phi - mu_out) / np.sqrt(var_out), mu_in - mu_out,
-                     np.log(var_in), np.log(var_out), phi], axis=1)
+    z_out = (phi - mu_out) / np.sqrt(var_out)
+    cols = [llr, (phi - mu_in) / np.sqrt(var_in), z_out, mu_in - mu_out, np.log(var_in), np.log(var_out), phi]
+    for idx in neighbours or []:
+        cols += [_neighbour_mean(z_out, idx), _neighbour_mean(llr, idx)]
+    return np.stack(cols, axis=1)
+
+
+def _neighbour_mean(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` over each row of ``idx`` (``-1`` = no neighbour; 0 where a record has none)."""
+    valid = idx >= 0
+    total = np.where(valid, values[np.maximum(idx, 0)], 0.0).sum(axis=1)
+    return np.asarray(total / np.maximum(valid.sum(axis=1), 1))
+
+
+def candidate_neighbours(x: np.ndarray, y: np.ndarray, k: int, standardise: bool = False) -> list[np.ndarray]:
+    """Nearest other candidates of every record in input space (Euclidean on the flattened inputs,
+    columns z-scored first with ``standardise``, e.g. for tabular data): three ``(n, ·)`` index arrays —
+    the ``k`` and ``3k`` nearest with the same label and the ``k`` nearest with any label, ``-1``
+    where a label has fewer records. Used by the online learned LiRA scorer (``neighbours``)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    if standardise:
+        flat = (flat - flat.mean(axis=0)) / np.maximum(flat.std(axis=0), 1e-8)
+
+    def knn(rows: np.ndarray, kk: int) -> np.ndarray:
+        out = np.full((len(rows), kk), -1, dtype=np.int64)
+        got = min(kk + 1, len(rows))
+        if got < 2:
+            return out
+        nn_idx = NearestNeighbors(n_neighbors=got).fit(flat[rows]).kneighbors(flat[rows], return_distance=False)
+        for r, row in enumerate(nn_idx):  # drop the record itself (first unless duplicates tie with it)
+            others = row[row != r][: got - 1]
+            out[r, : len(others)] = rows[others]
+        return out
+
+    res = []
+    for kk, same_label in ((k, True), (3 * k, True), (k, False)):
+        if not same_label:
+            res.append(knn(np.arange(len(flat)), kk))
+            continue
+        idx = np.full((len(flat), kk), -1, dtype=np.int64)
+        for c in np.unique(y):
+            rows = np.flatnonzero(y == c)
+            idx[rows] = knn(rows, kk)
+        res.append(idx)
+    return res
 
 
 def _offline_features(phi: np.ndarray, ref_phi: np.ndarray, out_mask: np.ndarray,
@@ -373,7 +436,7 @@ def _boosted_scores(ref_phis: list[np.ndarray], mask: np.ndarray,
 
 
 def _learned_lira(phis: list[np.ndarray], ref_phis: list[np.ndarray], in_mask: np.ndarray,
-                  cfg: MembershipConfig) -> np.ndarray:
+                  cfg: MembershipConfig, neighbours: list[np.ndarray] | None = None) -> np.ndarray:
     """Online LiRA with a decision function learned from the reference models themselves.
 
     Each reference model in turn plays the target: its φ on every candidate, with features from the
@@ -382,9 +445,14 @@ def _learned_lira(phis: list[np.ndarray], ref_phis: list[np.ndarray], in_mask: n
     uses no label of the target's, only what the attacker built; it corrects what the Gaussian fits
     get wrong (e.g. φ far above the IN mean, which the two-Gaussian ratio penalises). Measured on the
     MNIST MLP of the bench: +0.01 AUC and TPR at 1 % FPR over the Gaussian ratio on each of 4 splits.
+    With ``neighbours`` the features also describe the record's nearest candidates under the same
+    model (see :func:`_lira_features`): mean AUC +0.012 over 7 splits of the bench (0.810 → 0.822).
     """
-    feats = np.concatenate([_lira_features(ph, rp, in_mask, cfg) for ph, rp in zip(phis, ref_phis, strict=True)], axis=1)
-    return _boosted_scores(ref_phis, in_mask, lambda ph, rp, msk: _lira_features(ph, rp, msk, cfg), feats, cfg.seed)
+    def feats(ph: np.ndarray, rp: np.ndarray, msk: np.ndarray) -> np.ndarray:
+        return _lira_features(ph, rp, msk, cfg, neighbours)
+
+    target = np.concatenate([feats(ph, rp, in_mask) for ph, rp in zip(phis, ref_phis, strict=True)], axis=1)
+    return _boosted_scores(ref_phis, in_mask, feats, target, cfg.seed)
 
 
 def _learned_lira_offline(phis: list[np.ndarray], ref_phis: list[np.ndarray], pop_phis: list[np.ndarray],
