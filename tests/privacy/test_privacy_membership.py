@@ -234,7 +234,11 @@ def test_offline_lira_scorer_option(overfit: dict) -> None:
     args = (overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"])
     learned = run_membership(*args, cfg, overfit["xp"], overfit["yp"], reference_factory=factory)
     assert learned.params["lira_scorer"] == "learned" and learned.params["reference_mode"] == "offline"
+    assert learned.params["neighbours"] == 10  # tabular: neighbours among z-scored columns
     assert np.isfinite(learned.member_scores).all() and learned.metrics.auc > 0.6
+    plain = run_membership(*args, replace(cfg, neighbours=0), overfit["xp"], overfit["yp"],
+                           reference=learned.reference)
+    assert plain.params["neighbours"] == 0 and not np.allclose(plain.member_scores, learned.member_scores)
     gauss = run_membership(*args, replace(cfg, lira_scorer="gaussian"), overfit["xp"], overfit["yp"],
                            reference=learned.reference)
     assert gauss.params["lira_scorer"] == "gaussian"

@@ -94,7 +94,7 @@ def membership(
     reference_set_size: Annotated[int | None, typer.Option("--reference-set-size", help="Online: records per reference model (default: the target's training-set size, at most half the candidates).")] = None,
     variance: Annotated[str, typer.Option("--variance", help="LiRA variance: shrunk | per_example | global.")] = "shrunk",
     lira_scorer: Annotated[str, typer.Option("--lira-scorer", help="LiRA: learned (decision function fitted on the reference models; online on the candidates, offline on the population) or gaussian (online likelihood ratio, offline z-score).")] = "learned",
-    neighbours: Annotated[int, typer.Option("--neighbours", help="Online LiRA, learned scorer: calibrate each record against its k (and 3k) nearest same-label candidates and k nearest candidates under the same model; 0 = off.")] = 10,
+    neighbours: Annotated[int, typer.Option("--neighbours", help="LiRA, learned scorer: calibrate each record against its k (and 3k) nearest same-label candidates and k nearest candidates under the same model; 0 = off.")] = 10,
     per_example_variance: Annotated[bool, typer.Option("--per-example-variance", help="LiRA: per-record variances (same as --variance per_example).")] = False,
     max_records: Annotated[int, typer.Option("--max-records", help="Most members and non-members to score each.")] = 2000,
     policy: Annotated[str | None, typer.Option("--policy", help="Attack through an output policy: a type or a JSON config.")] = None,

@@ -18,10 +18,10 @@ Methods (``MembershipConfig.method``):
   with 8 to 64 reference models). ``lira_scorer="learned"`` (default) replaces the Gaussian
   score by a decision function learned from the reference models themselves (each plays the
   target in turn, leave-one-out; online on the candidates, offline on the population they trained
-  on; from 10,000 model x record pairs, else the Gaussian score). Online, the learned scorer also
-  calibrates each record against its nearest candidates (``neighbours``, default 10: the mean OUT
-  z-score and likelihood ratio of the 10 and 30 nearest same-label and the 10 nearest candidates
-  under the same model), since a model that trained on many of a record's neighbours is confident on
+  on; from 10,000 model x record pairs, else the Gaussian score). The learned scorer also
+  calibrates each record against its nearest candidates (offline: population records against
+  theirs) (``neighbours``, default 10: the mean OUT z-score (and online likelihood ratio) of the
+  10 and 30 nearest same-label and the 10 nearest candidates under the same model), since a model that trained on many of a record's neighbours is confident on
   it whether or not it trained on it. With ``augment`` image inputs are also measured on 1-pixel
   shifts and the per-view scores summed (for shift-invariant CNNs; it hurt an MLP on MNIST, so
   it is off by default).
@@ -92,7 +92,7 @@ class MembershipConfig:
     variance: LiraVariance = "shrunk"
     variance_prior: float = 4.0
     lira_scorer: LiraScorer = "learned"
-    neighbours: int = 10  # online learned scorer: neighbour-calibration features (k, 3k same label, k any); 0 = off
+    neighbours: int = 10  # learned LiRA scorer: neighbour-calibration features (k, 3k same label, k any); 0 = off
     delta: float = 1e-5
     seed: int = 0
 
@@ -265,7 +265,12 @@ def run_membership(
                 yp = np.asarray(y_pop, dtype=np.int64)
                 pop_views = _views(x_pop, model.input_spec.shape) if cfg.augment else [x_pop]
                 pop_phis = [_logit_conf(ens.log_proba(xv), yp) for xv in pop_views]
-                scores = _learned_lira_offline(phis, ref_phis, pop_phis, ens.masks, cfg)
+                tab = len(model.input_spec.shape) == 1
+                nb_pair = ((candidate_neighbours(x_all, y_all, cfg.neighbours, standardise=tab),
+                            candidate_neighbours(x_pop, yp, cfg.neighbours, standardise=tab))
+                           if cfg.neighbours > 0 else None)
+                scores = _learned_lira_offline(phis, ref_phis, pop_phis, ens.masks, cfg, nb_pair)
+                params.update(neighbours=cfg.neighbours)
             else:
                 scores = np.sum([_lira_score(ph, rp, in_mask, cfg.variance, cfg.variance_prior)
                                  for ph, rp in zip(phis, ref_phis, strict=True)], axis=0)
@@ -404,12 +409,14 @@ def candidate_neighbours(x: np.ndarray, y: np.ndarray, k: int, standardise: bool
     return res
 
 
-def _offline_features(phi: np.ndarray, ref_phi: np.ndarray, out_mask: np.ndarray,
-                      cfg: MembershipConfig) -> np.ndarray:
-    """Per-record features of offline LiRA: φ, the OUT mean and φ's z-score under the OUT fit: ``(n, 3)``."""
+def _offline_features(phi: np.ndarray, ref_phi: np.ndarray, out_mask: np.ndarray, cfg: MembershipConfig,
+                      neighbours: list[np.ndarray] | None = None) -> np.ndarray:
+    """Per-record features of offline LiRA: φ, the OUT mean and φ's z-score under the OUT fit: ``(n, 3)``;
+    with ``neighbours`` also the mean z-score of each neighbour set under the same model."""
     mu_out, var_out = _gaussian_fit(ref_phi, out_mask, cfg.variance, cfg.variance_prior)
     mu_out = np.where(np.isnan(mu_out), np.nanmean(mu_out) if (~np.isnan(mu_out)).any() else 0.0, mu_out)
-    return np.stack([phi, mu_out, (phi - mu_out) / np.sqrt(var_out)], axis=1)
+    z = (phi - mu_out) / np.sqrt(var_out)
+    return np.stack([phi, mu_out, z, *(_neighbour_mean(z, idx) for idx in neighbours or [])], axis=1)
 
 
 def _boosted_scores(ref_phis: list[np.ndarray], mask: np.ndarray,
@@ -456,7 +463,8 @@ def _learned_lira(phis: list[np.ndarray], ref_phis: list[np.ndarray], in_mask: n
 
 
 def _learned_lira_offline(phis: list[np.ndarray], ref_phis: list[np.ndarray], pop_phis: list[np.ndarray],
-                          pop_mask: np.ndarray, cfg: MembershipConfig) -> np.ndarray:
+                          pop_mask: np.ndarray, cfg: MembershipConfig,
+                          neighbours: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> np.ndarray:
     """Offline LiRA with a decision function learned on the population.
 
     Each offline reference model in turn plays the target on the population records: features φ, OUT
@@ -464,12 +472,15 @@ def _learned_lira_offline(phis: list[np.ndarray], ref_phis: list[np.ndarray], po
     labelled by whether it trained on the record. The classifier then scores the target's φ on the
     candidates against the OUT fits of all models (none trained on a candidate). No target labels.
     Measured on the bench's MNIST MLP (32 models, 4 splits): mean AUC 0.692 → 0.779 and TPR at 1 % FPR
-    0.073 → 0.110 over the shrunk-variance z-score.
+    0.073 → 0.110 over the shrunk-variance z-score. ``neighbours`` = (candidates' neighbour sets among
+    the candidates, population records' among the population) adds the neighbours' mean z-scores
+    (3 splits: AUC 0.783 → 0.788, TPR at 1 % FPR 0.107 → 0.138).
     """
+    cand_nb, pop_nb = neighbours if neighbours is not None else (None, None)
     out_all = np.ones_like(ref_phis[0], dtype=bool)
-    feats = np.concatenate([_offline_features(ph, rp, out_all, cfg) for ph, rp in zip(phis, ref_phis, strict=True)],
-                           axis=1)
-    return _boosted_scores(pop_phis, pop_mask, lambda ph, rp, msk: _offline_features(ph, rp, ~msk, cfg),
+    feats = np.concatenate([_offline_features(ph, rp, out_all, cfg, cand_nb)
+                            for ph, rp in zip(phis, ref_phis, strict=True)], axis=1)
+    return _boosted_scores(pop_phis, pop_mask, lambda ph, rp, msk: _offline_features(ph, rp, ~msk, cfg, pop_nb),
                            feats, cfg.seed)
 
 
