@@ -54,7 +54,25 @@ def test_save_writes_model_sidecar_and_statement(tmp_path: Path, tiny_data: tupl
     assert read_privacy_statement(tmp_path / "other.pt") is None
 
 
-@pytest.mark.parametrize("bad", [{"epsilon": 0.0}, {"epsilon": 1.0, "delta": 1.5}, {"epsilon": 1.0, "epochs": 0}])
+def test_ema_releases_the_average_of_the_iterates(tiny_data: tuple[np.ndarray, np.ndarray]) -> None:
+    import torch
+
+    x, y = tiny_data
+    cfg = DPConfig(epsilon=3.0, epochs=3, batch_size=100, lr=0.5, seed=1)
+    runs = {}
+    for ema in (None, 0.9):
+        torch.manual_seed(0)
+        runs[ema] = train_dp(nn.Sequential(nn.Linear(8, 2)), x, y, DPConfig(**{**cfg.__dict__, "ema_decay": ema}))
+    last, avg = runs[None], runs[0.9]
+    # same privacy accounting (post-processing), same sampling and noise, different released weights
+    assert avg.statement.epsilon == last.statement.epsilon and avg.statement.extra["ema_decay"] == 0.9
+    w_last, w_avg = (next(r.module.parameters()).detach().numpy() for r in (last, avg))
+    assert not np.allclose(w_last, w_avg) and np.isfinite(w_avg).all()
+    assert avg.train_accuracy > 0.7
+
+
+@pytest.mark.parametrize("bad", [{"epsilon": 0.0}, {"epsilon": 1.0, "delta": 1.5}, {"epsilon": 1.0, "epochs": 0},
+                                 {"epsilon": 1.0, "ema_decay": 1.0}])
 def test_bad_dp_config(bad: dict) -> None:
     with pytest.raises(ConfigError):
         DPConfig(**bad)

@@ -25,6 +25,7 @@ def harden_dp(
     momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum.")] = 0.0,
     accountant: Annotated[str, typer.Option("--accountant", help="prv or rdp.")] = "prv",
     grad_sample_mode: Annotated[str, typer.Option("--grad-sample-mode", help="hooks | functorch | ew | ghost.")] = "hooks",
+    ema_decay: Annotated[float | None, typer.Option("--ema-decay", help="Release an exponential moving average of the iterates (post-processing, same ε), e.g. 0.9; default: the last iterate.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed for initialisation, sampling and noise.")] = 0,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = OutputFormat.text,
@@ -45,8 +46,9 @@ def harden_dp(
         raise ConfigError(f"--out {out} exists; pass --force to overwrite")
     cfg = DPConfig(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, max_grad_norm=max_grad_norm,
                    lr=lr, momentum=momentum, accountant=accountant, grad_sample_mode=grad_sample_mode,  # type: ignore[arg-type]
-                   seed=seed)
+                   ema_decay=ema_decay, seed=seed)
     ds = load_training_data(data)
+    torch.manual_seed(seed)  # --seed fixes the initial weights too, not only sampling and noise
     module = resolve_model_spec(model_spec, ds.input_shape, ds.n_classes)
     if fmt == OutputFormat.text:
         console.print(f"DP-SGD: {model_spec} on {ds.source} ({len(ds.x_train)} records), target ε={epsilon}, δ={delta}")

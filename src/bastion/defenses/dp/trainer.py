@@ -52,6 +52,7 @@ class DPConfig:
     momentum: float = 0.0
     accountant: Accountant = "prv"
     grad_sample_mode: GradSampleMode = "hooks"
+    ema_decay: float | None = None  # average of the iterates (post-processing: no privacy cost); None = last iterate
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -61,6 +62,8 @@ class DPConfig:
             raise ConfigError(f"--delta must lie in (0, 1), got {self.delta}")
         if self.epochs < 1 or self.batch_size < 1 or self.max_grad_norm <= 0 or self.lr <= 0:
             raise ConfigError("epochs, batch_size, max_grad_norm and lr must be positive")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
 
 
 @dataclass
@@ -111,6 +114,8 @@ def train_dp(module: nn.Module, x: np.ndarray, y: np.ndarray, config: DPConfig) 
         dp_crit = criterion
     t0 = time.perf_counter()
     steps = 0
+    params = [p for p in module.parameters() if p.requires_grad]
+    ema = [p.detach().clone() for p in params] if cfg.ema_decay is not None else None
     with warnings.catch_warnings():  # torch warns about Opacus's backward hooks on every step
         warnings.simplefilter("ignore", UserWarning)
         for _ in range(cfg.epochs):
@@ -122,6 +127,16 @@ def train_dp(module: nn.Module, x: np.ndarray, y: np.ndarray, config: DPConfig) 
                 loss.backward()
                 dp_opt.step()
                 steps += 1
+                if ema is not None and cfg.ema_decay is not None:
+                    # warm-up as in TF's ExponentialMovingAverage(num_updates): early iterates weigh less
+                    d = min(cfg.ema_decay, (1.0 + steps) / (10.0 + steps))
+                    with torch.no_grad():
+                        for e, p in zip(ema, params, strict=True):
+                            e.mul_(d).add_(p.detach(), alpha=1.0 - d)
+    if ema is not None:  # an average of released iterates: post-processing, the same (ε, δ)
+        with torch.no_grad():
+            for e, p in zip(ema, params, strict=True):
+                p.copy_(e)
     duration = time.perf_counter() - t0
     eps = float(engine.get_epsilon(cfg.delta))
     if hasattr(dp_model, "remove_hooks"):
@@ -143,7 +158,8 @@ def train_dp(module: nn.Module, x: np.ndarray, y: np.ndarray, config: DPConfig) 
         max_grad_norm=cfg.max_grad_norm, sample_rate=1.0 / len(dp_loader), epochs=cfg.epochs, steps=steps,
         dataset_size=len(x), accountant=cfg.accountant, grad_sample_mode=cfg.grad_sample_mode,
         mechanism=f"DP-SGD (Opacus {opacus_version}), Poisson sampling, per-sample clipping",
-        extra={"lr": cfg.lr, "momentum": cfg.momentum, "batch_size": cfg.batch_size, "seed": cfg.seed},
+        extra={"lr": cfg.lr, "momentum": cfg.momentum, "batch_size": cfg.batch_size, "seed": cfg.seed,
+               "ema_decay": cfg.ema_decay},
     )
     return DPTrainingResult(plain, statement, acc, duration, duration / max(steps, 1))
 
