@@ -24,7 +24,7 @@ def harden_dp(
     lr: Annotated[float, typer.Option("--lr", help="SGD learning rate.")] = 2.0,
     momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum.")] = 0.0,
     accountant: Annotated[str, typer.Option("--accountant", help="prv or rdp.")] = "prv",
-    grad_sample_mode: Annotated[str, typer.Option("--grad-sample-mode", help="hooks | functorch | ew | ghost.")] = "hooks",
+    grad_sample_mode: Annotated[str, typer.Option("--grad-sample-mode", help="ghost (default: ghost clipping, fastest, same result) | hooks | functorch | ew.")] = "ghost",
     ema_decay: Annotated[float | None, typer.Option("--ema-decay", help="Release an exponential moving average of the iterates (post-processing, same ε), e.g. 0.9; default: the last iterate.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed for initialisation, sampling and noise.")] = 0,
