@@ -58,7 +58,7 @@ def test_ema_releases_the_average_of_the_iterates(tiny_data: tuple[np.ndarray, n
     import torch
 
     x, y = tiny_data
-    cfg = DPConfig(epsilon=3.0, epochs=3, batch_size=100, lr=0.5, seed=1)
+    cfg = DPConfig(epsilon=3.0, epochs=3, batch_size=100, lr=0.5, seed=1, seed_noise=True)
     runs = {}
     for ema in (None, 0.9):
         torch.manual_seed(0)
@@ -69,6 +69,27 @@ def test_ema_releases_the_average_of_the_iterates(tiny_data: tuple[np.ndarray, n
     w_last, w_avg = (next(r.module.parameters()).detach().numpy() for r in (last, avg))
     assert not np.allclose(w_last, w_avg) and np.isfinite(w_avg).all()
     assert avg.train_accuracy > 0.7
+
+
+def test_noise_is_fresh_unless_asked_to_be_reproducible(tiny_data: tuple[np.ndarray, np.ndarray]) -> None:
+    """A known --seed must not reveal the noise: by default sampling and noise come from OS entropy."""
+    import torch
+
+    x, y = tiny_data
+
+    def weights(seed_noise: bool) -> tuple[np.ndarray, dict]:
+        torch.manual_seed(0)  # same initial weights every time
+        r = train_dp(nn.Sequential(nn.Linear(8, 2)), x, y,
+                     DPConfig(epsilon=3.0, epochs=2, batch_size=100, lr=0.5, seed=7, seed_noise=seed_noise))
+        return next(r.module.parameters()).detach().numpy().copy(), r.statement.extra
+
+    # same --seed and same global torch seed, yet different batches and noise
+    fresh_a, extra = weights(False)
+    fresh_b, _ = weights(False)
+    assert not np.allclose(fresh_a, fresh_b) and "OS entropy" in extra["noise_rng"]
+    rep_a, extra_rep = weights(True)
+    rep_b, _ = weights(True)
+    assert np.array_equal(rep_a, rep_b) and "no privacy against anyone who knows the seed" in extra_rep["noise_rng"]
 
 
 @pytest.mark.parametrize("bad", [{"epsilon": 0.0}, {"epsilon": 1.0, "delta": 1.5}, {"epsilon": 1.0, "epochs": 0},

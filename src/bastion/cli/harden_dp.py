@@ -25,9 +25,10 @@ def harden_dp(
     momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum.")] = 0.0,
     accountant: Annotated[str, typer.Option("--accountant", help="prv or rdp.")] = "prv",
     grad_sample_mode: Annotated[str, typer.Option("--grad-sample-mode", help="ghost (default: ghost clipping, fastest, same result) | hooks | functorch | ew.")] = "ghost",
-    ema_decay: Annotated[float | None, typer.Option("--ema-decay", help="Release an exponential moving average of the iterates (post-processing, same ε), e.g. 0.9; default: the last iterate.")] = None,
+    ema_decay: Annotated[float, typer.Option("--ema-decay", help="Release an exponential moving average of the iterates (post-processing, same ε); 0 = the last iterate.")] = 0.9,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for initialisation, sampling and noise.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the initial weights (and of sampling and noise with --reproducible-noise).")] = 0,
+    reproducible_noise: Annotated[bool, typer.Option("--reproducible-noise", help="Draw Poisson sampling and noise from --seed (experiments only: whoever knows the seed can regenerate the noise). Default: fresh OS entropy each run.")] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = OutputFormat.text,
 ) -> None:
     """Train with DP-SGD to (ε, δ) and write the model plus a privacy statement the assessment reads."""
@@ -46,12 +47,15 @@ def harden_dp(
         raise ConfigError(f"--out {out} exists; pass --force to overwrite")
     cfg = DPConfig(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, max_grad_norm=max_grad_norm,
                    lr=lr, momentum=momentum, accountant=accountant, grad_sample_mode=grad_sample_mode,  # type: ignore[arg-type]
-                   ema_decay=ema_decay, seed=seed)
+                   ema_decay=ema_decay or None, seed=seed, seed_noise=reproducible_noise)
     ds = load_training_data(data)
-    torch.manual_seed(seed)  # --seed fixes the initial weights too, not only sampling and noise
+    torch.manual_seed(seed)  # --seed fixes the initial weights
     module = resolve_model_spec(model_spec, ds.input_shape, ds.n_classes)
     if fmt == OutputFormat.text:
         console.print(f"DP-SGD: {model_spec} on {ds.source} ({len(ds.x_train)} records), target ε={epsilon}, δ={delta}")
+    if reproducible_noise:
+        console.print("[yellow]warning:[/yellow] --reproducible-noise: sampling and noise follow --seed; the model's "
+                      "privacy holds only against someone who does not know the seed — do not release it")
     result = train_dp(module, ds.x_train, ds.y_train, cfg)
     test_acc = None
     if ds.x_test is not None and ds.y_test is not None:

@@ -23,6 +23,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -54,8 +55,9 @@ class DPConfig:
     momentum: float = 0.0
     accountant: Accountant = "prv"
     grad_sample_mode: GradSampleMode = "ghost"  # exact per-sample norms without per-sample gradients: same model, faster
-    ema_decay: float | None = None  # average of the iterates (post-processing: no privacy cost); None = last iterate
-    seed: int = 0
+    ema_decay: float | None = 0.9  # average of the iterates (post-processing: no privacy cost); None or 0 = last iterate
+    seed: int = 0  # initial weights of layers Opacus replaces; sampling and noise too only with seed_noise
+    seed_noise: bool = False  # reproducible experiments only: whoever knows the seed can regenerate the noise
 
     def __post_init__(self) -> None:
         if not (self.epsilon > 0 and np.isfinite(self.epsilon)):
@@ -97,8 +99,12 @@ def train_dp(module: nn.Module, x: np.ndarray, y: np.ndarray, config: DPConfig) 
         raise ConfigError(f"the model has layers Opacus cannot train privately: {errors}")
     module.train()
     ds = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
-    loader = torch.utils.data.DataLoader(ds, batch_size=min(cfg.batch_size, len(x)),
-                                         generator=torch.Generator().manual_seed(cfg.seed))
+    # Poisson sampling and noise draw from their own generators (Opacus's secure_mode needs torchcsprng,
+    # which does not build for this torch). Unless asked to be reproducible, both are seeded from 63 bits
+    # of OS entropy each, so knowing --seed reveals neither the batches nor the noise.
+    sample_gen, noise_gen = (torch.Generator().manual_seed(cfg.seed + i if cfg.seed_noise else secrets.randbits(63))
+                             for i in (0, 1))
+    loader = torch.utils.data.DataLoader(ds, batch_size=min(cfg.batch_size, len(x)), generator=sample_gen)
     opt = torch.optim.SGD(module.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     engine = PrivacyEngine(accountant=cfg.accountant)
     criterion = nn.CrossEntropyLoss()
@@ -108,6 +114,7 @@ def train_dp(module: nn.Module, x: np.ndarray, y: np.ndarray, config: DPConfig) 
             module=module, optimizer=opt, criterion=criterion, data_loader=loader,
             target_epsilon=cfg.epsilon, target_delta=cfg.delta, epochs=cfg.epochs,
             max_grad_norm=cfg.max_grad_norm, poisson_sampling=True, grad_sample_mode=cfg.grad_sample_mode,
+            noise_generator=noise_gen,
         )
     if cfg.grad_sample_mode == "ghost":
         dp_model, dp_opt, dp_crit, dp_loader = made  # type: ignore[misc]
@@ -117,7 +124,7 @@ def train_dp(module: nn.Module, x: np.ndarray, y: np.ndarray, config: DPConfig) 
     t0 = time.perf_counter()
     steps = 0
     params = [p for p in module.parameters() if p.requires_grad]
-    ema = [p.detach().clone() for p in params] if cfg.ema_decay is not None else None
+    ema = [p.detach().clone() for p in params] if cfg.ema_decay else None
     with warnings.catch_warnings():  # torch warns about Opacus's backward hooks on every step
         warnings.simplefilter("ignore", UserWarning)
         for _ in range(cfg.epochs):
@@ -161,7 +168,10 @@ def train_dp(module: nn.Module, x: np.ndarray, y: np.ndarray, config: DPConfig) 
         dataset_size=len(x), accountant=cfg.accountant, grad_sample_mode=cfg.grad_sample_mode,
         mechanism=f"DP-SGD (Opacus {opacus_version}), Poisson sampling, per-sample clipping",
         extra={"lr": cfg.lr, "momentum": cfg.momentum, "batch_size": cfg.batch_size, "seed": cfg.seed,
-               "ema_decay": cfg.ema_decay},
+               "ema_decay": cfg.ema_decay,
+               "noise_rng": ("torch generators seeded from the seed: reproducible, and no privacy against anyone "
+                             "who knows the seed" if cfg.seed_noise else "torch generators (mt19937, not a CSPRNG) "
+                             "for sampling and noise, each seeded from 63 bits of OS entropy per run")},
     )
     return DPTrainingResult(plain, statement, acc, duration, duration / max(steps, 1))
 
