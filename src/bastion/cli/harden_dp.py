@@ -53,6 +53,9 @@ def harden_dp(
     module = resolve_model_spec(model_spec, ds.input_shape, ds.n_classes)
     if fmt == OutputFormat.text:
         console.print(f"DP-SGD: {model_spec} on {ds.source} ({len(ds.x_train)} records), target ε={epsilon}, δ={delta}")
+    if fmt == OutputFormat.text and not reproducible_noise:
+        console.print("noise and sampling: torch generators seeded from OS entropy (Opacus's secure_mode needs "
+                      "torchcsprng, unavailable for this torch)")
     if reproducible_noise:
         console.print("[yellow]warning:[/yellow] --reproducible-noise: sampling and noise follow --seed; the model's "
                       "privacy holds only against someone who does not know the seed — do not release it")

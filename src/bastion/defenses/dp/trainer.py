@@ -106,7 +106,9 @@ def train_dp(module: nn.Module, x: np.ndarray, y: np.ndarray, config: DPConfig) 
                              for i in (0, 1))
     loader = torch.utils.data.DataLoader(ds, batch_size=min(cfg.batch_size, len(x)), generator=sample_gen)
     opt = torch.optim.SGD(module.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-    engine = PrivacyEngine(accountant=cfg.accountant)
+    with warnings.catch_warnings():  # "Secure RNG turned off": handled above, recorded in the statement
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        engine = PrivacyEngine(accountant=cfg.accountant)
     criterion = nn.CrossEntropyLoss()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
