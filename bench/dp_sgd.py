@@ -63,7 +63,7 @@ def digits_table(seeds: int, ema_decay: float | None = 0.9) -> None:
             else:
                 # seed_noise: a reproducible table (the default draws sampling and noise from OS entropy; the
                 # distribution is the same)
-                r = train_dp(net, d.x_train, d.y_train, DPConfig(epsilon=eps, ema_decay=ema_decay or None, seed=seed,
+                r = train_dp(net, d.x_train, d.y_train, DPConfig(epsilon=eps, ema_decay=ema_decay, seed=seed,
                                                                  seed_noise=True, **FIXED))  # type: ignore[arg-type]
                 net, stmt = r.module, r.statement
             model = TorchAdapter(net, InputSpec((1, 8, 8), clip_min=0.0, clip_max=1.0), 10)

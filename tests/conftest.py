@@ -8,11 +8,15 @@ private state directory use the ``bastion_home`` fixture.
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SHARED = ROOT.parent / "shared"
 os.environ.setdefault("BASTION_HOME", str(ROOT / ".bastion-test-cache"))
 os.environ.setdefault("TLDEXTRACT_CACHE", str(ROOT / ".bastion-test-cache" / "tldextract"))
@@ -45,3 +49,28 @@ def shared_dir() -> Path:
     """``../shared`` beside the repository (reference data such as MITRE ATLAS)."""
     assert SHARED.is_dir(), f"expected shared reference data at {SHARED}"
     return SHARED
+
+
+@contextmanager
+def _pg_schema(prefix: str) -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+
+    from bastion.store.db import dispose_engines
+
+    schema = f"{prefix}_{secrets.token_hex(4)}"
+    admin = create_engine(PG)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG}?options=-csearch_path%3D{schema}"
+    finally:
+        dispose_engines()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_schema() -> Callable[[str], AbstractContextManager[str]]:
+    """``with pg_schema("prefix") as url:`` a database URL on a fresh PostgreSQL schema, dropped after."""
+    return _pg_schema

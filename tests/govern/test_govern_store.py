@@ -4,37 +4,25 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from bastion.govern.evidence import collect_evidence
 from bastion.govern.risk import add_risk, list_risks, risk_history, update_risk
 from bastion.govern.store import ensure_schema
 from bastion.govern.training.records import record_completion, team_coverage
-from bastion.store.db import dispose_engines, get_engine, session_scope
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from bastion.store.db import get_engine, session_scope
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    schema = f"govern_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{PG}?options=-csearch_path%3D{schema}"
-    try:
+def pg_url(pg_schema: Any) -> Iterator[str]:
+    with pg_schema("govern") as url:
         yield url
-    finally:
-        dispose_engines()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.mark.postgres

@@ -18,7 +18,6 @@ from bastion.monitor.detectors import DetectorHub, Observation, sync_replicas
 from bastion.monitor.pooling import DatabaseReplicaStore, RedisReplicaStore, ReplicaStore
 
 REDIS = "redis://127.0.0.1:6379/0"
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 D = 12
 COV = np.eye(D) * 0.6 + 0.4
 
@@ -48,23 +47,11 @@ def store(request: pytest.FixtureRequest, world: np.random.Generator) -> Iterato
         yield DatabaseReplicaStore(None, stale_s=1.0), "database"
         return
     if request.param == "postgres":
-        from sqlalchemy import create_engine, text
+        from bastion.store.db import upgrade
 
-        from bastion.store.db import dispose_engines, upgrade
-
-        schema = f"mon_test_{secrets.token_hex(4)}"
-        admin = create_engine(PG)
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        url = f"{PG}?options=-csearch_path%3D{schema}"
-        try:
+        with request.getfixturevalue("pg_schema")("mon_test") as url:
             upgrade(url)
             yield DatabaseReplicaStore(url, stale_s=1.0), "postgres"
-        finally:
-            dispose_engines()
-            with admin.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
         return
     prefix = f"bastion:test:{secrets.token_hex(4)}"
     st = RedisReplicaStore(REDIS, prefix, stale_s=1.0)

@@ -47,7 +47,7 @@ def harden_dp(
         raise ConfigError(f"--out {out} exists; pass --force to overwrite")
     cfg = DPConfig(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size, max_grad_norm=max_grad_norm,
                    lr=lr, momentum=momentum, accountant=accountant, grad_sample_mode=grad_sample_mode,  # type: ignore[arg-type]
-                   ema_decay=ema_decay or None, seed=seed, seed_noise=reproducible_noise)
+                   ema_decay=ema_decay, seed=seed, seed_noise=reproducible_noise)
     ds = load_training_data(data)
     torch.manual_seed(seed)  # --seed fixes the initial weights
     module = resolve_model_spec(model_spec, ds.input_shape, ds.n_classes)

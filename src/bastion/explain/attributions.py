@@ -273,11 +273,12 @@ def explain_lime_image(model: ModelAdapter, image: np.ndarray, class_names: list
                                            "cell": cell if segmentation == "grid" else None}}
 
 
-def _fig_png(fig: Any, title: str) -> bytes:
-    """Titled, tightened figure as PNG bytes (closes it)."""
+def _fig_png(fig: Any, title: str | None) -> bytes:
+    """Tightened figure (with ``title`` as its suptitle when given) as PNG bytes (closes it)."""
     import matplotlib.pyplot as plt
 
-    fig.suptitle(title, fontsize=9)
+    if title is not None:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
@@ -339,11 +340,7 @@ def local_bar_png(items: list[dict[str, Any]], title: str, key: str = "shap", la
     ax.barh([str(it[label])[:40] for it in items][::-1], vals, color=["#c0392b" if v > 0 else "#2e86c1" for v in vals])
     ax.axvline(0, color="black", lw=0.8)
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+    return _fig_png(fig, None)
 
 
 def heatmap_png(maps: np.ndarray, titles: list[str], title: str) -> bytes:

@@ -327,18 +327,31 @@ def _gaussian_fit(ref: np.ndarray, mask: np.ndarray, variance: str, prior: float
     return mu, np.maximum(var, 1e-12)
 
 
+def _online_fits(ref_phi: np.ndarray, in_mask: np.ndarray, variance: str,
+                 prior: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """IN and OUT Gaussian fits per record: ``(mu_in, var_in, mu_out, var_out)``. A record no model
+    trained on (or every model did) gets the missing mean from the other one and the mean IN−OUT gap."""
+    mu_in, var_in = _gaussian_fit(ref_phi, in_mask, variance, prior)
+    mu_out, var_out = _gaussian_fit(ref_phi, ~in_mask, variance, prior)
+    both = ~np.isnan(mu_in) & ~np.isnan(mu_out)
+    gap = float(np.mean((mu_in - mu_out)[both])) if both.any() else 0.0
+    mu_in = np.where(np.isnan(mu_in), mu_out + gap, mu_in)
+    mu_out = np.where(np.isnan(mu_out), mu_in - gap, mu_out)
+    return mu_in, var_in, mu_out, var_out
+
+
 def _lira_score(phi: np.ndarray, ref_phi: np.ndarray, in_mask: np.ndarray | None, variance: str = "shrunk",
                 prior: float = 4.0) -> np.ndarray:
     """Offline: z-score against the OUT fit. Online: log N(φ; IN) − log N(φ; OUT)."""
-    out_mask = np.ones_like(ref_phi, dtype=bool) if in_mask is None else ~in_mask
-    mu_out, var_out = _gaussian_fit(ref_phi, out_mask, variance, prior)
     if in_mask is None:
+        mu_out, var_out = _gaussian_fit(ref_phi, np.ones_like(ref_phi, dtype=bool), variance, prior)
         return np.asarray((phi - mu_out) / np.sqrt(var_out))
-    mu_in, var_in = _gaussian_fit(ref_phi, in_mask, variance, prior)
-    both = ~np.isnan(mu_in) & ~np.isnan(mu_out)
-    gap = float(np.mean((mu_in - mu_out)[both])) if both.any() else 0.0
-    mu_in = np.where(np.isnan(mu_in), mu_out + gap, mu_in)  # a record no model trained on / all did
-    mu_out = np.where(np.isnan(mu_out), mu_in - gap, mu_out)
+    return _log_ratio(phi, *_online_fits(ref_phi, in_mask, variance, prior))
+
+
+def _log_ratio(phi: np.ndarray, mu_in: np.ndarray, var_in: np.ndarray, mu_out: np.ndarray,
+               var_out: np.ndarray) -> np.ndarray:
+    """log N(φ; mu_in, var_in) − log N(φ; mu_out, var_out)."""
     ll_in = -0.5 * (phi - mu_in) ** 2 / var_in - 0.5 * np.log(var_in)
     ll_out = -0.5 * (phi - mu_out) ** 2 / var_out - 0.5 * np.log(var_out)
     return np.asarray(ll_in - ll_out)
@@ -355,11 +368,8 @@ def _lira_features(phi: np.ndarray, ref_phi: np.ndarray, in_mask: np.ndarray, cf
     data lies near the record. Over reference models, a record's OUT residual correlates +0.26 with the
     share of its 10 nearest same-label candidates the model trained on (bench MNIST MLP).
     """
-    mu_in, var_in = _gaussian_fit(ref_phi, in_mask, cfg.variance, cfg.variance_prior)
-    mu_out, var_out = _gaussian_fit(ref_phi, ~in_mask, cfg.variance, cfg.variance_prior)
-    gap = np.nan_to_num(mu_in - mu_out)
-    mu_in, mu_out = np.where(np.isnan(mu_in), mu_out + gap, mu_in), np.where(np.isnan(mu_out), mu_in - gap, mu_out)
-    llr = _lira_score(phi, ref_phi, in_mask, cfg.variance, cfg.variance_prior)
+    mu_in, var_in, mu_out, var_out = _online_fits(ref_phi, in_mask, cfg.variance, cfg.variance_prior)
+    llr = _log_ratio(phi, mu_in, var_in, mu_out, var_out)
     z_out = (phi - mu_out) / np.sqrt(var_out)
     cols = [llr, (phi - mu_in) / np.sqrt(var_in), z_out, mu_in - mu_out, np.log(var_in), np.log(var_out), phi]
     for idx in neighbours or []:

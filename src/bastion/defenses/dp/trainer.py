@@ -126,7 +126,8 @@ def train_dp(module: nn.Module, x: np.ndarray, y: np.ndarray, config: DPConfig) 
     t0 = time.perf_counter()
     steps = 0
     params = [p for p in module.parameters() if p.requires_grad]
-    ema = [p.detach().clone() for p in params] if cfg.ema_decay else None
+    decay = cfg.ema_decay or 0.0
+    ema = [p.detach().clone() for p in params] if decay else None
     with warnings.catch_warnings():  # torch warns about Opacus's backward hooks on every step
         warnings.simplefilter("ignore", UserWarning)
         for _ in range(cfg.epochs):
@@ -138,9 +139,9 @@ def train_dp(module: nn.Module, x: np.ndarray, y: np.ndarray, config: DPConfig) 
                 loss.backward()
                 dp_opt.step()
                 steps += 1
-                if ema is not None and cfg.ema_decay is not None:
+                if ema is not None:
                     # warm-up as in TF's ExponentialMovingAverage(num_updates): early iterates weigh less
-                    d = min(cfg.ema_decay, (1.0 + steps) / (10.0 + steps))
+                    d = min(decay, (1.0 + steps) / (10.0 + steps))
                     with torch.no_grad():
                         for e, p in zip(ema, params, strict=True):
                             e.mul_(d).add_(p.detach(), alpha=1.0 - d)
