@@ -34,7 +34,7 @@ def main() -> None:
     from art.attacks.evasion import ProjectedGradientDescent
 
     from bastion.attacks.evasion import PGD
-    from bastion.attacks.evasion.base import auto_threads
+    from bastion.attacks.evasion.base import default_threads
 
     s = mnist_setup(args.samples)
     step = 2.5 * args.eps / args.steps
@@ -52,7 +52,7 @@ def main() -> None:
                                            verbose=False)
             return atk.generate(s.x, y=s.y)
 
-    equal_threads = auto_threads()
+    equal_threads = default_threads()
     bastion(0, False, 1)  # warm-up: TorchScript profiling runs, allocator
     best = interleaved(s, {
         ("equal work", "bastion"): lambda seed: bastion(seed, False, equal_threads),

@@ -28,7 +28,7 @@ def main() -> None:
     from art.attacks.evasion import SquareAttack as ArtSquare
 
     from bastion.attacks.evasion import SquareAttack
-    from bastion.attacks.evasion.base import auto_threads
+    from bastion.attacks.evasion.base import default_threads
 
     s = mnist_setup(args.samples)
 
@@ -43,7 +43,7 @@ def main() -> None:
                             nb_restarts=1, batch_size=128, verbose=False)
             return atk.generate(s.x, y=s.y)
 
-    same = auto_threads()
+    same = default_threads()
     w = 14
     best = interleaved(s, {
         ("equal threads", "bastion"): lambda seed: bastion(seed, same),

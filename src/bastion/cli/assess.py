@@ -12,7 +12,15 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import app
-from bastion.cli.output import EXIT_FINDINGS, EXIT_NOTHING, OutputFormat, console, print_json
+from bastion.cli.output import (
+    EXIT_FINDINGS,
+    EXIT_NOTHING,
+    OutputFormat,
+    ThreadsOpt,
+    console,
+    print_json,
+    use_threads,
+)
 
 
 @app.command("assess")
@@ -35,8 +43,10 @@ def assess(
     executor: Annotated[str, typer.Option("--executor", help="Where checks run: local or ray.")] = "local",
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster address (with --executor ray).")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json (json: the summary on stdout).")] = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Assess a model and its data for security weaknesses and write the reports."""
+    use_threads(threads)
     from bastion.assess.registry import PROFILES
     from bastion.assess.runner import run_assessment
     from bastion.assess.target import build_target

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import app
-from bastion.cli.output import EXIT_ERROR, OutputFormat, console, print_json, stdout
+from bastion.cli.output import EXIT_ERROR, OutputFormat, ThreadsOpt, console, print_json, stdout, use_threads
 
 
 @app.command("assess-many")
@@ -18,8 +18,10 @@ def assess_many_cmd(
     executor: Annotated[str, typer.Option("--executor", help="local or ray")] = "local",
     ray_address: Annotated[str | None, typer.Option("--ray-address")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Assess every model in MANIFEST; exit 2 if any assessment could not run."""
+    use_threads(threads)
     from bastion.assess.fleet import assess_many, load_manifest
 
     entries = load_manifest(manifest)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import attack_app
-from bastion.cli.output import OutputFormat, console, print_json, stdout
+from bastion.cli.output import OutputFormat, ThreadsOpt, console, print_json, stdout, use_threads
 
 
 class AttackName(str, Enum):
@@ -69,8 +69,10 @@ def evasion(
     seed: Annotated[int, typer.Option("--seed", help="Seed for every random process.")] = 0,
     save_adv: Annotated[Path | None, typer.Option("--save-adv", help="Write x_adv, x, y, predictions and success to this .npz.")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json (one JSON object on stdout).")] = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Run one evasion attack; report clean and robust accuracy, time and throughput."""
+    use_threads(threads)
     from bastion.assess.target import build_target
     from bastion.attacks.evasion import run_evasion
     from bastion.core.errors import ConfigError

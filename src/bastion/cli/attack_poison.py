@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from bastion.cli.groups import attack_app
-from bastion.cli.output import OutputFormat, print_json, stdout
+from bastion.cli.output import OutputFormat, ThreadsOpt, print_json, stdout, use_threads
 
 
 class PoisonMethod(str, Enum):
@@ -32,8 +32,10 @@ def poison(
     trigger_value: Annotated[float, typer.Option("--trigger-value", help="Trigger value.")] = 1.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Poison a training set (label flips, BadNets, clean-label) for red-team tests of detectors."""
+    use_threads(threads)
     import numpy as np
 
     from bastion.attacks.poisoning import TriggerSpec, badnets, clean_label, random_flip, targeted_flip

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import attack_app
-from bastion.cli.output import OutputFormat, console, dumps, print_json
+from bastion.cli.output import OutputFormat, ThreadsOpt, console, dumps, print_json, use_threads
 
 ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="Model file (TorchScript, torch.export, ONNX, skops).")]
 DataOpt = Annotated[Path | None, typer.Option("--data", "-d", help=".npz with x_train/y_train (members), x_test/y_test, optional x_pop/y_pop.")]
@@ -99,8 +99,10 @@ def membership(
     max_records: Annotated[int, typer.Option("--max-records", help="Most members and non-members to score each.")] = 2000,
     policy: Annotated[str | None, typer.Option("--policy", help="Attack through an output policy: a type or a JSON config.")] = None,
     seed: SeedOpt = 0, out: OutOpt = None, fmt: FmtOpt = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Membership inference: AUC, TPR at 1% / 0.1% FPR, balanced accuracy, empirical ε bound."""
+    use_threads(threads)
     from dataclasses import replace
 
     from bastion.assess.checks.privacy import membership_split
@@ -154,8 +156,10 @@ def attribute(
     query_budget: BudgetOpt = None, clip_min: ClipMinOpt = None, clip_max: ClipMaxOpt = None,
     bins: Annotated[int, typer.Option("--bins", help="Quantile bins of the sensitive value.")] = 2,
     seed: SeedOpt = 0, out: OutOpt = None, fmt: FmtOpt = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Attribute inference on tabular data, scored against a baseline without model access."""
+    use_threads(threads)
     from bastion.attacks.inference.attribute import run_attribute_inference
     from bastion.core.errors import ConfigError, InvalidInputError
 
@@ -186,8 +190,10 @@ def inversion(
     clip_min: ClipMinOpt = None, clip_max: ClipMaxOpt = None,
     steps: Annotated[int, typer.Option("--steps", help="Gradient-ascent steps per class.")] = 200,
     seed: SeedOpt = 0, out: OutOpt = None, fmt: FmtOpt = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Model inversion (white-box image models): class reconstructions scored against a no-model baseline."""
+    use_threads(threads)
     from bastion.attacks.inference.inversion import run_inversion
     from bastion.core.errors import InvalidInputError
 
@@ -215,8 +221,10 @@ def extraction(
     epochs: Annotated[int, typer.Option("--epochs", help="Surrogate training epochs.")] = 30,
     policy: Annotated[str | None, typer.Option("--policy", help="Attack through an output policy: a type or a JSON config.")] = None,
     seed: SeedOpt = 0, out: OutOpt = None, fmt: FmtOpt = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Model extraction: fidelity and accuracy of the stolen model versus number of queries."""
+    use_threads(threads)
     from bastion.assess.checks.privacy import extraction_split
     from bastion.attacks.extraction import ExtractionConfig, extract_softmax_regression, run_extraction
     from bastion.core.errors import ConfigError

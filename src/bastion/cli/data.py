@@ -11,7 +11,15 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import data_app
-from bastion.cli.output import EXIT_FINDINGS, OutputFormat, console, print_json, stdout
+from bastion.cli.output import (
+    EXIT_FINDINGS,
+    OutputFormat,
+    ThreadsOpt,
+    console,
+    print_json,
+    stdout,
+    use_threads,
+)
 
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format: text or json.")]
 
@@ -326,11 +334,13 @@ def poison(
     strip_overlays: Annotated[int, typer.Option("--strip-overlays", help="STRIP overlays per sample.")] = 8,
     top: Annotated[int, typer.Option("--top", help="Flagged samples listed in text mode.")] = 20,
     fmt: FormatOpt = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Find poisoned samples: confident learning, activation clustering, STRIP, spectral signatures.
 
     Exit 1 when samples are flagged, 0 when none are.
     """
+    use_threads(threads)
     import numpy as np
 
     from bastion.core.paths import atomic_write_bytes

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from bastion.cli.groups import app
-from bastion.cli.output import console, print_json
+from bastion.cli.output import ThreadsOpt, console, print_json, use_threads
 
 
 class ExplainFormat(str, Enum):
@@ -33,8 +33,10 @@ def explain(
     out: Annotated[Path | None, typer.Option("--out", help="Write the HTML/JSON here instead of stdout.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     fmt: Annotated[ExplainFormat, typer.Option("--format", help="json or html.")] = ExplainFormat.json,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Explain a model: global SHAP summary, and SHAP + LIME for one input (--index)."""
+    use_threads(threads)
     from bastion.assess.target import build_target
     from bastion.cli.output import dumps
     from bastion.core.paths import atomic_write_text

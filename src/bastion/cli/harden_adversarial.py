@@ -13,7 +13,15 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import harden_app
-from bastion.cli.output import OutputFormat, console, print_json, progress_bar, stdout
+from bastion.cli.output import (
+    OutputFormat,
+    ThreadsOpt,
+    console,
+    print_json,
+    progress_bar,
+    stdout,
+    use_threads,
+)
 
 
 class Method(str, Enum):
@@ -59,8 +67,7 @@ def adversarial_training(
     shift: Annotated[int, typer.Option("--shift", help="Random-translation augmentation of images (pixels).")] = 0,
     bf16: Annotated[str, typer.Option("--bf16", help="off, attack (inner PGD in bfloat16 autocast) or all.")] = "off",
     lr_schedule: Annotated[str, typer.Option("--lr-schedule", help="cosine, onecycle or constant.")] = "cosine",
-    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (0 = torch's default); on a shared, "
-                                         "loaded CPU 1 thread wastes less time waiting.")] = 0,
+    threads: ThreadsOpt = None,
     clip_min: ClipMinOpt = None,
     clip_max: ClipMaxOpt = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -70,10 +77,7 @@ def adversarial_training(
     from bastion.defenses.adversarial import AdversarialTrainingConfig
     from bastion.defenses.adversarial.harden import harden_adversarial, load_training_data
 
-    if threads > 0:
-        import torch
-
-        torch.set_num_threads(threads)
+    use_threads(threads)
     td = load_training_data(demo, data, label, clip_min, clip_max)
     cfg = AdversarialTrainingConfig(
         method=method.value, eps=eps, epochs=epochs, batch_size=batch_size, lr=lr, train_steps=steps,
@@ -146,8 +150,10 @@ def sanitize(
     clip_min: ClipMinOpt = None,
     clip_max: ClipMaxOpt = None,
     fmt: FmtOpt = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Wrap a model in an input sanitiser/detector, calibrate its threshold on clean data, save it."""
+    use_threads(threads)
     from bastion.defenses.sanitizers.build import build_sanitizer, save_wrapper
 
     t = _load_white_box(model, data, demo, label, clip_min, clip_max)
@@ -178,8 +184,10 @@ def smooth(
     clip_max: ClipMaxOpt = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     fmt: FmtOpt = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Randomised smoothing (Cohen et al. 2019): save the smoothed classifier and report certified radii."""
+    use_threads(threads)
     from bastion.defenses.sanitizers.build import build_smoothing, save_wrapper
     from bastion.defenses.sanitizers.smoothing import certify
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import harden_app
-from bastion.cli.output import OutputFormat, console, print_json
+from bastion.cli.output import OutputFormat, ThreadsOpt, console, print_json, use_threads
 
 
 @harden_app.command("dp")
@@ -30,8 +30,10 @@ def harden_dp(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the initial weights (and of sampling and noise with --reproducible-noise).")] = 0,
     reproducible_noise: Annotated[bool, typer.Option("--reproducible-noise", help="Draw Poisson sampling and noise from --seed (experiments only: whoever knows the seed can regenerate the noise). Default: fresh OS entropy each run.")] = False,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train with DP-SGD to (ε, δ) and write the model plus a privacy statement the assessment reads."""
+    use_threads(threads)
     import numpy as np
     import torch
 

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import harden_app
-from bastion.cli.output import OutputFormat, console, print_json, progress_bar, stdout
+from bastion.cli.output import (
+    OutputFormat,
+    ThreadsOpt,
+    console,
+    print_json,
+    progress_bar,
+    stdout,
+    use_threads,
+)
 
 
 @harden_app.command("federated")
@@ -42,8 +50,10 @@ def federated(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds before the run is stopped.")] = 900.0,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Federated training (FedAvg/FedProx or robust aggregation), optional SecAgg+ and DP."""
+    use_threads(threads)
     import numpy as np
 
     from bastion.core.errors import InvalidInputError

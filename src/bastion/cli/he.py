@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import harden_app, he_app
-from bastion.cli.output import OutputFormat, console, print_json, stdout
+from bastion.cli.output import OutputFormat, ThreadsOpt, console, print_json, stdout, use_threads
 
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json")]
 
@@ -52,8 +52,10 @@ def encrypt_model(
     epochs: Annotated[int, typer.Option("--epochs")] = 60,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     fmt: FormatOpt = OutputFormat.text,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Turn a linear model or a small square-activation MLP into a CKKS model bundle."""
+    use_threads(threads)
     from bastion.core.errors import InvalidInputError
     from bastion.defenses.encrypted.model import HEModel
 

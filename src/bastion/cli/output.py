@@ -12,8 +12,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -24,6 +25,24 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 EXIT_NOTHING = 3
+
+
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", help="CPU threads for torch (default: every core torch uses by default; "
+                      "OMP_NUM_THREADS is respected). Lower it to share a busy machine.")]
+
+
+def use_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads for this command (``None``/0: leave torch's default); return them."""
+    from bastion.core.errors import ConfigError
+
+    if threads is not None and threads < 0:
+        raise ConfigError(f"--threads must be >= 1 (or 0 for torch's default), got {threads}")
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    return int(torch.get_num_threads())
 
 
 class OutputFormat(str, Enum):

@@ -8,7 +8,6 @@ restored in ``finally``; gradients are taken with respect to the input only.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -63,25 +62,21 @@ def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-def auto_threads() -> int:
-    """Intra-op threads worth using now: the idle cores (1-minute load average), at least 1.
+def default_threads() -> int:
+    """The intra-op threads torch uses by default in this process (``OMP_NUM_THREADS`` or the cores).
 
-    On a busy machine oversubscribed OpenMP threads spin against each other; small attack
-    batches then run many times slower with 2 threads than with 1.
+    No load-average guessing: the 1-minute load average lags by minutes, so on a machine that has
+    just finished a job it halves the threads of an idle machine. ``--threads N`` (or
+    ``torch.set_num_threads``) is the way to share a busy machine.
     """
-    cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:  # pragma: no cover - not on Linux/macOS
-        busy = 0.0
-    return max(1, min(torch.get_num_threads(), cores, int(cores - busy + 0.5)))
+    return max(1, torch.get_num_threads())
 
 
 @contextmanager
 def attack_threads(threads: int | None) -> Iterator[int]:
-    """Run with ``threads`` intra-op threads (``None``: :func:`auto_threads`); restore on exit."""
+    """Run with ``threads`` intra-op threads (``None``: torch's current setting); restore on exit."""
     before = torch.get_num_threads()
-    n = auto_threads() if threads is None else max(1, int(threads))
+    n = before if threads is None else max(1, int(threads))
     try:
         if n != before:
             torch.set_num_threads(n)
@@ -251,8 +246,8 @@ FLAT_BATCH = 1024  # MLPs / tabular: per-call overhead dominates, so bigger is b
 class WhiteBoxAttack:
     """Base of the gradient attacks: validation, model guard, batching, seeding, threads.
 
-    ``batch_size=None`` picks 64 for image batches and 1024 otherwise; ``threads=None`` uses the
-    idle cores (:func:`auto_threads`); ``fast_layout=True`` (the default) runs conv weights and
+    ``batch_size=None`` picks 64 for image batches and 1024 otherwise; ``threads=None`` uses torch's
+    threads (all cores by default, ``--threads N`` on the CLI); ``fast_layout=True`` (the default) runs conv weights and
     image batches channels-last, oneDNN's fast layout on CPU (same arithmetic, different strides).
     Subclasses implement ``_perturb(model, x, y, gen) -> x_adv`` on one batch.
     """

@@ -205,7 +205,8 @@ def run_evasion(
     success = correct & (pred_adv != ya)
     queries = getattr(atk, "queries_used", None)
     n_steps = DEFAULT_STEPS[attack] if steps is None else int(steps)
-    params: dict[str, Any] = {**atk.params(), "samples": len(xa), "steps": n_steps}
+    params: dict[str, Any] = {**atk.params(), "samples": len(xa), "steps": n_steps,
+                              "threads": getattr(atk, "threads", None) or torch.get_num_threads()}
     if getattr(atk, "budget_exhausted", False):
         params["budget_exhausted"] = True
     remaining = getattr(model, "remaining", None)
