@@ -57,7 +57,7 @@ def test_sidecar_gives_spec_and_range(saved_models: dict[str, Path], tmp_path: P
 
     model = load_model(model_file)
 
-    assert model.input_spec == InputSpec((1, 8, 8), clip_min=0.0, clip_max=1.0)
+    assert model.input_spec == InputSpec((1, 8, 8), clip_min=0.0, clip_max=1.0, range_source="sidecar")
     assert model_info(model).extra["sidecar"].endswith("cnn.bastion.json")
 
 

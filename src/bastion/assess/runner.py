@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.assess.executors import Executor, NullReporter, ProgressReporter, RunSpec, get_executor
-from bastion.assess.registry import PROFILES, Check, Profile, checks_for, get_check
+from bastion.assess.registry import PROFILES, Check, CheckContext, Profile, checks_for, get_check
 from bastion.core.errors import ConfigError, RegistryError
 from bastion.core.paths import atomic_write_bytes
 from bastion.core.results import Assessment, CheckResult
@@ -104,6 +104,28 @@ def select_checks(target: Target, profile: Profile, only: Sequence[str] | None =
     if bad:
         raise RegistryError(f"check id(s) {', '.join(map(repr, bad))} must look like 'area.name' (lower case)")
     return chosen
+
+
+def plan_assessment(
+    target: Target, profile: Profile = "standard", seed: int = 0, only: Sequence[str] | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What ``run_assessment`` would do, without attacking anything: the target, its resolved input range,
+    torch threads, and every selected check with its settings (checks with a ``plan(target, ctx)`` method
+    report them, e.g. the evasion ε grid)."""
+    import torch
+
+    ctx = CheckContext(profile=profile, seed=seed, options=dict(options or {}))
+    checks = []
+    for c in select_checks(target, profile, only):
+        row: dict[str, Any] = {"id": c.id, "title": c.title}
+        plan = getattr(c, "plan", None)
+        if callable(plan):
+            row["settings"] = plan(target, ctx)
+        checks.append(row)
+    return {"target": target.describe(), "input_range": target.input_range().to_dict(),
+            "input_range_text": target.input_range().describe(), "profile": profile, "seed": seed,
+            "threads": torch.get_num_threads(), "checks": checks}
 
 
 def write_artifacts(result: CheckResult, out_dir: Path) -> None:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bastion.core.domain import InputRange, infer_range
 from bastion.core.errors import ConfigError, InvalidInputError, ModelLoadError
-from bastion.core.model import InputSpec
-from bastion.core.target import Target, TargetMetadata
+from bastion.core.model import InputSpec, ModelAdapter
+from bastion.core.target import DataSplits, Target, TargetMetadata
 
 
 def _demo(name: str, clip_min: float | None, clip_max: float | None) -> Target:
@@ -40,6 +41,8 @@ def _demo(name: str, clip_min: float | None, clip_max: float | None) -> Target:
             spec,
             clip_min=spec.clip_min if clip_min is None else float(clip_min),
             clip_max=spec.clip_max if clip_max is None else float(clip_max),
+            range_source="flag" if clip_min is not None and clip_max is not None else "clip_min: {}, clip_max: {}".format(
+                "model" if clip_min is None else "flag", "model" if clip_max is None else "flag"),
         )
         if isinstance(target.model, TorchAdapter):
             target.model = TorchAdapter(target.model.module, spec, n_classes=target.model.n_classes)
@@ -82,6 +85,22 @@ def _validate(target: Target) -> None:
         raise ModelLoadError(f"the model answered {probs.shape} for 2 samples; expected (2, {k})")
 
 
+def resolve_data_range(adapter: ModelAdapter, splits: DataSplits, image_data: bool) -> InputRange:
+    """The adapter's input range: as the loader resolved it (flag, sidecar, model), else inferred from the data.
+
+    The inferred range is set on the adapter, so every attack and defence uses it.
+    """
+    from bastion.models.adapters import set_input_range
+
+    spec = adapter.input_spec
+    if spec.range_source is not None:
+        return InputRange(spec.clip_min, spec.clip_max, spec.range_source)
+    arrays = [x for x in (splits.x_train, splits.x_test, splits.x_pop) if x is not None and len(x)]
+    rng = infer_range(arrays, image=image_data or len(spec.shape) >= 2)
+    set_input_range(adapter, rng.clip_min, rng.clip_max, rng.source)
+    return rng
+
+
 def build_target(
     model: str | Path | None = None,
     data: str | Path | None = None,
@@ -113,7 +132,7 @@ def build_target(
     from bastion.models.loaders import load_model, model_info
 
     dfile = read_data_file(data, label=label)
-    spec = InputSpec(shape=dfile.sample_shape, clip_min=clip_min, clip_max=clip_max)
+    spec = InputSpec(shape=dfile.sample_shape)
     adapter = load_model(
         model, endpoint=endpoint, query_budget=query_budget, input_spec=spec,
         clip_min=clip_min, clip_max=clip_max, white_box=white_box,
@@ -130,6 +149,7 @@ def build_target(
                 adapter.set_n_classes(max(dfile.max_label + 1, len(dfile.class_names), 2))
             else:
                 raise
+    input_range = resolve_data_range(adapter, dfile.splits, len(dfile.sample_shape) >= 2)
     info = model_info(adapter)
     fingerprints = {"data": dfile.sha256}
     if info.sha256:
@@ -141,7 +161,8 @@ def build_target(
         class_names=dfile.class_names or [str(c) for c in range(adapter.n_classes)],
         feature_names=dfile.feature_names,
         description=f"{info.format} model {model or endpoint} assessed on {Path(data).name}",
-        extra={"seed": seed, "model_info": info.extra, "data_format": dfile.format},
+        extra={"seed": seed, "model_info": info.extra, "data_format": dfile.format,
+               "input_range": input_range.to_dict()},
     )
     name = Path(model).name if model is not None else str(endpoint)
     target = Target(

@@ -25,15 +25,15 @@ from bastion.cli.output import (
 
 @app.command("assess")
 def assess(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for assessment.json, report.html, assessment.sarif.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory for assessment.json, report.html, assessment.sarif (required unless --dry-run).")] = None,
     demo: Annotated[str | None, typer.Option("--demo", help="Built-in demo target: digits, mnist, breast-cancer (or breast-cancer-sklearn).")] = None,
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Model file: TorchScript .pt, torch.export .pt2, ONNX, .skops.")] = None,
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Labelled data: .npz (x,y or x_train/…), CSV or Parquet.")] = None,
     label: Annotated[str | None, typer.Option("--label", help="Label column of a CSV/Parquet table.")] = None,
     endpoint: Annotated[str | None, typer.Option("--endpoint", help="Remote predict URL (black-box), instead of --model.")] = None,
     query_budget: Annotated[int | None, typer.Option("--query-budget", help="Most samples to send to --endpoint.")] = None,
-    clip_min: Annotated[float | None, typer.Option("--clip-min", help="Lowest valid input value.")] = None,
-    clip_max: Annotated[float | None, typer.Option("--clip-max", help="Highest valid input value.")] = None,
+    clip_min: Annotated[float | None, typer.Option("--clip-min", help="Lowest valid input value (default: sidecar, model metadata, else inferred from the data).")] = None,
+    clip_max: Annotated[float | None, typer.Option("--clip-max", help="Highest valid input value (default: sidecar, model metadata, else inferred from the data).")] = None,
     profile: Annotated[str, typer.Option("--profile", help="quick | standard | thorough.")] = "standard",
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only this check id or id prefix (repeatable).")] = None,
     fail_on: Annotated[str, typer.Option("--fail-on", help="Exit 1 when a finding reaches this severity (info…critical).")] = "high",
@@ -44,6 +44,8 @@ def assess(
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster address (with --executor ray).")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json (json: the summary on stdout).")] = OutputFormat.text,
     threads: ThreadsOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Resolve the target, its input range (and where it came from), "
+                                          "threads and each check's settings; print them and stop (nothing is attacked or written).")] = False,
 ) -> None:
     """Assess a model and its data for security weaknesses and write the reports."""
     use_threads(threads)
@@ -58,16 +60,30 @@ def assess(
         raise ConfigError(f"unknown --profile {profile!r}; choose one of {', '.join(PROFILES)}")
     threshold = Severity.parse(fail_on)
     before = load_assessment(compare) if compare is not None else None
-    if out.exists() and not out.is_dir():
+    if out is None and not dry_run:
+        raise ConfigError("--out DIR is required (where assessment.json, report.html and assessment.sarif go)")
+    if out is not None and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
     target = build_target(
         model=model, data=data, demo=demo, endpoint=endpoint, query_budget=query_budget, label=label,
         clip_min=clip_min, clip_max=clip_max, seed=seed,
     )
     text = fmt == OutputFormat.text
+    if dry_run:
+        from bastion.assess.runner import plan_assessment
+
+        plan = plan_assessment(target, profile=profile, seed=seed, only=only,  # type: ignore[arg-type]
+                               options=parse_options(option or []))
+        if text:
+            _print_plan(plan)
+        else:
+            print_json(plan)
+        return
+    assert out is not None
     if text:
         console.print(f"[bold]Assessing[/] {target.name} ({target.model_format}, "
-                      f"{'white-box' if target.is_white_box else 'black-box'}) · profile {profile} · seed {seed}")
+                      f"{'white-box' if target.is_white_box else 'black-box'}) · profile {profile} · seed {seed} · "
+                      f"{target.input_range().describe()}")
     assessment = run_assessment(
         target, profile=profile, seed=seed, out_dir=out, only=only,  # type: ignore[arg-type]
         executor=_executor(executor, ray_address),
@@ -113,6 +129,22 @@ def _executor(name: str, ray_address: str | None) -> Any:
     if ray_address and name != "ray":
         raise ConfigError("--ray-address needs --executor ray")
     return get_executor(name, **({"address": ray_address} if ray_address else {}))
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    from bastion.cli.output import dumps, stdout
+
+    t = plan["target"]
+    stdout.print(f"target       {t['name']} ({t['model_format']}, {'white-box' if t['white_box'] else 'black-box'}, "
+                 f"{t['n_classes']} classes, input shape {tuple(t['input_spec']['shape'])})")
+    stdout.print(f"input range  {plan['input_range_text'].removeprefix('input range ')}", highlight=False)
+    if plan["input_range"].get("detail"):
+        stdout.print(f"             {plan['input_range']['detail']}", highlight=False)
+    stdout.print(f"profile      {plan['profile']} · seed {plan['seed']} · torch threads {plan['threads']}")
+    for c in plan["checks"]:
+        stdout.print(f"check        {c['id']}", highlight=False)
+        for k, v in (c.get("settings") or {}).items():
+            stdout.print(f"               {k}: {dumps(v, indent=None)}", highlight=False, soft_wrap=True)
 
 
 def _print_table(assessment: object, html: Path) -> None:

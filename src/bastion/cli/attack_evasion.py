@@ -61,8 +61,8 @@ def evasion(
     label: Annotated[str | None, typer.Option("--label", help="Label column of a CSV/Parquet table.")] = None,
     endpoint: Annotated[str | None, typer.Option("--endpoint", help="Remote predict URL (black-box) instead of --model.")] = None,
     query_budget: Annotated[int | None, typer.Option("--query-budget", help="Most samples the endpoint may be sent.")] = None,
-    clip_min: Annotated[float | None, typer.Option("--clip-min", help="Lowest valid input value (default: the model's).")] = None,
-    clip_max: Annotated[float | None, typer.Option("--clip-max", help="Highest valid input value (default: the model's).")] = None,
+    clip_min: Annotated[float | None, typer.Option("--clip-min", help="Lowest valid input value (default: sidecar, model metadata, else inferred from the data).")] = None,
+    clip_max: Annotated[float | None, typer.Option("--clip-max", help="Highest valid input value (default: sidecar, model metadata, else inferred from the data).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Iterations (square: queries per sample; hsj: iterations).")] = None,
     samples: Annotated[int | None, typer.Option("--samples", help="Attack only the first N evaluation samples.")] = None,
     restarts: Annotated[int, typer.Option("--restarts", help="Random restarts (pgd, apgd).")] = 1,
@@ -89,15 +89,14 @@ def evasion(
     kw: dict[str, Any] = {}
     if attack.value in ("pgd", "apgd-ce", "apgd-dlr") and restarts > 1:
         kw["restarts"] = restarts
-    if clip_min is not None:
-        kw["clip_min"] = clip_min
-    if clip_max is not None:
-        kw["clip_max"] = clip_max
+    input_range = target.input_range()
     if fmt == OutputFormat.text:
         console.print(f"[bold]{attack.value}[/] ({norm.value}, ε={eps:g}) on {target.name} "
-                      f"({'white-box' if target.is_white_box else 'black-box'})")
+                      f"({'white-box' if target.is_white_box else 'black-box'}); {input_range.describe()}")
     r = run_evasion(target.model, x, y, attack.value, norm.value, eps, steps=steps, samples=samples, seed=seed, **kw)
-    out = {**r.to_dict(), "target": target.name, "model_format": target.model_format}
+    r.params["input_range"] = input_range.to_dict()
+    out = {**r.to_dict(), "target": target.name, "model_format": target.model_format,
+           "input_range": input_range.to_dict()}
     if save_adv is not None:
         _save_adv(save_adv, r, x[: r.samples])
         out["saved_adv"] = str(save_adv)
@@ -109,6 +108,8 @@ def evasion(
     table = Table(title=f"evasion · {r.attack} · {target.name}", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    table.add_row("input range", input_range.describe().removeprefix("input range "))
+    table.add_row("threads", str(r.params.get("threads", "-")))
     for key in ("norm", "eps", "steps", "samples", "clean_accuracy", "robust_accuracy", "attack_success_rate",
                 "duration_s", "samples_per_s", "queries"):
         v = out[key]

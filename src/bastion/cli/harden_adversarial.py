@@ -78,7 +78,7 @@ def adversarial_training(
     from bastion.defenses.adversarial.harden import harden_adversarial, load_training_data
 
     use_threads(threads)
-    td = load_training_data(demo, data, label, clip_min, clip_max)
+    td = load_training_data(data, demo=demo, label=label, clip_min=clip_min, clip_max=clip_max)
     cfg = AdversarialTrainingConfig(
         method=method.value, eps=eps, epochs=epochs, batch_size=batch_size, lr=lr, train_steps=steps,
         eps_ramp_epochs=eps_ramp, trades_beta=trades_beta, clip_min=td.clip_min, clip_max=td.clip_max,

@@ -16,7 +16,7 @@ def harden_dp(
     model_spec: Annotated[str, typer.Option("--model-spec", help="Zoo architecture (digits-mlp, mnist-cnn, tabular-mlp, softmax-regression) or module:Class.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output TorchScript file; OUT.bastion.json and OUT.privacy.json go beside it.")],
     epsilon: Annotated[float, typer.Option("--epsilon", help="Target ε of (ε, δ)-DP.")],
-    data: Annotated[str | None, typer.Option("--data", "-d", help=".npz with x_train/y_train (x_test/y_test for accuracy), or builtin:NAME.")] = None,
+    data: Annotated[str | None, typer.Option("--data", "-d", help=".npz with x_train/y_train (x_test/y_test for accuracy), or demo:NAME (builtin:NAME).")] = None,
     delta: Annotated[float, typer.Option("--delta", help="Target δ (keep below 1/n).")] = 1e-5,
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 40,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Expected batch size (Poisson sampling).")] = 512,
@@ -68,7 +68,7 @@ def harden_dp(
             pred = result.module(torch.from_numpy(np.ascontiguousarray(ds.x_test, dtype=np.float32))).argmax(1)
         test_acc = float((pred.numpy() == ds.y_test).mean())
     side: dict[str, Any] = {"model_spec": model_spec, "trained_on": ds.source, "clip_min": ds.clip_min,
-                            "clip_max": ds.clip_max, "class_names": ds.class_names}
+                            "clip_max": ds.clip_max, "range_source": ds.range_source, "class_names": ds.class_names}
     paths = save_dp_model(result.module, out, ds.input_shape, ds.n_classes, result.statement, side)
     res = {**paths, **result.statement.to_dict(), "train_accuracy": result.train_accuracy,
            "test_accuracy": test_acc, "seconds_per_step": result.seconds_per_step,

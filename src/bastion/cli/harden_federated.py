@@ -68,9 +68,14 @@ def federated(
         d = load_demo_data(demo)
         splits, clip = d.splits, (d.clip_min, d.clip_max)
     else:
+        from bastion.core.domain import resolve_range
         from bastion.datasets.files import load_data
 
         splits = load_data(data, label=label)  # type: ignore[arg-type]
+        x = splits.x_train if splits.x_train is not None else splits.x_test
+        if x is not None:  # the saved model's sidecar records the range the data implies
+            rng = resolve_range(data=x, image=x.ndim >= 3)
+            clip = (rng.clip_min, rng.clip_max)
     cfg = FederatedConfig(
         arch=model_spec, clients=clients, rounds=rounds, partition=partition, aggregation=aggregation,  # type: ignore[arg-type]
         proximal_mu=proximal_mu, local_epochs=local_epochs, lr=lr, lr_decay=lr_decay, server_lr=server_lr,

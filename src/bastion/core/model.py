@@ -19,7 +19,9 @@ class InputSpec:
     """What one model input looks like.
 
     ``shape`` is the per-sample shape (no batch dimension), e.g. ``(1, 28, 28)`` or ``(30,)``.
-    ``clip_min``/``clip_max`` is the valid value range (``None`` = unbounded).
+    ``clip_min``/``clip_max`` is the valid value range (``None`` = unbounded); ``range_source`` says
+    where it came from (``flag``, ``sidecar``, ``model``, ``inferred from data``; ``None`` = not
+    resolved yet — see :mod:`bastion.core.domain`).
     """
 
     shape: tuple[int, ...]
@@ -27,6 +29,7 @@ class InputSpec:
     clip_min: float | None = None
     clip_max: float | None = None
     max_batch: int = 1024
+    range_source: str | None = None
 
     @property
     def n_features(self) -> int:
@@ -39,6 +42,7 @@ class InputSpec:
             "clip_min": self.clip_min,
             "clip_max": self.clip_max,
             "max_batch": self.max_batch,
+            "range_source": self.range_source,
         }
 
     @classmethod
@@ -49,6 +53,7 @@ class InputSpec:
             clip_min=d.get("clip_min"),
             clip_max=d.get("clip_max"),
             max_batch=int(d.get("max_batch", 1024)),
+            range_source=d.get("range_source"),
         )
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from bastion.core.domain import InputRange
 from bastion.core.errors import InvalidInputError
 from bastion.core.model import ModelAdapter
 
@@ -83,6 +84,14 @@ class Target:
     model_path: str | None = None
     data_path: str | None = None
 
+    def input_range(self) -> InputRange:
+        """The model's valid input range and where it came from (flag, sidecar, model, inferred from data)."""
+        spec = self.model.input_spec
+        rec = self.metadata.extra.get("input_range")
+        detail = str(rec.get("detail", "")) if isinstance(rec, dict) and \
+            (rec.get("clip_min"), rec.get("clip_max")) == (spec.clip_min, spec.clip_max) else ""
+        return InputRange(spec.clip_min, spec.clip_max, spec.range_source or "unknown", detail)
+
     @property
     def is_white_box(self) -> bool:
         """True when the model exposes a differentiable ``torch.nn.Module``."""
@@ -100,6 +109,7 @@ class Target:
             "white_box": self.is_white_box,
             "n_classes": self.model.n_classes,
             "input_spec": spec.to_dict(),
+            "input_range": self.input_range().to_dict(),
             "n_train": None if d.x_train is None else len(d.x_train),
             "n_test": None if d.x_test is None else len(d.x_test),
             "fingerprints": dict(self.fingerprints),

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from bastion.core.domain import InputRange, resolve_range
 from bastion.core.errors import ConfigError, InvalidInputError
 
 
@@ -49,7 +50,11 @@ def resolve_model_spec(spec: str, input_shape: tuple[int, ...], n_classes: int) 
 
 @dataclass
 class TrainingData:
-    """Arrays and facts a training command needs (from ``--demo`` or ``--data``)."""
+    """Arrays and facts a training command needs (from a demo data set or a data file).
+
+    ``clip_min``/``clip_max`` is the valid input range, resolved by :mod:`bastion.core.domain` (flags,
+    else the demo's range, else inferred from the training data); ``range_source`` says which.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -61,25 +66,45 @@ class TrainingData:
     clip_min: float | None = None
     clip_max: float | None = None
     class_names: list[str] = field(default_factory=list)
+    range_source: str = "unknown"
+
+    def input_range(self) -> InputRange:
+        return InputRange(self.clip_min, self.clip_max, self.range_source)
 
 
-def load_training_data(data: str | None) -> TrainingData:
-    """``builtin:NAME`` (digits, mnist, breast-cancer, wine) or an ``.npz``/table via ``load_data``."""
-    if data is None:
-        raise ConfigError("--data is required: an .npz with x_train/y_train, or builtin:digits")
-    if data.startswith("builtin:"):
+DEMO_PREFIXES = ("demo:", "builtin:")
+
+
+def load_training_data(data: str | Path | None, demo: str | None = None, label: str | None = None,
+                       clip_min: float | None = None, clip_max: float | None = None) -> TrainingData:
+    """Training arrays from ``demo``/``demo:NAME``/``builtin:NAME`` (digits, mnist, breast-cancer, wine) or
+    a data file (npz with x_train/y_train or x/y, CSV/Parquet with ``label``); the input range resolved
+    flag > demo > inferred from the training data."""
+    if demo is not None and data is not None:
+        raise ConfigError("give exactly one of --demo NAME or --data FILE")
+    if demo is None and data is None:
+        raise ConfigError("--data is required: an .npz with x_train/y_train, or demo:NAME (e.g. demo:digits)")
+    text = str(data) if data is not None else ""
+    if demo is not None or text.startswith(DEMO_PREFIXES):
         from bastion.datasets import load_demo_data
 
-        dd = load_demo_data(data.split(":", 1)[1])
-        s = dd.splits
-        assert s.x_train is not None and s.y_train is not None
-        return TrainingData(s.x_train, s.y_train, s.x_test, s.y_test, dd.input_shape, len(dd.class_names), data,
-                            dd.clip_min, dd.clip_max, dd.class_names)
-    from bastion.datasets.files import load_data
+        name = demo if demo is not None else text.split(":", 1)[1]
+        dd = load_demo_data(name)
+        sp = dd.splits
+        assert sp.x_train is not None and sp.y_train is not None
+        rng = resolve_range(flag=(clip_min, clip_max), model=(dd.clip_min, dd.clip_max))
+        return TrainingData(sp.x_train, sp.y_train, sp.x_test, sp.y_test, dd.input_shape, len(dd.class_names),
+                            f"builtin:{name}", rng.clip_min, rng.clip_max, dd.class_names,
+                            rng.source if rng.source != "unknown" else "model")
+    from bastion.datasets.files import read_data_file
 
-    path = Path(data)
-    s = load_data(path)
+    f = read_data_file(text, label=label)
+    s = f.splits
     if s.x_train is None or s.y_train is None:
-        raise InvalidInputError(f"{path}: DP training needs x_train/y_train (or x/y) in the data")
-    k = int(max(s.y_train.max(), -1 if s.y_test is None else s.y_test.max())) + 1
-    return TrainingData(s.x_train, s.y_train, s.x_test, s.y_test, tuple(s.x_train.shape[1:]), max(k, 2), str(path))
+        if s.x_test is None or s.y_test is None:
+            raise InvalidInputError(f"{data}: no labelled samples to train on (x_train/y_train or x/y)")
+        s.x_train, s.y_train, s.x_test, s.y_test = s.x_test, s.y_test, None, None
+    rng = resolve_range(flag=(clip_min, clip_max), data=s.x_train, image=len(f.sample_shape) >= 2)
+    n_classes = max(f.max_label + 1, len(f.class_names), 2)
+    return TrainingData(np.asarray(s.x_train, np.float32), np.asarray(s.y_train, np.int64), s.x_test, s.y_test,
+                        f.sample_shape, n_classes, text, rng.clip_min, rng.clip_max, f.class_names, rng.source)

@@ -38,6 +38,16 @@ def check_batch(x: np.ndarray, spec: InputSpec) -> np.ndarray:
     return arr
 
 
+def set_input_range(model: Any, clip_min: float | None, clip_max: float | None, source: str) -> None:
+    """Give a loaded adapter the resolved input range (every Bastion adapter keeps its spec in ``_spec``)."""
+    from dataclasses import replace
+
+    spec = getattr(model, "_spec", None)
+    if not isinstance(spec, InputSpec):
+        raise InvalidInputError(f"cannot set the input range of a {type(model).__name__}")
+    model._spec = replace(spec, clip_min=clip_min, clip_max=clip_max, range_source=source)
+
+
 class TorchAdapter:
     """A torch classifier returning logits, wrapped as a ``ModelAdapter``.
 

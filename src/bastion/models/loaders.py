@@ -52,6 +52,8 @@ from bastion.core.model import InputSpec, ModelAdapter, ModelInfo
 from bastion.core.paths import sha256_file
 from bastion.models.adapters import SklearnAdapter, TorchAdapter, check_batch
 
+TORCHSCRIPT_META = "bastion.json"  # TorchScript extra file with {"input_spec": {...}} (written by Bastion)
+ONNX_META = "bastion.json"  # ONNX metadata_props key holding the same JSON (or plain clip_min/clip_max keys)
 MODEL_FORMATS = ("torchscript", "torch-export", "onnx", "skops", "pickle", "joblib", "remote")
 ONNX_MATCH_ATOL = 1e-4
 
@@ -150,6 +152,19 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     return {}
 
 
+def _json_meta(raw: Any, where: str) -> dict[str, Any]:
+    """A model's embedded JSON metadata (empty when absent); bad JSON is a clear error."""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must hold a JSON object")
+    return data
+
+
 def _spec_from_sidecar(side: dict[str, Any]) -> InputSpec | None:
     shape = side.get("input_shape")
     if shape is None:
@@ -166,10 +181,33 @@ def _spec_from_sidecar(side: dict[str, Any]) -> InputSpec | None:
         raise ConfigError(f"sidecar {side.get('_path')}: bad input_shape/clip values: {exc}") from exc
 
 
+def _bounds(d: dict[str, Any], where: str) -> tuple[float | None, float | None] | None:
+    """``(clip_min, clip_max)`` stated in ``d`` (``None`` when it states neither)."""
+    if d.get("clip_min") is None and d.get("clip_max") is None:
+        return None
+    try:
+        return (None if d.get("clip_min") is None else float(d["clip_min"]),
+                None if d.get("clip_max") is None else float(d["clip_max"]))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: clip_min/clip_max must be numbers: {exc}") from exc
+
+
+def model_metadata_range(meta: dict[str, Any] | None, where: str) -> tuple[float | None, float | None] | None:
+    """The range a model file states about itself (``{"input_spec": {...}}`` or flat ``clip_min``/``clip_max``)."""
+    if not meta:
+        return None
+    spec = meta.get("input_spec")
+    return _bounds(spec if isinstance(spec, dict) else meta, where)
+
+
 def _resolve_spec(
     path: Path, from_file: InputSpec | None, side: dict[str, Any], given: InputSpec | None,
-    clip_min: float | None, clip_max: float | None,
+    clip_min: float | None, clip_max: float | None, model_range: tuple[float | None, float | None] | None = None,
 ) -> InputSpec:
+    """Shape from sidecar > file > caller; range by :func:`bastion.core.domain.resolve_range` (flag > sidecar >
+    model); a range nobody states stays unresolved (``range_source=None``) for the caller to infer from data."""
+    from bastion.core.domain import resolve_range
+
     spec = _spec_from_sidecar(side) or from_file or given
     if spec is None:
         raise ConfigError(
@@ -180,19 +218,15 @@ def _resolve_spec(
         raise InvalidInputError(
             f"{path} expects inputs shaped {from_file.shape}, but the sidecar/data give {spec.shape}"
         )
-    if given is not None and spec is not given:
-        # range from the data/caller when the file says nothing about it
-        if spec.clip_min is None and given.clip_min is not None:
-            spec = replace(spec, clip_min=given.clip_min)
-        if spec.clip_max is None and given.clip_max is not None:
-            spec = replace(spec, clip_max=given.clip_max)
-    if clip_min is not None:
-        spec = replace(spec, clip_min=float(clip_min))
-    if clip_max is not None:
-        spec = replace(spec, clip_max=float(clip_max))
-    if spec.clip_min is not None and spec.clip_max is not None and spec.clip_min >= spec.clip_max:
-        raise ConfigError(f"--clip-min {spec.clip_min} must be below --clip-max {spec.clip_max}")
-    return spec
+    flag: tuple[float | None, float | None] = (clip_min, clip_max)
+    caller_source = "flag"
+    if clip_min is None and clip_max is None and given is not None and (given.clip_min, given.clip_max) != (None, None):
+        flag, caller_source = (given.clip_min, given.clip_max), given.range_source or "flag"
+    rng = resolve_range(flag=flag, sidecar=_bounds(side, f"sidecar {side.get('_path')}"), model=model_range)
+    if rng.source == "unknown":
+        return replace(spec, clip_min=None, clip_max=None, range_source=None)
+    return replace(spec, clip_min=rng.clip_min, clip_max=rng.clip_max,
+                   range_source=rng.source.replace("flag", caller_source))
 
 
 def scan_model_file(path: str | Path) -> dict[str, Any]:
@@ -289,11 +323,15 @@ def _torch_adapter(module: nn.Module, spec: InputSpec, n_classes: int | None, in
 
 def _load_torchscript(path: Path, spec_given: InputSpec | None, side: dict[str, Any], clip: tuple[Any, Any],
                       info: dict[str, Any]) -> TorchAdapter:
+    extra = {TORCHSCRIPT_META: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as exc:
         raise ModelLoadError(f"cannot load TorchScript file {path}: {str(exc).splitlines()[0][:200]}") from exc
-    spec = _resolve_spec(path, None, side, spec_given, *clip)
+    meta = _json_meta(extra.get(TORCHSCRIPT_META), f"{path}: extra file {TORCHSCRIPT_META}")
+    if meta:
+        info["model_metadata"] = TORCHSCRIPT_META
+    spec = _resolve_spec(path, None, side, spec_given, *clip, model_range=model_metadata_range(meta, str(path)))
     return _torch_adapter(module, spec, side.get("n_classes"), info)
 
 
@@ -388,7 +426,13 @@ def _load_onnx(path: Path, spec_given: InputSpec | None, side: dict[str, Any], c
         onnx.checker.check_model(model)
     except Exception as exc:
         raise ModelLoadError(f"{path} is not a valid ONNX model: {str(exc).splitlines()[0][:200]}") from exc
-    spec = _resolve_spec(path, _onnx_input_spec(model), side, spec_given, *clip)
+    props = {p.key: p.value for p in model.metadata_props}
+    meta = _json_meta(props.get(ONNX_META), f"{path}: metadata_props[{ONNX_META!r}]") or \
+        {k: props[k] for k in ("clip_min", "clip_max") if k in props}
+    if meta:
+        info["model_metadata"] = "onnx metadata_props"
+    spec = _resolve_spec(path, _onnx_input_spec(model), side, spec_given, *clip,
+                         model_range=model_metadata_range(meta, str(path)))
     try:
         black = OnnxAdapter(path, spec, info=info)
     except Exception as exc:

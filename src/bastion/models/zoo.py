@@ -189,7 +189,7 @@ def demo_target(name: str, seed: int = 0) -> Target:
     if name not in DEMO_TARGETS:
         raise InvalidInputError(f"unknown demo {name!r}; choose one of {', '.join(DEMO_TARGETS)}")
     data: DemoData = load_demo_data(data_name, seed=0)
-    spec = InputSpec(shape=data.input_shape, clip_min=data.clip_min, clip_max=data.clip_max)
+    spec = InputSpec(shape=data.input_shape, clip_min=data.clip_min, clip_max=data.clip_max, range_source="model")
     path = demo_model_path(name, seed)
     model: TorchAdapter | SklearnAdapter
     if path.suffix == ".skops":

@@ -83,6 +83,7 @@ def to_sarif(assessment: Assessment) -> dict[str, Any]:
             }],
             "results": results,
             "properties": {"target": target.get("name"), "fingerprints": target.get("fingerprints", {}),
+                           "input_range": target.get("input_range"),
                            "verdict": assessment.summary()["verdict"]},
         }],
     }

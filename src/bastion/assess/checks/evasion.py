@@ -71,6 +71,7 @@ class EvasionPlan:
     profile: Profile
     seed: int
     batch_size: int | None = None  # ``attack_batch_size``: attacks split into batches the executor runs
+    range_source: str = "unknown"
 
     @property
     def black_box_attack(self) -> str:
@@ -83,10 +84,18 @@ class EvasionPlan:
             return HSJ_ITERS[self.profile]
         return PGD_STEPS[self.profile]
 
+    def range_text(self) -> str:
+        """``input range [0, 1] (inferred from data)``, or the ε unit of an unbounded input."""
+        if self.clip_min is not None and self.clip_max is not None:
+            return f"input range [{self.clip_min:g}, {self.clip_max:g}] ({self.range_source})"
+        return f"input unbounded ({self.range_source}): ε in units of the {self.scale_unit} {self.scale:.3g}"
+
     def params(self) -> dict[str, Any]:
         return {"norm": self.norm, "eps_grid": self.grid, "reference_eps": self.reference_eps,
                 "eps_scale": self.scale, "eps_scale_unit": self.scale_unit, "samples": self.samples,
-                "clip_min": self.clip_min, "clip_max": self.clip_max, "white_box": self.white_box,
+                "clip_min": self.clip_min, "clip_max": self.clip_max,
+                "input_range": {"clip_min": self.clip_min, "clip_max": self.clip_max, "source": self.range_source},
+                "white_box": self.white_box,
                 "profile": self.profile, "seed": self.seed,
                 **({"attack_batch_size": self.batch_size} if self.batch_size else {})}
 
@@ -117,7 +126,7 @@ def plan_for(target: Target, ctx: CheckContext) -> EvasionPlan:
     return EvasionPlan(norm=str(ctx.option("norm", "linf")), grid=grid, reference_eps=ref, scale=scale,
                        scale_unit=unit, samples=n, x=x, y=y, clip_min=spec.clip_min, clip_max=spec.clip_max,
                        white_box=white, label_only=label_only, profile=ctx.profile, seed=ctx.seed,
-                       batch_size=batch_size_option(ctx.options))
+                       batch_size=batch_size_option(ctx.options), range_source=target.input_range().source)
 
 
 def severity_for(clean: float, robust: float) -> Severity | None:
@@ -189,6 +198,12 @@ class RobustnessCurveCheck:
     def applies(self, target: Target) -> bool:
         return _applies(target)
 
+    def plan(self, target: Target, ctx: CheckContext) -> dict[str, Any]:
+        """The settings ``run`` would use (for ``bastion assess --dry-run``)."""
+        plan = plan_for(target, ctx)
+        attack = "pgd" if plan.white_box else plan.black_box_attack
+        return {**plan.params(), "attack": attack, "steps": plan.attack_steps(attack)}
+
     def run(self, target: Target, ctx: CheckContext) -> CheckResult:
         t0 = time.perf_counter()
         plan = plan_for(target, ctx)
@@ -229,7 +244,7 @@ class RobustnessCurveCheck:
             params={**plan.params(), "attack": attack, "steps": plan.attack_steps(attack), "attack_params": at_ref.params},
             findings=findings, artifacts=artifacts, controls=list(CONTROLS), duration_s=time.perf_counter() - t0,
             summary=f"{attack}: accuracy {clean:.1%} → {robust:.1%} at ε={plan.reference_eps:g} ({plan.norm}, "
-                    f"{plan.samples} samples)",
+                    f"{plan.samples} samples; {plan.range_text()})",
         )
 
     def _pictures(self, target: Target, plan: EvasionPlan, attack: str, curve: list[dict[str, Any]],
@@ -271,6 +286,11 @@ class WorstCaseCheck:
     def applies(self, target: Target) -> bool:
         return _applies(target)
 
+    def plan(self, target: Target, ctx: CheckContext) -> dict[str, Any]:
+        """The settings ``run`` would use (for ``bastion assess --dry-run``)."""
+        plan = plan_for(target, ctx)
+        return {**plan.params(), "ensemble": [a for a, _ in ENSEMBLES[(ctx.profile, plan.white_box)]]}
+
     def run(self, target: Target, ctx: CheckContext) -> CheckResult:
         t0 = time.perf_counter()
         plan = plan_for(target, ctx)
@@ -311,7 +331,8 @@ class WorstCaseCheck:
                      "ensemble": [p["attack"] for p in per_attack], "per_attack": per_attack},
             params={**plan.params(), "ensemble": [{"attack": a, **kw} for a, kw in ensemble]},
             findings=findings, controls=list(CONTROLS), duration_s=time.perf_counter() - t0,
-            summary=f"worst case of {names}: {clean:.1%} → {worst:.1%} at ε={eps:g} ({plan.samples} samples)",
+            summary=f"worst case of {names}: {clean:.1%} → {worst:.1%} at ε={eps:g} ({plan.samples} samples; "
+                    f"{plan.range_text()})",
         )
 
 

@@ -1,4 +1,7 @@
-"""One call from data to a saved robust model: what ``bastion harden adversarial-training`` runs."""
+"""One call from data to a saved robust model: what ``bastion harden adversarial-training`` runs.
+
+``load_training_data`` (re-exported from :mod:`bastion.defenses.specs`) reads the data and resolves its range.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from bastion.core.errors import ConfigError, InvalidInputError
 from bastion.core.model import InputSpec
 from bastion.defenses.adversarial.config import AdversarialTrainingConfig
 from bastion.defenses.adversarial.record import TrainingRecord
 from bastion.defenses.adversarial.trainer import EpochCallback, adversarial_train, robust_accuracy_pgd
-from bastion.defenses.specs import TrainingData, resolve_model_spec
+from bastion.defenses.specs import TrainingData, load_training_data, resolve_model_spec
 
-
-def load_training_data(demo: str | None, data: str | Path | None, label: str | None = None,
-                       clip_min: float | None = None, clip_max: float | None = None) -> TrainingData:
-    """Training arrays from a built-in demo data set or a data file (npz / CSV / Parquet)."""
-    if (demo is None) == (data is None):
-        raise ConfigError("give exactly one of --demo NAME or --data FILE")
-    if demo is not None:
-        from bastion.datasets import load_demo_data
-
-        d = load_demo_data(demo)
-        s = d.splits
-        assert s.x_train is not None and s.y_train is not None
-        return TrainingData(s.x_train, s.y_train, s.x_test, s.y_test, d.input_shape, len(d.class_names),
-                            f"builtin:{demo}", d.clip_min if clip_min is None else clip_min,
-                            d.clip_max if clip_max is None else clip_max, d.class_names)
-    from bastion.datasets.files import read_data_file
-
-    f = read_data_file(str(data), label=label)
-    s = f.splits
-    if s.x_train is None or s.y_train is None:
-        if s.x_test is None or s.y_test is None:
-            raise InvalidInputError(f"{data}: no labelled samples to train on")
-        s.x_train, s.y_train, s.x_test, s.y_test = s.x_test, s.y_test, None, None
-    n_classes = max(f.max_label + 1, len(f.class_names), 2)
-    return TrainingData(np.asarray(s.x_train, np.float32), np.asarray(s.y_train, np.int64), s.x_test, s.y_test,
-                        f.sample_shape, n_classes, str(data), clip_min, clip_max, f.class_names)
+__all__ = ["harden_adversarial", "load_training_data"]
 
 
 def harden_adversarial(spec: str, data: TrainingData, cfg: AdversarialTrainingConfig, out: str | Path,
@@ -59,7 +36,8 @@ def harden_adversarial(spec: str, data: TrainingData, cfg: AdversarialTrainingCo
         record.extra["test"] = {"samples": len(xt), "clean_accuracy": clean,
                                 "robust_accuracy_pgd20": robust_accuracy_pgd(module, xt, yt, cfg, 20, seed=cfg.seed),
                                 "eps": cfg.eps}
-    spec_obj = InputSpec(shape=tuple(data.input_shape), clip_min=data.clip_min, clip_max=data.clip_max)
+    spec_obj = InputSpec(shape=tuple(data.input_shape), clip_min=data.clip_min, clip_max=data.clip_max,
+                         range_source=data.range_source)
     params: dict[str, Any] = {"method": cfg.method, "eps": cfg.eps, "norm": "linf", "epochs_run": len(record.epochs),
                               "best_epoch": record.best_epoch}
     written = save_model(module, out, spec_obj, data.n_classes, defense=defense_block("adversarial_training", params),

@@ -19,6 +19,7 @@ from torch import nn
 from bastion.core.errors import ModelLoadError
 from bastion.core.model import InputSpec
 from bastion.core.paths import atomic_write_bytes, atomic_write_text
+from bastion.models.loaders import TORCHSCRIPT_META
 
 SIDECAR_SUFFIX = ".bastion.json"
 
@@ -62,7 +63,8 @@ def save_model(
     except Exception as exc:
         raise ModelLoadError(f"cannot export {type(module).__name__} as TorchScript: {str(exc).splitlines()[0]}") from exc
     buf = io.BytesIO()
-    torch.jit.save(scripted, buf)
+    # the input spec also travels inside the file (extra/bastion.json): a copy without its sidecar keeps its range
+    torch.jit.save(scripted, buf, _extra_files={TORCHSCRIPT_META: json.dumps({"input_spec": input_spec.to_dict()})})
     side: dict[str, Any] = {
         "format": "torchscript",
         "input_spec": input_spec.to_dict(),
