@@ -29,7 +29,9 @@ def poison(
     target: Annotated[int, typer.Option("--target", help="Target class (backdoors, targeted flips).")] = 0,
     source: Annotated[int, typer.Option("--source", help="Source class for targeted flips.")] = 1,
     trigger_size: Annotated[int, typer.Option("--trigger-size", help="Patch side / number of features.")] = 3,
-    trigger_value: Annotated[float, typer.Option("--trigger-value", help="Trigger value.")] = 1.0,
+    trigger_value: Annotated[float | None, typer.Option("--trigger-value", help="Trigger value (default: the top of the input range: flags, else inferred from the data; tabular: the largest value seen).")] = None,
+    clip_min: Annotated[float | None, typer.Option("--clip-min", help="Lowest valid input value (default: inferred from the data).")] = None,
+    clip_max: Annotated[float | None, typer.Option("--clip-max", help="Highest valid input value (default: inferred from the data).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
     threads: ThreadsOpt = None,
@@ -39,13 +41,20 @@ def poison(
     import numpy as np
 
     from bastion.attacks.poisoning import TriggerSpec, badnets, clean_label, random_flip, targeted_flip
+    from bastion.core.domain import resolve_range
+    from bastion.core.errors import ConfigError
     from bastion.core.paths import atomic_write_bytes, atomic_write_text
     from bastion.data.arrays import load_labelled
 
     splits, _ = load_labelled(data)
     x, y = splits.x_train, splits.y_train
     assert x is not None and y is not None
-    trig = TriggerSpec(size=trigger_size, value=trigger_value)
+    rng = resolve_range(flag=(clip_min, clip_max), data=x, image=x.ndim >= 3)
+    value = trigger_value if trigger_value is not None else (
+        rng.clip_max if rng.clip_max is not None else float(np.max(x)))
+    if (rng.clip_min is not None and value < rng.clip_min) or (rng.clip_max is not None and value > rng.clip_max):
+        raise ConfigError(f"--trigger-value {value:g} is outside the {rng.describe()}")
+    trig = TriggerSpec(size=trigger_size, value=value)
     if method == PoisonMethod.badnets:
         p = badnets(x, y, target, rate, seed, trig)
     elif method == PoisonMethod.clean_label:
@@ -62,7 +71,7 @@ def poison(
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
     atomic_write_bytes(out, buf.getvalue(), mode=0o644)
-    truth = {"data": data, "out": str(out), "method": p.method, "params": p.params,
+    truth = {"data": data, "out": str(out), "method": p.method, "params": {**p.params, "input_range": rng.to_dict()},
              "n_samples": len(p.y), "n_poisoned": len(p.indices), "poison_indices": p.indices.tolist()}
     truth_path = out.with_name(out.name + ".truth.json")
     atomic_write_text(truth_path, json.dumps(truth, indent=1) + "\n")
