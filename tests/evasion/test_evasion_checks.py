@@ -115,7 +115,7 @@ def test_black_box_sklearn_target_uses_square(digits: Target) -> None:
     res = WorstCaseCheck().run(target, c)
     assert res.metrics["ensemble"] == ["square"]
     assert res.metrics["robust_accuracy"] < res.metrics["clean_accuracy"]
-    assert res.params["eps_scale_unit"] == "median feature std"
+    assert res.params["eps_scale_unit"] == "per-feature std"
 
 
 def test_hsj_on_sklearn_demo_is_label_only_and_bounded() -> None:

@@ -12,9 +12,14 @@ relative drop      severity
 < 0.05             no finding (pass)
 =================  ===========================================================
 
-The eps grid follows the data's range: ``(0.01, 0.02, 0.05, 0.1, 0.2, 0.3)`` × (clip_max − clip_min)
-for bounded inputs (MNIST in [0, 1]: 0.01 … 0.3); ``(0.02, 0.05, 0.1, 0.2, 0.5, 1.0)`` × the median
-feature standard deviation for unbounded (tabular) inputs; the reference budget is 0.1 × that scale. ``ctx.options`` may set
+The eps grid follows the data's range (resolved by :mod:`bastion.core.domain`: flag, sidecar, model
+metadata, else inferred from the data): ``(0.01, 0.02, 0.05, 0.1, 0.2, 0.3)`` × (clip_max − clip_min)
+for bounded inputs (MNIST in [0, 1]: 0.01 … 0.3). Unbounded (tabular) inputs are attacked in per-feature
+units — ``x = mean + std ⊙ z`` (``AffineInputAdapter``), so ε = 0.1 moves every feature by a tenth of
+its own standard deviation (a raw ε would move a feature measured in hundreds by nothing and one
+measured in tenths by a whole std); grid ``(0.02, 0.05, 0.1, 0.2, 0.5, 1.0)``. The option
+``eps_unit=median-std`` restores one raw-unit scale (the median feature std). The reference budget is
+0.1 × the scale. ``ctx.options`` may set
 ``eps`` (list), ``reference_eps``, ``norm``, ``samples`` and ``attack_batch_size`` (split each attack's
 samples into batches the executor may run in parallel; see ``bastion.assess.executors.batches``).
 """
@@ -72,6 +77,7 @@ class EvasionPlan:
     seed: int
     batch_size: int | None = None  # ``attack_batch_size``: attacks split into batches the executor runs
     range_source: str = "unknown"
+    view: Any = None  # unbounded inputs: an ``AffineInputAdapter`` whose unit is each feature's std
 
     @property
     def black_box_attack(self) -> str:
@@ -88,6 +94,8 @@ class EvasionPlan:
         """``input range [0, 1] (inferred from data)``, or the ε unit of an unbounded input."""
         if self.clip_min is not None and self.clip_max is not None:
             return f"input range [{self.clip_min:g}, {self.clip_max:g}] ({self.range_source})"
+        if self.view is not None:
+            return f"input unbounded ({self.range_source}): ε in units of each feature's std"
         return f"input unbounded ({self.range_source}): ε in units of the {self.scale_unit} {self.scale:.3g}"
 
     def params(self) -> dict[str, Any]:
@@ -97,7 +105,9 @@ class EvasionPlan:
                 "input_range": {"clip_min": self.clip_min, "clip_max": self.clip_max, "source": self.range_source},
                 "white_box": self.white_box,
                 "profile": self.profile, "seed": self.seed,
-                **({"attack_batch_size": self.batch_size} if self.batch_size else {})}
+                **({"attack_batch_size": self.batch_size} if self.batch_size else {}),
+                **({"feature_std": {"min": float(self.view.scale.min()), "median": float(np.median(self.view.scale)),
+                                    "max": float(self.view.scale.max())}} if self.view is not None else {})}
 
 
 def plan_for(target: Target, ctx: CheckContext) -> EvasionPlan:
@@ -109,11 +119,18 @@ def plan_for(target: Target, ctx: CheckContext) -> EvasionPlan:
     table = SAMPLES if white else (LABEL_ONLY_SAMPLES if label_only else BLACK_BOX_SAMPLES)
     n = min(len(x_all), int(ctx.option("samples", table[ctx.profile])))
     x, y = np.asarray(x_all[:n], dtype=np.float32), np.asarray(y_all[:n], dtype=np.int64)
+    view = None
     if spec.clip_min is not None and spec.clip_max is not None:
         scale, unit, fractions = float(spec.clip_max - spec.clip_min), "input range", GRID_FRACTIONS
-    else:
+    elif ctx.option("eps_unit", "feature-std") == "median-std":  # the older single scale, kept as an option
         std = np.asarray(x_all, dtype=np.float64).reshape(len(x_all), -1).std(0)
         scale, unit, fractions = float(np.median(std)) or 1.0, "median feature std", UNBOUNDED_GRID_FRACTIONS
+    else:  # every feature moves by ε of its own standard deviation
+        from bastion.models.adapters import AffineInputAdapter
+
+        flat = np.asarray(x_all, dtype=np.float64).reshape(len(x_all), -1)
+        view = AffineInputAdapter(target.model, flat.mean(0), flat.std(0))
+        scale, unit, fractions = 1.0, "per-feature std", UNBOUNDED_GRID_FRACTIONS
     grid = [round(f * scale, 6) for f in fractions]
     custom = ctx.option("eps")
     if custom is not None:
@@ -126,7 +143,7 @@ def plan_for(target: Target, ctx: CheckContext) -> EvasionPlan:
     return EvasionPlan(norm=str(ctx.option("norm", "linf")), grid=grid, reference_eps=ref, scale=scale,
                        scale_unit=unit, samples=n, x=x, y=y, clip_min=spec.clip_min, clip_max=spec.clip_max,
                        white_box=white, label_only=label_only, profile=ctx.profile, seed=ctx.seed,
-                       batch_size=batch_size_option(ctx.options), range_source=target.input_range().source)
+                       batch_size=batch_size_option(ctx.options), range_source=target.input_range().source, view=view)
 
 
 def severity_for(clean: float, robust: float) -> Severity | None:
@@ -182,9 +199,14 @@ def _attack(target: Target, plan: EvasionPlan, attack: str, eps: float, x: np.nd
 
     if attack == "pgd":
         kw.setdefault("early_stop", True)
-    return run_attack(target.model, plan.x if x is None else x, plan.y if y is None else y, attack, plan.norm,
-                      eps, steps=kw.pop("steps", plan.attack_steps(attack)), seed=plan.seed,
-                      batch_size=plan.batch_size, **kw)
+    xs = plan.x if x is None else x
+    model = target.model if plan.view is None else plan.view
+    r = run_attack(model, xs if plan.view is None else plan.view.to_z(xs), plan.y if y is None else y, attack,
+                   plan.norm, eps, steps=kw.pop("steps", plan.attack_steps(attack)), seed=plan.seed,
+                   batch_size=plan.batch_size, **kw)
+    if plan.view is not None:  # back to the model's own units
+        r.x_adv = plan.view.to_x(r.x_adv)
+    return r
 
 
 class RobustnessCurveCheck:
@@ -355,9 +377,10 @@ class GradientMaskingCheck:
         t0 = time.perf_counter()
         plan = plan_for(target, ctx)
         n = min(plan.samples, int(ctx.option("masking_samples", {"quick": 64, "standard": 100, "thorough": 200}[ctx.profile])))
-        module = target.model.module  # type: ignore[attr-defined]
+        module = (target.model if plan.view is None else plan.view).module  # type: ignore[attr-defined,union-attr]
+        xs = plan.x[:n] if plan.view is None else plan.view.to_z(plan.x[:n])
         rep = diagnose_gradient_masking(
-            module, torch.from_numpy(plan.x[:n]), torch.from_numpy(plan.y[:n]), plan.reference_eps,
+            module, torch.from_numpy(xs), torch.from_numpy(plan.y[:n]), plan.reference_eps,
             plan.norm, plan.clip_min, plan.clip_max, steps=PGD_STEPS[ctx.profile],  # type: ignore[arg-type]
             square_queries=SQUARE_QUERIES[ctx.profile], seed=plan.seed, progress=ctx.progress)
         findings = []

@@ -43,6 +43,7 @@ class ShippedModel:
     model: Any  # ``None`` when ``scripted`` holds it
     scripted: bytes | None
     adapter_kwargs: dict[str, Any]
+    affine: tuple[Any, Any] | None = None  # (shift, scale) of an ``AffineInputAdapter`` around the model
 
 
 @dataclass
@@ -54,10 +55,14 @@ class ShippedTarget:
 
 
 def ship_model(model: Any) -> ShippedModel:
+    import dataclasses
+
     import torch
 
-    from bastion.models.adapters import TorchAdapter
+    from bastion.models.adapters import AffineInputAdapter, TorchAdapter
 
+    if isinstance(model, AffineInputAdapter):  # per-feature units: ship the base model and the affine map
+        return dataclasses.replace(ship_model(model.base), affine=(model.shift, model.scale))
     if isinstance(model, TorchAdapter) and isinstance(model.module, torch.jit.ScriptModule):
         buf = io.BytesIO()
         torch.jit.save(model.module, buf)
@@ -69,11 +74,11 @@ def ship_model(model: Any) -> ShippedModel:
 def unship_model(shipped: ShippedModel) -> Any:
     import torch
 
-    from bastion.models.adapters import TorchAdapter
+    from bastion.models.adapters import AffineInputAdapter, TorchAdapter
 
-    if shipped.scripted is None:
-        return shipped.model
-    return TorchAdapter(torch.jit.load(io.BytesIO(shipped.scripted)), **shipped.adapter_kwargs)
+    base = shipped.model if shipped.scripted is None else \
+        TorchAdapter(torch.jit.load(io.BytesIO(shipped.scripted)), **shipped.adapter_kwargs)
+    return base if shipped.affine is None else AffineInputAdapter(base, *shipped.affine)
 
 
 def ship_target(target: Target) -> ShippedTarget:
