@@ -267,3 +267,26 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     mal.mkdir()
     ben.mkdir()
     return {"dir": d, "marker": marker, "malicious": _malicious(mal, marker), "benign": _benign(ben)}
+
+
+def _sibling(name: str) -> Any:
+    """Import a helper module that sits beside this conftest (tests are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bastion_tests_{name}", Path(__file__).with_name(f"{name}.py"))
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def data_pickles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Real pandas/numpy/scikit-learn pickles (protocols 2-5, joblib) and gadgets abusing those libraries."""
+    mod = _sibling("data_pickles")
+    d = tmp_path_factory.mktemp("data-pickles")
+    (d / "benign").mkdir()
+    (d / "gadgets").mkdir()
+    marker = d / "PWNED"
+    return {"benign": mod.build_benign(d / "benign"), "gadgets": mod.build_gadgets(d / "gadgets", marker),
+            "marker": marker}

@@ -16,8 +16,10 @@ import pickletools
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from bastion.artifacts.scan.argpatterns import check_build, check_call
 from bastion.artifacts.scan.policy import GlobalKind, Policy
 from bastion.artifacts.scan.report import ScanFinding
+from bastion.artifacts.scan.symbolic import SymCall, SymGlobal, SymOpaque, literal
 from bastion.core.severity import Severity
 
 MAX_NESTING = 4
@@ -29,30 +31,9 @@ class _Mark:
 
 
 _MARK = _Mark()
-
-
-@dataclass(eq=False)
-class _Global:
-    module: str
-    name: str
-    offset: int
-
-    @property
-    def dotted(self) -> str:
-        return f"{self.module}.{self.name}"
-
-
-@dataclass(eq=False)
-class _Call:
-    func: Any
-    args: Any
-    offset: int
-    state: Any = None
-
-
-@dataclass(eq=False)
-class _Opaque:
-    what: str
+# BUILD state keys that re-point an object's class or protocol hooks (object.__setattr__ in a
+# __setstate__, e.g. pandas' NDFrame, would set them as given)
+_DUNDER_STATE = "attribute names of the form __x__ in BUILD state"
 
 
 @dataclass
@@ -77,19 +58,6 @@ class FindingSink:
         return sorted(self.findings.values(), key=lambda f: (-f.severity.rank, f.member, f.offset or 0))
 
 
-def _literal(v: Any, depth: int = 0) -> Any:
-    """Best-effort plain value of a symbolic value (None when it is not a literal)."""
-    if depth > 8:
-        return None
-    if isinstance(v, str | bytes | int | float | bool) or v is None:
-        return v
-    if isinstance(v, tuple | list):
-        return type(v)(_literal(x, depth + 1) for x in v)
-    if isinstance(v, dict):
-        return {_literal(k, depth + 1): _literal(x, depth + 1) for k, x in v.items() if isinstance(k, str)}
-    return None
-
-
 class PickleWalker:
     """Walk one pickle stream symbolically; findings go to ``sink``."""
 
@@ -98,13 +66,13 @@ class PickleWalker:
         self.sink = sink
         self.member = member
         self.depth = depth
-        self.referenced: dict[tuple[str, str], _Global] = {}
+        self.referenced: dict[tuple[str, str], SymGlobal] = {}
         self.invoked: set[tuple[str, str]] = set()
-        self.pending: list[_Call] = []
+        self.pending: list[SymCall] = []
         self.n_ops = 0
 
     # -- findings ---------------------------------------------------------------------------
-    def _global_finding(self, g: _Global, invoked: bool, offset: int) -> None:
+    def _global_finding(self, g: SymGlobal, invoked: bool, offset: int) -> None:
         decision = self.policy.classify(g.module, g.name)
         if decision.kind == GlobalKind.SAFE:
             return
@@ -122,16 +90,31 @@ class PickleWalker:
                 f"{g.module}:{g.name} only if you trust it)", self.member, offset, g.dotted, module=g.module, name=g.name,
             ))
 
-    def _invoke(self, func: Any, args: Any, offset: int, newobj: bool = False) -> _Call:
-        if isinstance(func, _Global):
+    def _invoke(self, func: Any, args: Any, offset: int, newobj: bool = False, kwargs: Any = None) -> Any:
+        if isinstance(func, SymGlobal):
             key = (func.module, func.name)
             self.invoked.add(key)
-            if newobj and args == () and self.policy.classify(func.module, func.name).kind == GlobalKind.UNKNOWN:
+            decision = self.policy.classify(func.module, func.name)
+            if newobj and args == () and decision.kind == GlobalKind.UNKNOWN:
                 # cls.__new__(cls) of an unknown class: judged at BUILD (a torch nn.Module subclass is medium)
-                call = _Call(func, args, offset)
+                call = SymCall(func, args, offset)
                 self.pending.append(call)
                 return call
-            self._global_finding(func, True, offset)
+            if decision.kind == GlobalKind.CONDITIONAL:
+                checked = check_call(decision.reason, func, args, kwargs, self.policy)
+                if checked.problem is not None:
+                    self._conditional_finding(func, checked.problem, offset)
+                elif checked.result is not None:
+                    self._class_arguments(func, args, kwargs, offset)
+                    return checked.result
+            else:
+                self._global_finding(func, True, offset)
+                folded = _fold_constant(self.policy, func, args)
+                if folded is not None:
+                    if len(folded) > 3 and folded[0] == 0x80 and folded[1] <= 5:
+                        self._nested(bytes(folded), offset, strict=True)
+                    return folded
+            self._class_arguments(func, args, kwargs, offset)
             self._maybe_nested_loads(func, args, offset)
         else:
             self.sink.add(ScanFinding(
@@ -139,9 +122,41 @@ class PickleWalker:
                 "pickle calls a computed object (result of another call or a non-global value)",
                 self.member, offset, None,
             ))
-        return _Call(func, args, offset)
+        return SymCall(func, args, offset)
 
-    def _maybe_nested_loads(self, func: _Global, args: Any, offset: int) -> None:
+    def _conditional_finding(self, g: SymGlobal, problem: str, offset: int) -> None:
+        dangerous = g.name.split(".")[-1] in self.policy.dangerous_names
+        self.sink.add(ScanFinding(
+            Severity.CRITICAL if dangerous else Severity.HIGH,
+            "PICKLE_DANGEROUS_CALL" if dangerous else "PICKLE_CALL_ARGUMENTS", f"pickle calls {problem}",
+            self.member, offset, g.dotted, module=g.module, name=g.name,
+        ))
+
+    def _class_arguments(self, func: SymGlobal, args: Any, kwargs: Any, offset: int) -> None:
+        """A global passed straight to a call may be instantiated or called by it (copyreg._reconstructor,
+        pandas' _new_Index, Cython's __pyx_unpickle_*): judge it as called, not merely referenced."""
+        values = list(args) if isinstance(args, tuple) else []
+        if isinstance(kwargs, dict):
+            values += list(kwargs.values())
+        for v in values:
+            if not isinstance(v, SymGlobal) or (v.module, v.name) in self.invoked:
+                continue
+            decision = self.policy.classify(v.module, v.name)
+            if decision.kind in (GlobalKind.SAFE, GlobalKind.DANGEROUS):
+                continue  # a dangerous global is critical wherever it appears (reported at the end)
+            self.invoked.add((v.module, v.name))
+            if decision.kind == GlobalKind.UNKNOWN:
+                self.sink.add(ScanFinding(
+                    Severity.HIGH, "PICKLE_UNKNOWN_CALL",
+                    f"pickle passes {v.dotted} (not on the allowlist) to {func.dotted}, which may instantiate "
+                    f"or call it (allow it with --allow {v.module}:{v.name} only if you trust it)",
+                    self.member, offset, v.dotted, module=v.module, name=v.name,
+                ))
+            elif decision.kind == GlobalKind.CONDITIONAL:
+                self._conditional_finding(v, f"{v.dotted} through {func.dotted}, with arguments the scanner cannot "
+                                             "see", offset)
+
+    def _maybe_nested_loads(self, func: SymGlobal, args: Any, offset: int) -> None:
         if func.name.split(".")[-1] not in _LOADS_FAMILY or not isinstance(args, tuple) or not args:
             return
         payload = args[0]
@@ -236,11 +251,11 @@ class PickleWalker:
         if not isinstance(module, str) or not isinstance(name, str):
             self.sink.add(ScanFinding(Severity.HIGH, "PICKLE_DYNAMIC_GLOBAL",
                                       "STACK_GLOBAL with a non-string module or name", self.member, pos))
-            return _Opaque("global")
+            return SymOpaque("global")
         if not _valid_dotted(module) or not _valid_dotted(name):
             # find_class would fail to import it: nothing runs, but the stream is broken here
             raise ValueError(f"global {module[:40]!r}.{name[:40]!r} is not an importable name")
-        g = _Global(module, name, pos)
+        g = SymGlobal(module, name, pos)
         self.referenced.setdefault((module, name), g)
         return g
 
@@ -257,7 +272,7 @@ class PickleWalker:
             stack.clear()
         elif name in ("TUPLE", "LIST", "FROZENSET"):
             items = self._pop_mark(stack, stacks)
-            stack.append(tuple(items) if name == "TUPLE" else items if name == "LIST" else _Opaque("frozenset"))
+            stack.append(tuple(items) if name == "TUPLE" else items if name == "LIST" else SymOpaque("frozenset"))
         elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
             n = int(name[-1])
             items = stack[-n:]
@@ -323,7 +338,7 @@ class PickleWalker:
             kwargs = stack.pop()
             args = stack.pop()
             cls = stack.pop()
-            stack.append(self._invoke(cls, args, pos, newobj=kwargs == {}))
+            stack.append(self._invoke(cls, args, pos, newobj=kwargs == {}, kwargs=kwargs))
         elif name == "OBJ":
             items = self._pop_mark(stack, stacks)
             stack.append(self._invoke(items[0], tuple(items[1:]), pos))
@@ -334,28 +349,36 @@ class PickleWalker:
         elif name in ("PERSID", "BINPERSID"):
             if name == "BINPERSID":
                 stack.pop()
-            stack.append(_Opaque("persistent"))
+            stack.append(SymOpaque("persistent"))
         elif name in ("EXT1", "EXT2", "EXT4"):
             self.sink.add(ScanFinding(Severity.MEDIUM, "PICKLE_EXTENSION_CODE",
                                       f"pickle uses copyreg extension code {arg}", self.member, pos))
-            stack.append(_Opaque("ext"))
+            stack.append(SymOpaque("ext"))
         elif name == "NEXT_BUFFER":
-            stack.append(_Opaque("buffer"))
+            stack.append(SymOpaque("buffer"))
         elif name in ("PROTO", "FRAME", "READONLY_BUFFER"):
             pass
         else:  # pragma: no cover - every opcode of protocols 0-5 is handled above
             raise ValueError(f"unhandled opcode {name}")
 
     def _build(self, obj: Any, state: Any, pos: int, fh: IO[bytes]) -> None:
-        if isinstance(obj, _Global):
+        self._dunder_state(state, pos)
+        if isinstance(obj, SymGlobal):
             self.sink.add(ScanFinding(
                 Severity.HIGH, "PICKLE_BUILD_ON_GLOBAL",
                 f"BUILD sets attributes on {obj.dotted} itself (class/function patching)",
                 self.member, pos, obj.dotted, module=obj.module, name=obj.name,
             ))
             return
-        if isinstance(obj, _Call):
+        if isinstance(obj, SymCall):
             obj.state = state
+            f = obj.func
+            if isinstance(f, SymGlobal):
+                decision = self.policy.classify(f.module, f.name)
+                problem = check_build(decision.reason, f, state, self.policy) \
+                    if decision.kind == GlobalKind.CONDITIONAL else None
+                if problem is not None:
+                    self._conditional_finding(f, problem, pos)
             if obj in self.pending and isinstance(state, dict) and {"_parameters", "_modules"} <= set(state):
                 self.pending.remove(obj)
                 g = obj.func
@@ -367,19 +390,30 @@ class PickleWalker:
                 ))
                 return
             f = obj.func
-            if isinstance(f, _Global) and f.name == "NumpyArrayWrapper" and "joblib" in f.module:
+            if isinstance(f, SymGlobal) and f.name == "NumpyArrayWrapper" and "joblib" in f.module:
                 self._skip_joblib_array(state, pos, fh)
+
+    def _dunder_state(self, state: Any, pos: int) -> None:
+        dicts = [state] if isinstance(state, dict) else [
+            d for d in state if isinstance(d, dict)] if isinstance(state, tuple) else []
+        keys = sorted({k for d in dicts for k in d if isinstance(k, str) and k.startswith("__") and k.endswith("__")})
+        if keys:
+            self.sink.add(ScanFinding(
+                Severity.HIGH, "PICKLE_BUILD_DUNDER_STATE",
+                f"BUILD sets {', '.join(keys[:5])} on an object: {_DUNDER_STATE} can re-point its class "
+                "or protocol hooks", self.member, pos,
+            ))
 
     def _skip_joblib_array(self, state: Any, pos: int, fh: IO[bytes]) -> None:
         """Joblib writes array bytes (or a nested pickle for object arrays) right after BUILD."""
         import numpy as np
 
         st = state if isinstance(state, dict) else {}
-        shape = _literal(st.get("shape"))
+        shape = literal(st.get("shape"))
         dtype_val = st.get("dtype")
         descr = None
-        if isinstance(dtype_val, _Call) and isinstance(dtype_val.args, tuple) and dtype_val.args:
-            descr = _literal(dtype_val.args[0])
+        if isinstance(dtype_val, SymCall) and isinstance(dtype_val.args, tuple) and dtype_val.args:
+            descr = literal(dtype_val.args[0])
         try:
             dtype = np.dtype(descr) if isinstance(descr, str) and len(descr) < 64 else None
         except TypeError:
@@ -403,6 +437,23 @@ class PickleWalker:
                 raise EOFError("joblib padding byte missing")
             fh.seek(pad[0], io.SEEK_CUR)
         fh.seek(count * dtype.itemsize, io.SEEK_CUR)
+
+
+def _fold_constant(policy: Policy, func: SymGlobal, args: Any) -> bytes | bytearray | None:
+    """Protocols 0-2 write bytes as ``_codecs.encode(str, "latin1")`` (and bytearrays around that):
+    evaluate those two pure constructors so later checks see the literal bytes."""
+    if not isinstance(args, tuple) or not args:
+        return None
+    entry = ":".join(policy.normalise(func.module, func.name))
+    if entry in ("_codecs:encode", "codecs:encode") and len(args) == 2 and isinstance(args[0], str) \
+            and args[1] in ("latin1", "latin-1", "iso-8859-1"):
+        try:
+            return args[0].encode("latin-1")
+        except UnicodeEncodeError:
+            return None
+    if entry == "builtins:bytearray" and len(args) == 1 and isinstance(args[0], bytes | bytearray):
+        return bytearray(args[0])
+    return None
 
 
 def _valid_dotted(text: str) -> bool:

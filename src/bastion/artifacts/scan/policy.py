@@ -1,15 +1,16 @@
 """The allowlist policy: one decision function shared by the static scanner and the loader.
 
-``Policy.classify(module, name)`` returns ``SAFE``, ``DANGEROUS`` or ``UNKNOWN`` for a pickle
-global. The static opcode walk (``pickle_scan``) and the restricted unpickler
-(``restricted.RestrictedUnpickler.find_class``) both call it, so what the scanner passes is
-exactly what the loader accepts.
+``Policy.classify(module, name)`` returns ``SAFE``, ``CONDITIONAL`` (safe to reference; a call
+is safe only when its arguments match a named pattern, see ``argpatterns``), ``DANGEROUS`` or
+``UNKNOWN`` for a pickle global. The static opcode walk (``pickle_scan``) and the restricted
+unpickler (``restricted.RestrictedUnpickler.find_class``) both call it, so what the scanner passes
+is what the loader accepts (the loader checks conditional calls again on the real arguments).
 """
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import lru_cache
 from importlib import resources
@@ -22,12 +23,15 @@ from bastion.core.errors import ConfigError
 
 class GlobalKind(str, Enum):
     SAFE = "safe"
+    CONDITIONAL = "conditional"
     DANGEROUS = "dangerous"
     UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
 class Decision:
+    """``reason`` says why; for ``CONDITIONAL`` it names the argument pattern a call must match."""
+
     kind: GlobalKind
     reason: str = ""
 
@@ -45,6 +49,8 @@ class Policy:
     builtins_modules: frozenset[str]
     aliases: dict[str, str]
     user_allow: tuple[str, ...] = ()
+    conditional: dict[str, str] = field(default_factory=dict)
+    dangerous_name_patterns: tuple[str, ...] = ()
     _cache: dict[tuple[str, str], Decision] = field(default_factory=dict, repr=False)
 
     def with_allow(self, allow: list[str] | tuple[str, ...] | None) -> Policy:
@@ -56,10 +62,7 @@ class Policy:
             if entry.count(":") != 1 or not all(entry.split(":")):
                 raise ConfigError(f"--allow entry {entry!r} must look like module:name (e.g. mypkg.layers:MyLayer)")
             entries.append(entry.strip())
-        return Policy(
-            self.version, self.safe, self.safe_patterns, self.never_safe, self.dangerous_modules,
-            self.dangerous_names, self.builtins_modules, self.aliases, tuple(entries),
-        )
+        return replace(self, user_allow=tuple(entries), _cache={})
 
     def normalise(self, module: str, name: str) -> tuple[str, str]:
         return self.aliases.get(module, module), name
@@ -79,10 +82,13 @@ class Policy:
         for part in mod_parts[1:] + name_parts:
             if part.startswith("__") and part.endswith("__") and len(part) > 4:
                 return Decision(GlobalKind.DANGEROUS, f"attribute hop through dunder {part!r}")
+        entry = f"{module}:{name}"
         if mod_parts[0].startswith("__") and mod_parts[0].endswith("__") and mod_parts[0] not in (
             "__main__", "__torch__", "__builtin__"
-        ):
+        ) and entry not in self.safe:  # only exact entries, e.g. __future__:annotations
             return Decision(GlobalKind.DANGEROUS, f"dunder module {mod_parts[0]!r}")
+        if entry in self.conditional:  # exact, reviewed entries (e.g. functools:partial, builtins:getattr)
+            return Decision(GlobalKind.CONDITIONAL, self.conditional[entry])
         for dm in self.dangerous_modules:
             if module == dm or module.startswith(dm + "."):
                 return Decision(GlobalKind.DANGEROUS, f"module {dm} can run code or touch the system")
@@ -93,7 +99,6 @@ class Policy:
                 return Decision(GlobalKind.DANGEROUS, f"attribute hop to {hop!r}")
             if any(name_parts[i] == dm.split(".")[-1] for dm in self.dangerous_modules if "." not in dm):
                 return Decision(GlobalKind.DANGEROUS, f"attribute hop to module {name_parts[i]!r}")
-        entry = f"{module}:{name}"
         if entry in self.safe:
             return Decision(GlobalKind.SAFE)
         for part in mod_parts[1:]:
@@ -103,8 +108,9 @@ class Policy:
             if entry in self.safe or self._user_allowed(entry):
                 return Decision(GlobalKind.SAFE)
             return Decision(GlobalKind.DANGEROUS, "python builtin outside the safe data types")
-        if name_parts[-1] in self.dangerous_names:
-            return Decision(GlobalKind.DANGEROUS, f"callable named {name_parts[-1]!r}")
+        if name_parts[-1] in self.dangerous_names or any(
+                fnmatch.fnmatchcase(name_parts[-1], p) for p in self.dangerous_name_patterns):
+            return Decision(GlobalKind.DANGEROUS, f"callable named {name_parts[-1]!r} (reads, writes or runs code)")
         if self._user_allowed(entry):
             return Decision(GlobalKind.SAFE, "user allowlist")
         if any(fnmatch.fnmatchcase(entry, p) for p in self.never_safe):
@@ -138,6 +144,10 @@ def policy_from_yaml(text: str) -> Policy:
     if not isinstance(data, dict) or "version" not in data:
         raise ConfigError("allowlist must be a mapping with a 'version'")
     dang = data.get("dangerous") or {}
+    conditional = data.get("conditional") or {}
+    if not isinstance(conditional, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in conditional.items()):
+        raise ConfigError("allowlist key 'conditional' must map 'module:name' to an argument pattern name")
     return Policy(
         version=int(data["version"]),
         safe=frozenset(_as_list(data, "safe")),
@@ -147,6 +157,8 @@ def policy_from_yaml(text: str) -> Policy:
         dangerous_names=frozenset(_as_list(dang, "names")),
         builtins_modules=frozenset(_as_list(dang, "builtins_modules")),
         aliases={str(k): str(v) for k, v in (dang.get("aliases") or {}).items()},
+        conditional=dict(conditional),
+        dangerous_name_patterns=tuple(_as_list(dang, "name_patterns")),
     )
 
 

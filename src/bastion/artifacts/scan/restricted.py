@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bastion.artifacts.scan.argpatterns import runtime_guard
 from bastion.artifacts.scan.policy import GlobalKind, Policy, get_policy
 from bastion.core.errors import ModelLoadError, UnsafeArtifactError
 from bastion.core.severity import Severity
@@ -25,6 +26,8 @@ def _restricted_unpickler_class(policy: Policy, source: str) -> type:
 
         def find_class(self, module: str, name: str) -> Any:
             decision = policy.classify(module, name)
+            if decision.kind == GlobalKind.CONDITIONAL:  # the call is checked on its real arguments
+                return runtime_guard(decision.reason, super().find_class(module, name), f"{module}.{name}", policy)
             if decision.kind != GlobalKind.SAFE:
                 raise UnsafeArtifactError(
                     f"{source}: refused to load global {module}.{name} ({decision.kind.value}: "
