@@ -108,3 +108,69 @@ def test_cli_pii_and_anonymize(tmp_path: Path, people: tuple[pd.DataFrame, dict]
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["k_anonymity"]["k_achieved"] >= 4
     assert pd.read_csv(tmp_path / "o.csv").groupby(["age", "gender"]).size().min() >= 4
+
+
+@pytest.mark.parametrize(("text", "column", "expected"), [
+    ("ORD-2024-118273", "", []),                      # a code, not a phone
+    ("SKU-1234-5678", "", []),
+    ("4155551234", "", []),                           # bare digits
+    ("4155551234", "mobile_phone", ["PHONE_NUMBER"]),  # … unless the column says phone
+    ("call me on 4155551234 tonight", "", ["PHONE_NUMBER"]),
+    ("+44 20 7946 0958", "", ["PHONE_NUMBER"]),
+    ("(415) 555-0134", "", ["PHONE_NUMBER"]),
+    ("Ana Silva (415-555-0134)", "", ["PHONE_NUMBER"]),
+    ("+4915112345678", "", ["PHONE_NUMBER"]),         # passes Luhn, but a leading + is a phone
+    ("03.02.1984", "", ["DATE_TIME"]),                # a date, not a phone
+    ("upgraded to 1.2.33.144 today", "", []),         # a version, not an IP
+    ("1.2.33.144", "app_version", []),
+    ("login from 81.2.69.160", "", ["IP_ADDRESS"]),
+    ("ships to 221B Baker Street, London", "", ["STREET_ADDRESS"]),
+    ("Hauptstraße 12, 10115 Berlin", "", ["STREET_ADDRESS"]),
+    ("born 3 Feb 1984", "", ["DATE_OF_BIRTH"]),
+])
+def test_cell_rules(scanner: PiiScanner, text: str, column: str, expected: list[str]) -> None:
+    assert [f["entity"] for f in scanner.scan_text(text, column=column)] == expected
+
+
+def _verdict(df: pd.DataFrame, scanner: PiiScanner) -> dict[str, tuple[str, set[str], set[str]]]:
+    rep = scan_dataframe(df, scanner=scanner)
+    return {c["column"]: (c["verdict"], set(c["entities"]), set(c["sporadic"])) for c in rep["columns"]}
+
+
+def test_share_thresholds_at_their_boundaries(scanner: PiiScanner) -> None:
+    emails = [f"user{i}@example.org" for i in range(100)]
+    cards = ["4111 1111 1111 1111", "5500 0000 0000 0004", "3400 000000 00009"] * 9
+    refs = [f"ORD-2024-{100000 + i}" for i in range(100)]
+    df = pd.DataFrame({
+        "half_email": emails[:50] + refs[:50],      # share 0.50: a column finding
+        "under_half": emails[:49] + refs[:51],      # share 0.49: sporadic
+        "cards_25": cards[:25] + refs[:75],         # checksum-validated: 0.25 is enough
+        "cards_24": cards[:24] + refs[:76],
+    })
+    v = _verdict(df, scanner)
+    assert v["half_email"] == ("pii", {"EMAIL_ADDRESS"}, set())
+    assert v["under_half"] == ("sporadic", set(), {"EMAIL_ADDRESS"})
+    assert v["cards_25"] == ("pii", {"CREDIT_CARD"}, set())
+    assert v["cards_24"] == ("sporadic", set(), {"CREDIT_CARD"})
+
+
+def test_free_text_rules_and_mixed_columns(scanner: PiiScanner) -> None:
+    prose = ["the parcel arrived late and the customer was not happy about it"] * 60
+    one_card = [*prose[:59], "the customer paid with card 4111 1111 1111 1111 at the desk today"]
+    one_phone = [*prose[:59], "the customer asked us to call back on (415) 555-0134 after lunch"]
+    two_phones = prose[:58] + ["the customer asked us to call back on (415) 555-0134 after lunch"] * 2
+    contact = [f"user{i}@example.org" for i in range(30)] + [f"+44 20 7946 0{100 + i}" for i in range(25)] + ["-"] * 5
+    v = _verdict(pd.DataFrame({"a": one_card, "b": one_phone, "c": two_phones, "contact": contact}), scanner)
+    assert v["a"] == ("pii_in_free_text", {"CREDIT_CARD"}, set())   # precise types: one row
+    assert v["b"] == ("sporadic", set(), {"PHONE_NUMBER"})           # others: two rows
+    assert v["c"] == ("pii_in_free_text", {"PHONE_NUMBER"}, set())
+    assert v["contact"] == ("pii", {"EMAIL_ADDRESS", "PHONE_NUMBER"}, set())  # 55 % PII, 50 % + 42 %
+
+
+def test_redact_keeps_to_the_entities_asked(people: tuple[pd.DataFrame, dict]) -> None:
+    from bastion.data.privacy.anonymize import redact
+
+    notes = pd.Series(["born 1984-02-03, visited 2024-05-01, card 4111 1111 1111 1111"])
+    assert redact(notes, ["DATE_OF_BIRTH"])[0] == "born <DATE_OF_BIRTH>, visited 2024-05-01, card 4111 1111 1111 1111"
+    with pytest.raises(ConfigError, match="unknown entities"):
+        redact(notes, ["PASSPORT"], column="notes")

@@ -270,28 +270,79 @@ def pii(
     sample: Annotated[int, typer.Option("--sample", help="Rows scanned per column (random sample).")] = 500,
     min_score: Annotated[float, typer.Option("--min-score", help="Minimum Presidio confidence.")] = 0.4,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    suggest_policy: Annotated[Path | None, typer.Option(
+        "--suggest-policy", help="Write an anonymisation policy YAML for the PII columns (for data anonymize).")] = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
-    """Find PII per column and per cell (Presidio recognizers, offline). Exit 1 when PII is found."""
+    """Find PII columns (a clear share of values must match) and sporadic matches. Exit 1 when a PII column is found.
+
+    Structured columns: share >= 0.5 of non-empty values (cards/IBANs: >= 0.25, >= 3 rows); free text: >= 1 row
+    (cards, IBANs, SSNs, e-mails) or >= 2 rows (others). Sporadic matches never fail the run.
+    """
     from bastion.data.privacy.pii import PiiScanner, scan_dataframe
     from bastion.data.tables import read_table
 
-    df = read_table(data)
+    df = read_table(data, text=True)
     report = scan_dataframe(df, _split_cols(columns) or None, sample=sample, seed=seed,
                             scanner=PiiScanner(min_score=min_score))
     report["data"] = str(data)
+    if suggest_policy is not None and report["pii_columns"]:
+        from bastion.core.paths import atomic_write_text
+        from bastion.data.privacy.anonymize import policy_yaml
+
+        atomic_write_text(suggest_policy, policy_yaml(report["anonymize_suggestions"], source=str(data)))
+        report["suggested_policy"] = str(suggest_policy)
     if fmt == OutputFormat.json:
         print_json(report)
     else:
-        stdout.print(f"{data}: scanned {report['rows_scanned']} of {report['rows_total']} rows")
-        for c in report["columns"]:
-            if c["entities"]:
-                ents = ", ".join(f"{e} ×{v['count']} (conf {v['mean_score']})" for e, v in c["entities"].items())
-                stdout.print(f"  [bold]{c['column']}[/] ({c['kind']}): {ents}", highlight=False)
-        if not report["pii_columns"]:
-            stdout.print("no PII found")
+        _print_pii(report, suggest_policy)
     if report["pii_columns"]:
         raise typer.Exit(EXIT_FINDINGS)
+
+
+def _pii_hits(c: dict[str, Any], key: str) -> str:
+    n = c["rows_scanned"]
+    if c["kind"] == "free_text":
+        return ", ".join(f"{e} in {v['rows']} of {n} rows (needs {v['min_rows']})" for e, v in c[key].items())
+    return ", ".join(f"{e} {v['rows']}/{n} = {v['share']:.{0 if v['share'] >= 0.1 else 1}%} (needs {v['threshold']:.0%}"
+                     + (", checksum" if "checksum" in v["rule"] else ", mixed" if "mixed" in v["rule"] else "") + ")"
+                     for e, v in c[key].items())
+
+
+def _rule_text(rule: dict[str, Any]) -> str:
+    extra = ", ".join(rule["entities"]) if "entities" in rule else " ".join(
+        f"{k}={v}" for k, v in rule.items() if k != "action")
+    return f"{rule['action']} {extra}".strip()
+
+
+def _print_pii(report: dict[str, Any], suggest_policy: Path | None) -> None:
+    def say(text: str) -> None:
+        stdout.print(text, highlight=False, soft_wrap=True)
+
+    say(f"{report['data']}: scanned {report['rows_scanned']} of {report['rows_total']} rows")
+    rules = report["anonymize_suggestions"]["columns"]
+    if report["pii_columns"]:
+        say("PII columns (matching / non-empty values) → suggested anonymize action:")
+    for c in report["columns"]:
+        if c["contains_pii"]:
+            kind = " (free text)" if c["kind"] == "free_text" else ""
+            say(f"  {c['column']}{kind}: {_pii_hits(c, 'entities')} → {_rule_text(rules[c['column']])}")
+    sporadic = [c for c in report["columns"] if c["sporadic"]]
+    if sporadic:
+        say("sporadic, low confidence (not PII columns: no anonymize suggestion, no exit 1):")
+        for c in sporadic:
+            say(f"  {c['column']}: {_pii_hits(c, 'sporadic')}")
+    explained = [(c["column"], max(c["ignored"].items(), key=lambda kv: kv[1]))
+                 for c in report["columns"] if c["ignored"] and not c["contains_pii"] and not c["sporadic"]]
+    if explained:
+        say("matches set aside (top reason per column; all in --format json):")
+        for col, (reason, k) in explained:
+            say(f"  {col}: {reason} ×{k}")
+    if not report["pii_columns"]:
+        say("no PII columns found")
+    elif suggest_policy is not None:
+        say(f"suggested policy → {suggest_policy}: review it, then bastion data anonymize {report['data']} "
+            f"--policy {suggest_policy} --out OUT")
 
 
 @data_app.command("anonymize")

@@ -12,14 +12,15 @@ from bastion.core.errors import InvalidInputError, UnsupportedFormatError
 from bastion.core.paths import atomic_write_bytes
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str], text: bool = False) -> pd.DataFrame:
+    """A CSV/TSV/Parquet table; ``text=True`` keeps CSV cells as written (``+4915…``, ``0770…``: no int parse)."""
     p = Path(path)
     if not p.is_file():
         raise InvalidInputError(f"{p} not found")
     suffix = p.suffix.lower()
     try:
         if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
+            return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",", dtype=str if text else None)
         if suffix == ".parquet":
             return pd.read_parquet(p)
     except (ValueError, OSError, pd.errors.ParserError) as exc:

@@ -189,21 +189,23 @@ class PiiCheck:
 
         t0 = time.perf_counter()
         sample = int(ctx.option("pii_sample", 200 if ctx.profile == "quick" else 1000))
-        rep: dict[str, Any] = scan_dataframe(read_table(str(target.data_path)), sample=sample, seed=ctx.seed)
+        rep: dict[str, Any] = scan_dataframe(read_table(str(target.data_path), text=True), sample=sample, seed=ctx.seed)
         findings = [
             Finding(
                 id="data.pii.column", severity=Severity.HIGH if set(c["entities"]) & {"US_SSN", "CREDIT_CARD",
                                                                                        "IBAN_CODE"} else Severity.MEDIUM,
                 title=f"column {c['column']} holds {', '.join(c['entities'])}",
                 evidence={"column": c["column"], "entities": c["entities"]},
-                recommendation=f"anonymise it: `bastion data anonymize {target.data_path} --policy policy.yaml --out OUT`",
+                recommendation=f"anonymise it: `bastion data pii {target.data_path} --suggest-policy policy.yaml`, review, "
+                               f"then `bastion data anonymize {target.data_path} --policy policy.yaml --out OUT`",
                 controls=PII_CONTROLS,
             )
             for c in rep["columns"] if c["contains_pii"]
         ]
         return CheckResult(
             check_id=self.id, title=self.title, status=Status.FAIL if findings else Status.PASS,
-            metrics={"pii_columns": len(rep["pii_columns"]), "entity_counts": rep["entity_counts"]},
+            metrics={"pii_columns": len(rep["pii_columns"]), "sporadic_columns": len(rep["sporadic_columns"]),
+                     "entity_counts": rep["entity_counts"]},
             params=rep["params"], findings=findings, controls=self.controls, duration_s=time.perf_counter() - t0,
             summary=f"PII in {len(rep['pii_columns'])} column(s)",
         )

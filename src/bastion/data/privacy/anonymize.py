@@ -123,29 +123,88 @@ def pseudonymize(values: pd.Series, key: bytes) -> pd.Series:
 
 
 def mask(values: pd.Series, keep_last: int = 0, char: str = "*") -> pd.Series:
+    """Replace letters and digits by ``char``, keeping the last ``keep_last`` of them (separators stay)."""
     def m(v: Any) -> Any:
         if pd.isna(v):
             return v
         s = str(v)
-        keep = s[-keep_last:] if keep_last else ""
-        return re.sub(r"[A-Za-z0-9]", char, s[: len(s) - len(keep)]) + keep
+        alnum = [i for i, ch in enumerate(s) if ch.isascii() and ch.isalnum()]
+        cut = alnum[-keep_last] if 0 < keep_last <= len(alnum) else (0 if keep_last else len(s))
+        return re.sub(r"[A-Za-z0-9]", char, s[:cut]) + s[cut:]
     return values.map(m)
 
 
-def redact(values: pd.Series, entities: list[str] | None = None) -> pd.Series:
-    """Replace every PII entity Presidio finds in the text with ``<ENTITY>``."""
+def redact(values: pd.Series, entities: list[str] | None = None, column: str = "") -> pd.Series:
+    """Replace every PII entity Presidio finds in the text with ``<ENTITY>`` (only ``entities`` if given)."""
     from bastion.data.privacy.pii import ENTITIES, PiiScanner
 
-    scanner = PiiScanner(entities=tuple(entities) if entities else ENTITIES)
+    wanted = set(entities or ())
+    unknown = wanted - set(ENTITIES) - {"DATE_OF_BIRTH"}
+    if unknown:
+        raise ConfigError(f"column {column}: redact names unknown entities {sorted(unknown)}; "
+                          f"known: {sorted({*ENTITIES, 'DATE_OF_BIRTH'})}")
+    presidio = tuple(sorted({"DATE_TIME" if e == "DATE_OF_BIRTH" else e for e in wanted})) if wanted else ENTITIES
+    scanner = PiiScanner(entities=presidio)
 
     def r(v: Any) -> Any:
         if pd.isna(v):
             return v
         s = str(v)
-        for f in sorted(scanner.scan_text(s), key=lambda f: -f["start"]):
+        found = [f for f in scanner.scan_text(s, column=column) if not wanted or f["entity"] in wanted]
+        for f in sorted(found, key=lambda f: -f["start"]):
             s = s[: f["start"]] + f"<{f['entity']}>" + s[f["end"] :]
         return s
     return values.map(r)
+
+
+# strictest first: a column holding several entity types gets the first one's rule
+SUGGESTED_RULES: dict[str, dict[str, Any]] = {
+    "US_SSN": {"action": "drop"},
+    "STREET_ADDRESS": {"action": "drop"},
+    "CREDIT_CARD": {"action": "mask", "keep_last": 4},
+    "IBAN_CODE": {"action": "mask", "keep_last": 4},
+    "EMAIL_ADDRESS": {"action": "pseudonymize"},
+    "PERSON": {"action": "pseudonymize"},
+    "PHONE_NUMBER": {"action": "mask", "keep_last": 4},
+    "IP_ADDRESS": {"action": "pseudonymize"},
+    "DATE_OF_BIRTH": {"action": "generalize", "date": "year"},
+}
+SUGGESTED_KEY_ENV = "BASTION_PSEUDO_KEY"
+
+
+def suggest_policy(columns: list[dict[str, Any]]) -> dict[str, Any]:
+    """An anonymisation policy for the PII columns of a scan (``scan_dataframe(...)["columns"]``).
+
+    Only columns with a PII verdict get a rule; sporadic matches never do. Free text is redacted
+    (only the entity types found in it); structured columns get the rule of their strictest entity
+    (``SUGGESTED_RULES``). The result validates as an :class:`AnonymizationPolicy`.
+    """
+    rules: dict[str, dict[str, Any]] = {}
+    for c in columns:
+        ents = list(c.get("entities") or {})
+        if not c.get("contains_pii") or not ents:
+            continue
+        if c.get("kind") == "free_text":
+            rules[c["column"]] = {"action": "redact", "entities": sorted(ents)}
+        else:
+            strictest = min(ents, key=lambda e: list(SUGGESTED_RULES).index(e) if e in SUGGESTED_RULES else 99)
+            rules[c["column"]] = dict(SUGGESTED_RULES.get(strictest, {"action": "redact", "entities": ents}))
+    policy: dict[str, Any] = {"columns": rules}
+    if any(r["action"] == "pseudonymize" for r in rules.values()):
+        policy = {"key_env": SUGGESTED_KEY_ENV, **policy}
+    return policy
+
+
+def policy_yaml(policy: dict[str, Any], source: str = "") -> str:
+    """A suggested policy as YAML that ``bastion data anonymize --policy`` reads (validated first)."""
+    import yaml
+
+    AnonymizationPolicy.model_validate(policy)
+    head = (f"# suggested by `bastion data pii` for {source}: PII columns only (sporadic matches get no rule).\n"
+            "# Review before use; quasi-identifiers (age, zip, gender …) need a k_anonymity section of your own.\n")
+    if "key_env" in policy:
+        head += f"# pseudonymize needs a secret key: export {policy['key_env']}=... (or use key_file: a 0600 file)\n"
+    return head + yaml.safe_dump(policy, sort_keys=False, allow_unicode=True)
 
 
 def generalize(values: pd.Series, rule: ColumnRule, column: str) -> pd.Series:
@@ -270,7 +329,7 @@ def anonymize(df: pd.DataFrame, policy: AnonymizationPolicy, base: Path | None =
         elif rule.action == "mask":
             out[col] = mask(out[col], rule.keep_last, rule.mask_char)
         elif rule.action == "redact":
-            out[col] = redact(out[col], rule.entities)
+            out[col] = redact(out[col], rule.entities, column=col)
         elif rule.action == "pseudonymize":
             out[col] = pseudonymize(out[col], key)
         elif rule.action == "generalize":

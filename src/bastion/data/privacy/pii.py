@@ -1,4 +1,4 @@
-"""PII detection in tables, fully offline, with Microsoft Presidio's recognizers.
+"""PII detection in text cells, fully offline, with Microsoft Presidio's recognizers.
 
 Presidio normally loads a spaCy model (a download); here it runs on a blank spaCy English
 tokenizer (``BlankSpacyNlpEngine``), and the e-mail recognizer's ``tldextract`` is rebuilt
@@ -6,15 +6,30 @@ with ``suffix_list_urls=()`` so it never fetches the public-suffix list. Validat
 Presidio's: Luhn for credit cards, the mod-97 checksum for IBANs, the SSA rules for US SSNs
 (no 000/666/9xx area, no 00 group, no 0000 serial), so decoys are not reported.
 
+On top of Presidio, each match must look like what it claims to be in its cell:
+
+- ``PHONE_NUMBER`` needs phone formatting (``+44 20 7946 0958``, ``0044 …``, ``(555) 123-4567``,
+  ``415-555-0134``, a national ``0`` trunk prefix with digit groups such as ``020 7946 0958``),
+  a phone-like column name (``phone``, ``mobile``, ``tel`` …) or a phone word just before it in
+  free text (``call 4155551234``); a bare run of digits, a date and a number glued into a code
+  (``ORD-2024-118273``, ``SKU-1234-5678``) are not phone numbers.
+- ``CREDIT_CARD`` right after ``+`` is an international phone number that happens to pass Luhn.
+- ``IP_ADDRESS`` right after ``v``/``version``/``build``/``release`` or in a column named like a
+  version is a version number (``1.2.33.144``).
+
 Entities: ``EMAIL_ADDRESS``, ``PHONE_NUMBER``, ``CREDIT_CARD``, ``IBAN_CODE``, ``US_SSN``,
-``IP_ADDRESS``, ``DATE_OF_BIRTH`` (a date with birth context in the cell or the column name),
-``DATE_TIME`` and ``PERSON`` (only from a column named like a person's name: a blank pipeline
-has no NER model).
+``IP_ADDRESS``, ``STREET_ADDRESS`` (a Presidio pattern recognizer for US/UK, German and French
+street forms), ``DATE_OF_BIRTH`` (a date with birth context in the cell or the column name),
+``DATE_TIME`` (any other date; not personal data on its own) and ``PERSON`` (only from a column
+named like a person's name: a blank pipeline has no NER model). Column-level decisions (share
+thresholds, sporadic matches) live in :mod:`bastion.data.privacy.pii_columns`.
 
 Examples:
     >>> scanner = PiiScanner()                                   # doctest: +SKIP
     >>> scanner.scan_text("SSN 536-22-8435")[0]["entity"]         # doctest: +SKIP
     'US_SSN'
+    >>> scanner.scan_text("ORD-2024-118273")                      # doctest: +SKIP
+    []
 """
 
 from __future__ import annotations
@@ -27,13 +42,40 @@ from typing import Any
 
 import pandas as pd
 
-ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "DATE_TIME")
-_BIRTH_CONTEXT = re.compile(r"\b(born|birth|dob|d\.o\.b|birthday|geboren|né|nee)\b", re.IGNORECASE)
+ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "STREET_ADDRESS",
+            "DATE_TIME")
+_BIRTH_CONTEXT = re.compile(r"\b(born|birth|dob|d\.o\.b|birthday|geboren|né|nee)\b\.?(?:\W+\w+){0,2}\W*$", re.IGNORECASE)
 _BIRTH_COLUMN = re.compile(r"(birth|dob|bday)", re.IGNORECASE)
-_NAME_COLUMN = re.compile(r"^(full_?name|name|first_?name|last_?name|surname|given_?name|customer_?name|patient_?name)$",
-                          re.IGNORECASE)
-_PRIORITY = {"CREDIT_CARD": 5, "IBAN_CODE": 5, "US_SSN": 4, "EMAIL_ADDRESS": 4, "IP_ADDRESS": 3, "PHONE_NUMBER": 2,
-             "DATE_TIME": 1}
+_PRIORITY = {"CREDIT_CARD": 5, "IBAN_CODE": 5, "US_SSN": 4, "EMAIL_ADDRESS": 4, "IP_ADDRESS": 3, "STREET_ADDRESS": 3,
+             "PHONE_NUMBER": 2, "DATE_TIME": 1}
+
+# --- cell-level rules (see the module docstring)
+PHONE_COLUMN = re.compile(r"phone|telephone|(?:^|[_\W])(?:tel|mobile|cell|fax|msisdn)(?:[_\W]|$)", re.IGNORECASE)
+VERSION_COLUMN = re.compile(r"version|(?:^|[_\W])(?:ver|build|release|rel|firmware|fw|rev)(?:[_\W]|$)", re.IGNORECASE)
+_PHONE_WORD = re.compile(r"\b(phone|phoned|tel|telephone|mobile|cell|call|called|fax|whatsapp|sms)\b(?:\W+\w+){0,2}\W*$",
+                         re.IGNORECASE)
+_VERSION_WORD = re.compile(r"\b(?:v|version|ver|build|release|firmware|fw|rev|patch|patched|upgrade|upgraded|update|"
+                           r"updated|install|installed)\b(?:\W+\w+){0,3}\W*$", re.IGNORECASE)
+_GLUED_BEFORE = re.compile(r"[A-Za-z0-9_][-_/#.]?$")
+_GLUED_AFTER = re.compile(r"^[-_/#.]?[A-Za-z0-9_]")
+_DATE_SHAPE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
+_MAY_HOLD_ENTITY = re.compile(r"[\d@]")
+
+_STREET_SUFFIX = (r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Blvd|Way|Court|Ct|Place|Pl|Terrace|"
+                  r"Close|Crescent|Square|Sq|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Row|Gardens|Grove|Mews|Walk)")
+STREET_PATTERNS = (  # (name, regex, score); matched case-sensitively: street names are capitalised
+    ("street_en", rf"\b\d{{1,5}}[A-Z]?,?\s+(?:[A-Z][A-Za-z'\-]*\.?\s+){{1,3}}{_STREET_SUFFIX}\b\.?", 0.5),
+    ("street_de", r"\b(?:[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer)|[A-ZÄÖÜ][a-zäöüß]+"
+                  r"[ \-](?:Straße|Strasse|Str\.|Weg|Gasse|Platz|Allee|Ring|Damm|Ufer))\s+\d{1,4}\s?[a-z]?\b", 0.5),
+    ("street_fr", r"\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|boulevard|bd|place|chemin|allée|impasse|quai|cours)"
+                  r"\s+(?:(?:de|du|des|la|le)\s+|[ld]')*[A-ZÉÈ][\w'\-]+(?:\s+[A-ZÉÈ][\w'\-]+){0,3}", 0.5),
+)
+_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|Jun(?:e)?|Jul(?:y)?|Aug(?:ust)?|"
+          r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+DATE_WORD_PATTERNS = (  # dates with month names, which Presidio's DateRecognizer does not cover
+    ("date_d_month_y", rf"\b\d{{1,2}}(?:st|nd|rd|th)?[ \-]{_MONTH}\.?,?[ \-]\d{{4}}\b", 0.6),
+    ("date_month_d_y", rf"\b{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}\b", 0.6),
+)
 
 
 def _blank_engine() -> Any:
@@ -89,6 +131,41 @@ def _offline_tldextract() -> None:
         email_rec.tldextract = types.SimpleNamespace(extract=extractor)  # type: ignore[assignment]
 
 
+def phone_formatted(span: str) -> bool:
+    """Whether a phone-number match carries phone formatting (not a bare run of digits)."""
+    if re.search(r"\(\d{1,5}\)", span):
+        return True
+    s = span.replace("(", " ").replace(")", " ").strip()  # phonenumbers may keep an opening "(" of the text
+    if s.startswith("+") or re.match(r"00[1-9]", s):
+        return True
+    groups = [g for g in re.split(r"[\s.\-/]+", s) if g]
+    if len(groups) < 2 or not all(g.isdigit() for g in groups):
+        return False
+    lengths = [len(g) for g in groups]
+    if lengths in ([3, 3, 4], [1, 3, 3, 4]):  # North American 415-555-0134, 1 415 555 0134
+        return True
+    return groups[0].startswith("0") and 9 <= sum(lengths) <= 12  # national trunk prefix: 020 7946 0958
+
+
+def cell_rule(entity: str, text: str, start: int, end: int, column: str = "") -> str | None:
+    """Why a Presidio match is not what it claims to be in this cell (``None``: keep it)."""
+    before, after, span = text[:start], text[end:], text[start:end]
+    if entity == "PHONE_NUMBER":
+        if _GLUED_BEFORE.search(before) or _GLUED_AFTER.match(after):
+            return "part of a code or reference (e.g. ORD-2024-118273)"
+        if _DATE_SHAPE.fullmatch(span.strip()):
+            return "a date"
+        if not (phone_formatted(span) or PHONE_COLUMN.search(column) or _PHONE_WORD.search(before[-30:])):
+            return "digits without phone formatting"
+    elif entity == "DATE_TIME" and re.match(r"\.\d", after):
+        return "part of a longer dotted number (a version)"
+    elif entity == "CREDIT_CARD" and before.endswith("+"):
+        return "an international phone number (leading +)"
+    elif entity == "IP_ADDRESS" and (VERSION_COLUMN.search(column) or _VERSION_WORD.search(before[-40:])):
+        return "a version number"
+    return None
+
+
 @dataclass
 class PiiScanner:
     """Presidio analyzer on a blank pipeline with only the recognizers Bastion reports."""
@@ -99,7 +176,7 @@ class PiiScanner:
 
     def analyzer(self) -> Any:
         if self._analyzer is None:
-            from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+            from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
             from presidio_analyzer.predefined_recognizers import (
                 CreditCardRecognizer,
                 DateRecognizer,
@@ -116,27 +193,47 @@ class PiiScanner:
             for rec in (CreditCardRecognizer, DateRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer,
                         PhoneRecognizer, UsSsnRecognizer):
                 registry.add_recognizer(rec())
+            registry.add_recognizer(PatternRecognizer(
+                supported_entity="STREET_ADDRESS", name="StreetAddressRecognizer",
+                patterns=[Pattern(*p) for p in STREET_PATTERNS], global_regex_flags=re.MULTILINE,
+                context=["address", "street", "ship", "shipping", "deliver", "delivery", "lives", "billing"]))
+            registry.add_recognizer(PatternRecognizer(
+                supported_entity="DATE_TIME", name="MonthNameDateRecognizer",
+                patterns=[Pattern(*p) for p in DATE_WORD_PATTERNS], global_regex_flags=re.MULTILINE))
             self._analyzer = AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"])
         return self._analyzer
 
-    def scan_text(self, text: str, column: str = "") -> list[dict[str, Any]]:
-        """Entities in one cell, overlaps resolved (the validated, more specific entity wins)."""
-        if not text or not text.strip():
-            return []
+    def scan_cell(self, text: str, column: str = "") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``(kept, dropped)`` matches in one cell; each dropped match names the rule that dropped it."""
+        if not text or not text.strip() or not _MAY_HOLD_ENTITY.search(text):
+            return [], []
         results = self.analyzer().analyze(text, language="en", entities=list(self.entities))
-        results = [r for r in results if r.score >= self.min_score]
-        results.sort(key=lambda r: (-_PRIORITY.get(r.entity_type, 0), -r.score, r.start))
-        kept: list[Any] = []
+        dropped: list[dict[str, Any]] = []
+        candidates = []
         for r in results:
+            if r.score < self.min_score:
+                continue
+            why = cell_rule(r.entity_type, text, r.start, r.end, column)
+            if why is None:
+                candidates.append(r)
+            else:
+                dropped.append({"entity": r.entity_type, "reason": why})
+        candidates.sort(key=lambda r: (-_PRIORITY.get(r.entity_type, 0), -r.score, r.start))
+        kept: list[Any] = []
+        for r in candidates:  # overlaps: the validated, more specific entity wins
             if all(r.end <= k.start or r.start >= k.end for k in kept):
                 kept.append(r)
         out = []
         for r in sorted(kept, key=lambda r: r.start):
             entity = r.entity_type
-            if entity == "DATE_TIME" and (_BIRTH_COLUMN.search(column) or _BIRTH_CONTEXT.search(text[max(0, r.start - 30) : r.start])):
+            if entity == "DATE_TIME" and (_BIRTH_COLUMN.search(column) or _BIRTH_CONTEXT.search(text[max(0, r.start - 40) : r.start])):
                 entity = "DATE_OF_BIRTH"
             out.append({"entity": entity, "start": r.start, "end": r.end, "score": round(float(r.score), 3)})
-        return out
+        return out, dropped
+
+    def scan_text(self, text: str, column: str = "") -> list[dict[str, Any]]:
+        """Entities in one cell, overlaps resolved (the validated, more specific entity wins)."""
+        return self.scan_cell(text, column)[0]
 
 
 def mask_value(text: str) -> str:
@@ -146,61 +243,14 @@ def mask_value(text: str) -> str:
 
 def scan_dataframe(
     df: pd.DataFrame, columns: list[str] | None = None, sample: int = 500, seed: int = 0,
-    scanner: PiiScanner | None = None, max_samples: int = 20,
+    scanner: PiiScanner | None = None, max_samples: int = 20, thresholds: Any = None,
 ) -> dict[str, Any]:
-    """Per-column and per-cell PII findings over up to ``sample`` rows per column.
+    """Per-column PII verdicts (share thresholds, sporadic matches) and per-cell samples.
 
-    Structured columns (short values) and free-text columns are both scanned cell by cell.
+    ``thresholds`` is a :class:`bastion.data.privacy.pii_columns.PiiThresholds` (default: the
+    documented defaults). See :func:`bastion.data.privacy.pii_columns.scan_columns`.
     """
-    from bastion.core.errors import InvalidInputError
+    from bastion.data.privacy.pii_columns import scan_columns
 
-    sc = scanner or PiiScanner()
-    cols = columns or [str(c) for c in df.columns]
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise InvalidInputError(f"column(s) {', '.join(missing)} not in the data; it has {', '.join(map(str, df.columns))}")
-    rows = df if len(df) <= sample else df.sample(sample, random_state=seed).sort_index()
-    report_cols: list[dict[str, Any]] = []
-    cells: list[dict[str, Any]] = []
-    for col in cols:
-        values = rows[col].dropna().astype(str)
-        words = float(values.map(lambda v: len(v.split())).mean()) if len(values) else 0.0
-        kind = "free_text" if words and words > 5 else "structured"
-        ents: dict[str, dict[str, Any]] = {}
-        cache: dict[str, list[dict[str, Any]]] = {}
-        for idx, val in values.items():
-            found = cache.get(val)
-            if found is None:
-                found = cache[val] = sc.scan_text(val, column=col)
-            if not found and _NAME_COLUMN.match(col) and re.fullmatch(r"[^\W\d_]+(?:[ '\-.][^\W\d_]+)*", val.strip()):
-                found = [{"entity": "PERSON", "start": 0, "end": len(val), "score": 0.6, "via": "column_name"}]
-            for f in found:
-                e = ents.setdefault(f["entity"], {"count": 0, "rows": 0, "scores": []})
-                e["count"] += 1
-                e["scores"].append(f["score"])
-                if len(cells) < max_samples * max(1, len(cols)):
-                    cells.append({"row": int(idx) if isinstance(idx, int) else str(idx), "column": col, "entity": f["entity"],
-                                  "score": f["score"], "value_shape": mask_value(val[f["start"] : f["end"]])})
-            for ent in {f["entity"] for f in found}:
-                ents[ent]["rows"] += 1
-        n = len(values)
-        summary = {
-            ent: {"count": e["count"], "rows": e["rows"], "row_share": round(e["rows"] / max(n, 1), 4),
-                  "mean_score": round(sum(e["scores"]) / len(e["scores"]), 3), "max_score": max(e["scores"])}
-            for ent, e in sorted(ents.items())
-        }
-        report_cols.append({"column": col, "kind": kind, "rows_scanned": n, "entities": summary,
-                            "contains_pii": bool(summary)})
-    totals: dict[str, int] = {}
-    for c in report_cols:
-        for ent, e in c["entities"].items():
-            totals[ent] = totals.get(ent, 0) + int(e["count"])
-    return {
-        "rows_total": len(df),
-        "rows_scanned": len(rows),
-        "columns": report_cols,
-        "pii_columns": [c["column"] for c in report_cols if c["contains_pii"]],
-        "entity_counts": totals,
-        "cell_samples": cells,
-        "params": {"sample": sample, "seed": seed, "min_score": sc.min_score, "engine": "presidio+spacy.blank(en)"},
-    }
+    return scan_columns(df, columns, sample=sample, seed=seed, scanner=scanner or PiiScanner(),
+                        max_samples=max_samples, thresholds=thresholds)
