@@ -195,12 +195,11 @@ def sign_model(
         raise InvalidInputError(f"model {p} does not exist")
     load_private_key(key_path)  # mode and format checks with Bastion's messages
     report = scan_path(p, allow=allow)
-    if report.verdict == "unsafe" and not allow_unsafe:
-        worst = max(report.findings, key=lambda fx: fx[1].severity.rank)
-        raise UnsafeArtifactError(
-            f"refusing to sign {p}: scan verdict unsafe ({worst[1].code} {worst[1].global_name or ''} in "
-            f"{worst[0].path}); run: bastion model scan {p}"
-        )
+    verdict, reason = report.verdict_and_reason
+    if verdict in ("unsafe", "error") and not allow_unsafe:
+        worst = max(report.findings, key=lambda fx: fx[1].severity.rank) if verdict == "unsafe" else None
+        what = f"{worst[1].code} {worst[1].global_name or ''} in {worst[0].path}" if worst else reason
+        raise UnsafeArtifactError(f"refusing to sign {p}: scan verdict {verdict} ({what}); run: bastion model scan {p}")
     m, digests = _manifest(p, incremental)
     signer = sign_ec_key.Signer(Path(key_path))
     signature = signer.sign(signing.Payload(m))

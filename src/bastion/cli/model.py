@@ -1,7 +1,8 @@
 """``bastion model``: scan model files, sign and verify them, emit an ML-BOM and a model card.
 
 Exit codes: 0 clean/verified · 1 findings at or above ``--fail-on`` · 2 error (bad input,
-signature mismatch, unsafe model) · 3 nothing scannable.
+signature mismatch, unsafe model, a file not read to its end) · 3 nothing scannable.
+``model scan`` prints a verdict of ``safe``, ``unsafe``, ``error`` or ``unscanned`` with its reason.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from bastion.cli.output import (
     EXIT_FINDINGS,
     EXIT_NOTHING,
     OutputFormat,
-    console,
     print_json,
     stdout,
 )
@@ -59,12 +59,12 @@ def scan(
     elif fmt == ScanFormat.sarif:
         print_json(report.to_sarif())
     else:
-        skipped = [f for f in report.files if not f.scanned and not f.error and not f.findings]
+        skipped = [f for f in report.files if not f.scanned and not f.error and not f.findings and not f.blocking]
         for f in report.files:
             if f in skipped and len(report.files) > 1:
                 continue
             ms = f.max_severity.value if f.max_severity else "none"
-            status = "not scanned" if not f.scanned else ms
+            status = f"not scanned: {f.reason or f.format}" if not f.scanned else ms
             stdout.print(f"[bold]{f.path}[/]  format={f.format}  [{_COLORS.get(ms, 'white')}]{status}[/]",
                          highlight=False)
             if f.error:
@@ -75,17 +75,19 @@ def scan(
                 stdout.print(f"  [{_COLORS[x.severity.value]}]{x.severity.value:8}[/] {x.code}{times} "
                              f"{x.global_name or ''} at {where}\n           {x.message}", highlight=False, soft_wrap=True)
         if skipped and len(report.files) > 1:
-            stdout.print(f"({len(skipped)} other file(s) are not model formats and were skipped)", highlight=False)
+            stdout.print(f"({len(skipped)} other file(s) are text or SavedModel tensor data, read and skipped)",
+                         highlight=False)
         ms = report.max_severity.value if report.max_severity else "none"
-        stdout.print(f"verdict: [{_COLORS.get(ms, 'white')}]{report.verdict}[/] (max severity {ms}, "
+        verdict, reason = report.verdict_and_reason
+        color = {"safe": "green", "unsafe": "bold red"}.get(verdict, "yellow")
+        stdout.print(f"verdict: [{color}]{verdict}[/] — {reason} (max severity {ms}, "
                      f"{len(report.scanned_files)} file(s) scanned in {report.duration_s:.3f}s)", highlight=False, soft_wrap=True)
     threshold = Severity.parse(fail_on.value)
     if report.worst(threshold):
         raise typer.Exit(EXIT_FINDINGS)
-    if report.errors:
+    if report.verdict == "error":
         raise typer.Exit(EXIT_ERROR)
-    if not report.scanned_files:
-        console.print("nothing scannable found")
+    if report.verdict == "unscanned":
         raise typer.Exit(EXIT_NOTHING)
 
 

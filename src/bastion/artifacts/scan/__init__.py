@@ -2,14 +2,14 @@
 
 Formats are detected by content: raw pickles (protocols 0–5), PyTorch zip and legacy
 checkpoints, TorchScript and ``torch.export`` archives, joblib (plain or compressed), NumPy
-``.npy``/``.npz``, safetensors, ONNX, Keras ``.keras``/``.h5``, and zip/tar archives and
-directories of these. Nothing is ever deserialised by the scanner.
+``.npy``/``.npz``, safetensors, ONNX, Keras ``.keras``/``.h5``, TensorFlow SavedModel directories,
+and zip/tar/7z archives and directories of these. Nothing is ever deserialised by the scanner.
 
 Examples:
     >>> from bastion.artifacts.scan import scan_path, ensure_safe
     >>> report = scan_path("model.pt")                       # doctest: +SKIP
     >>> report.verdict, report.max_severity                   # doctest: +SKIP
-    ('safe', None)
+    ('safe', None)                 # or 'unsafe', 'error' (not read to its end), 'unscanned' (no model format)
     >>> ensure_safe("evil.pkl")                               # doctest: +SKIP
     Traceback (most recent call last):
     bastion.core.errors.UnsafeArtifactError: evil.pkl: critical PICKLE_DANGEROUS_CALL os.system at -@28 ...
@@ -72,8 +72,10 @@ def ensure_safe(path: PathLike, allow: list[str] | None = None,
         )
     errors = report.errors
     if errors:
-        raise UnsafeArtifactError(f"{errors[0].path} could not be scanned ({errors[0].error}); it was not loaded")
+        raise UnsafeArtifactError(f"{errors[0].path} could not be scanned to its end ({errors[0].incomplete}); "
+                                  "it was not loaded")
     if Path(path).is_file() and not report.scanned_files:
-        fmt = report.files[0].format if report.files else "unknown"
-        raise UnsupportedFormatError(f"{path}: format {fmt!r} is not a model format Bastion can scan")
+        f0 = report.files[0] if report.files else None
+        why = (f0.reason or f"format {f0.format!r}") if f0 else "nothing scanned"
+        raise UnsupportedFormatError(f"{path}: {why}; not a model format Bastion can scan")
     return report

@@ -15,19 +15,22 @@ GZIP_MAGIC = b"\x1f\x8b"
 BZ2_MAGIC = b"BZh"
 XZ_MAGIC = b"\xfd7zXZ\x00"
 LZ4_MAGIC = b"\x04\x22\x4d\x18"
+SEVENZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 
 
 def sniff(head: bytes, size: int) -> str:
     """Name the container format of a file from its first bytes (512 are enough).
 
     Returns one of ``zip``, ``npy``, ``hdf5``, ``safetensors``, ``gzip``, ``bz2``, ``xz``, ``zlib``,
-    ``lz4``, ``tar``, ``torch-legacy``, ``pickle``, ``pickle0`` (a protocol 0/1 candidate),
-    ``onnx-candidate`` or ``unknown``.
+    ``lz4``, ``7z``, ``tar``, ``torch-legacy``, ``pickle``, ``pickle0`` (a protocol 0/1 candidate),
+    ``onnx-candidate``, ``empty`` or ``unknown``.
     """
     if not head:
-        return "unknown"
+        return "empty"
     if head.startswith(ZIP_MAGICS):
         return "zip"
+    if head.startswith(SEVENZIP_MAGIC):
+        return "7z"
     if head.startswith(NPY_MAGIC):
         return "npy"
     if head.startswith(HDF5_MAGIC):
@@ -84,3 +87,14 @@ def read_head(fh: IO[bytes], n: int = 512) -> bytes:
     head = fh.read(n)
     fh.seek(pos)
     return head
+
+
+def looks_like_text(head: bytes) -> bool:
+    """UTF-8 text without NUL bytes (a README, JSON or YAML file: inert, and not a model format)."""
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # a multi-byte character cut at the end of the sample
+    return True

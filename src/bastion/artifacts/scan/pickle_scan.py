@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from bastion.artifacts.scan.argpatterns import check_build, check_call
+from bastion.artifacts.scan.frames import FramedReader, SkippedStream
 from bastion.artifacts.scan.policy import GlobalKind, Policy
 from bastion.artifacts.scan.report import ScanFinding
 from bastion.artifacts.scan.symbolic import SymCall, SymGlobal, SymOpaque, literal
 from bastion.core.severity import Severity
 
 MAX_NESTING = 4
+MAX_EXPANDED_NODES = 10_000_000
+MAX_CONTAINER_DEPTH = 1000
+MAX_DUP = 64  # CPython's pickler never writes DUP
 _LOADS_FAMILY = {"loads", "load", "_loads", "_load"}
 
 
@@ -70,6 +74,9 @@ class PickleWalker:
         self.invoked: set[tuple[str, str]] = set()
         self.pending: list[SymCall] = []
         self.n_ops = 0
+        self.n_dup = 0
+        self._sizes: dict[int, tuple[Any, int, int]] = {}
+        self._flagged_expansion = self._flagged_depth = False
 
     # -- findings ---------------------------------------------------------------------------
     def _global_finding(self, g: SymGlobal, invoked: bool, offset: int) -> None:
@@ -178,7 +185,30 @@ class PickleWalker:
 
     # -- the walk ---------------------------------------------------------------------------
     def walk(self, fh: IO[bytes]) -> tuple[bool, int]:
-        """Walk one pickle from the current position. Returns (reached STOP, end offset)."""
+        """Walk one pickle from the current position. Returns (reached STOP, end offset).
+
+        FRAMEs are followed as ``_pickle.c`` follows them (``frames``): a read that breaks the
+        framing is a high finding, and the reading ``pickle.load(file)`` would make of it is walked too.
+        """
+        reader = fh if isinstance(fh, FramedReader) else FramedReader(fh)
+        start, seen = reader.tell(), len(reader.violations)
+        ok, end = self._walk_ops(reader)
+        for v in reader.violations[seen:seen + 2]:
+            self.sink.add(ScanFinding(
+                Severity.HIGH, "PICKLE_FRAME_VIOLATION",
+                f"a {v.kind} at offset {v.start} runs past the FRAME ending at {v.frame_end}: pickle.load on a "
+                "file reads the bytes after the frame instead, so the scanner walked both readings",
+                self.member, v.start,
+            ))
+            if v.frame_end > v.start and self.depth < MAX_NESTING and reader.inner.seekable():
+                alt = SkippedStream(reader.inner, v.start, v.frame_end)
+                alt.seek(start)
+                PickleWalker(self.policy, self.sink, _join(self.member, f"frame-skip@{v.start}"),
+                             self.depth + 1).walk(FramedReader(alt, reader.ended_at | {v.start}))  # type: ignore[arg-type]
+                reader.inner.seek(end)
+        return ok, end
+
+    def _walk_ops(self, fh: FramedReader) -> tuple[bool, int]:
         stack: list[Any] = []
         memo: dict[Any, Any] = {}
         stacks: list[list[Any]] = []
@@ -187,7 +217,7 @@ class PickleWalker:
         push_arg, memo_put, memo_get = _PUSH_ARG, _MEMO_PUT, _MEMO_GET
         try:
             # the hot opcodes (pushes and memo traffic, ~80% of a checkpoint) are handled inline
-            for op, arg, pos_ in pickletools.genops(fh):
+            for op, arg, pos_ in pickletools.genops(fh):  # type: ignore[arg-type]
                 pos = pos_ if pos_ is not None else pos
                 n += 1
                 name = op.name
@@ -205,8 +235,10 @@ class PickleWalker:
                     self.n_ops += n
                     self._finish()
                     return True, fh.tell()
+                elif name == "FRAME":
+                    fh.start_frame(int(arg or 0), None)
                 else:
-                    self._step(name, arg, pos, stack, stacks, memo, fh)
+                    self._step(name, arg, pos, stack, stacks, memo, fh)  # type: ignore[arg-type]
         except (ValueError, EOFError, IndexError, KeyError, TypeError, OverflowError, MemoryError,
                 UnicodeDecodeError, RecursionError) as exc:
             self.n_ops += n
@@ -223,6 +255,36 @@ class PickleWalker:
         self.sink.add(ScanFinding(Severity.MEDIUM, "PICKLE_MALFORMED", "pickle stream ends without STOP",
                                   self.member, pos))
         return False, pos
+
+    # -- expansion (billion laughs) and nesting depth -----------------------------------------
+    def _size(self, v: Any) -> tuple[int, int]:
+        hit = self._sizes.get(id(v))
+        return (hit[1], hit[2]) if hit is not None and hit[0] is v else (1, 0)
+
+    def _measure(self, container: Any, items: Any, pos: int, grow: bool = False) -> None:
+        """Record how many nodes a full walk of ``container`` visits (shared references counted each
+        time, as copying, printing or serialising it would) and how deep it nests."""
+        size, depth = self._size(container) if grow else (1, 1)
+        for item in items:
+            s, d = self._size(item)
+            size += s
+            depth = max(depth, d + 1)
+        self._sizes[id(container)] = (container, size, depth)
+        if size > MAX_EXPANDED_NODES and size > 1000 * (self.n_ops + 1) and not self._flagged_expansion:
+            self._flagged_expansion = True
+            self.sink.add(ScanFinding(
+                Severity.HIGH, "PICKLE_EXPANSION",
+                f"shared references expand to more than {MAX_EXPANDED_NODES:,} objects from a small stream "
+                "(memo/DUP 'billion laughs'): anything that copies, prints or serialises the result exhausts memory",
+                self.member, pos,
+            ))
+        if depth > MAX_CONTAINER_DEPTH and not self._flagged_depth:
+            self._flagged_depth = True
+            self.sink.add(ScanFinding(
+                Severity.HIGH, "PICKLE_DEEP_NESTING",
+                f"containers nested more than {MAX_CONTAINER_DEPTH} levels deep: recursion limits and stack "
+                "overflows in anything that walks the result", self.member, pos,
+            ))
 
     def _finish(self) -> None:
         for call in self.pending:
@@ -272,32 +334,42 @@ class PickleWalker:
             stack.clear()
         elif name in ("TUPLE", "LIST", "FROZENSET"):
             items = self._pop_mark(stack, stacks)
-            stack.append(tuple(items) if name == "TUPLE" else items if name == "LIST" else SymOpaque("frozenset"))
+            new: Any = tuple(items) if name == "TUPLE" else items if name == "LIST" else SymOpaque("frozenset")
+            self._measure(new, items, pos)
+            stack.append(new)
         elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
             n = int(name[-1])
             items = stack[-n:]
             if len(items) != n:
                 raise IndexError("stack underflow")
             del stack[-n:]
-            stack.append(tuple(items))
+            new = tuple(items)
+            self._measure(new, items, pos)
+            stack.append(new)
         elif name == "DICT":
             items = self._pop_mark(stack, stacks)
-            stack.append(_pairs(items))
+            new = _pairs(items)
+            self._measure(new, items, pos)
+            stack.append(new)
         elif name in ("APPEND",):
             v = stack.pop()
+            self._measure(stack[-1], (v,), pos, grow=True)
             if isinstance(stack[-1], list):
                 stack[-1].append(v)
         elif name in ("APPENDS", "ADDITEMS"):
             items = self._pop_mark(stack, stacks)
+            self._measure(stack[-1], items, pos, grow=True)
             if isinstance(stack[-1], list):
                 stack[-1].extend(items)
         elif name == "SETITEM":
             v = stack.pop()
             k = stack.pop()
+            self._measure(stack[-1], (k, v), pos, grow=True)
             _setitem(stack[-1], k, v)
         elif name == "SETITEMS":
             items = self._pop_mark(stack, stacks)
             target = stack[-1]
+            self._measure(target, items, pos, grow=True)
             for k, v in zip(items[::2], items[1::2], strict=False):
                 _setitem(target, k, v)
         elif name == "POP":
@@ -308,6 +380,12 @@ class PickleWalker:
         elif name == "POP_MARK":
             self._pop_mark(stack, stacks)
         elif name == "DUP":
+            self.n_dup += 1
+            if self.n_dup == MAX_DUP + 1:
+                self.sink.add(ScanFinding(
+                    Severity.HIGH, "PICKLE_DUP_EXPANSION",
+                    f"more than {MAX_DUP} DUP opcodes (CPython's pickler writes none): stack expansion",
+                    self.member, pos))
             stack.append(stack[-1])
         elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
             memo[int(arg)] = stack[-1]
@@ -356,7 +434,7 @@ class PickleWalker:
             stack.append(SymOpaque("ext"))
         elif name == "NEXT_BUFFER":
             stack.append(SymOpaque("buffer"))
-        elif name in ("PROTO", "FRAME", "READONLY_BUFFER"):
+        elif name in ("PROTO", "READONLY_BUFFER"):
             pass
         else:  # pragma: no cover - every opcode of protocols 0-5 is handled above
             raise ValueError(f"unhandled opcode {name}")

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from bastion.artifacts.scan import scanners as sc
-from bastion.artifacts.scan.formats import classify_zip, sniff
+from bastion.artifacts.scan.formats import classify_zip, looks_like_text, sniff
 from bastion.artifacts.scan.policy import Policy
 from bastion.artifacts.scan.report import FileScan, ScanFinding, ScanReport
 from bastion.core.paths import sha256_file
@@ -70,15 +70,21 @@ def scan_stream(fs: FileScan, fh: IO[bytes], size: int, ctx: sc._Ctx, member: st
         if outer:
             fs.format = name
 
-    if kind in ("pickle", "torch-legacy"):
+    base = PurePosixPath(member).name if member else (path.name if path is not None else "")
+    if base in ("saved_model.pb", "keras_metadata.pb") and kind != "empty":
+        from bastion.artifacts.scan import tensorflow as tfs
+
+        set_format("tf-saved-model" if base == "saved_model.pb" else "keras-metadata")
+        scan = tfs.scan_saved_model if base == "saved_model.pb" else tfs.scan_keras_metadata
+        scan(fs, fh.read(sc.MAX_MEMBER_READ), member, ctx.policy)
+    elif kind in ("pickle", "torch-legacy"):
         set_format("torch-legacy" if kind == "torch-legacy" else ("joblib" if sc._is_joblib(fh) else "pickle"))
         sc._scan_pickle(fs, fh, ctx, member, legacy_torch=kind == "torch-legacy")
     elif kind == "pickle0":
         if sc._scan_pickle0(fs, fh, ctx, member):
             set_format("pickle")
         else:
-            set_format("unknown")
-            fs.scanned = not outer and fs.scanned
+            _not_a_model(fs, head, outer, set_format)
     elif kind == "npy":
         set_format("numpy-npy")
         sc._scan_npy(fs, fh, ctx, member)
@@ -87,6 +93,9 @@ def scan_stream(fs: FileScan, fh: IO[bytes], size: int, ctx: sc._Ctx, member: st
         sc._scan_safetensors(fs, fh, size, member)
     elif kind == "zip":
         _scan_zip(fs, fh, ctx, member, depth, set_format)
+    elif kind == "7z":
+        set_format("7z")
+        _scan_7z(fs, fh, ctx, member, depth)
     elif kind == "tar":
         set_format("tar")
         _scan_tar(fs, fh, ctx, member, depth)
@@ -114,15 +123,26 @@ def scan_stream(fs: FileScan, fh: IO[bytes], size: int, ctx: sc._Ctx, member: st
         if sc._scan_onnx(fs, data, model_dir, member):
             set_format("onnx")
         else:
-            set_format("unknown")
-            fs.scanned = fs.scanned and not outer
+            _not_a_model(fs, head, outer, set_format)
     elif kind == "lz4":
         set_format("lz4")
         fs.error = "lz4-compressed file: decompress it first (lz4 is not supported by the scanner)"
-    else:
-        set_format("unknown")
+    elif kind == "empty":
+        set_format("empty")
         if outer:
-            fs.scanned = False
+            fs.scanned, fs.reason = False, "empty file (0 bytes): nothing to scan"
+    else:
+        _not_a_model(fs, head, outer, set_format)
+
+
+def _not_a_model(fs: FileScan, head: bytes, outer: bool, set_format) -> None:  # type: ignore[no-untyped-def]
+    """Text or an unknown binary: not scanned, with the reason (inside archives it is just not a model)."""
+    text = looks_like_text(head)
+    set_format("text" if text else "unknown")
+    if outer:
+        fs.scanned = False
+        fs.reason = ("text, not a model format" if text
+                     else f"unknown binary format (starts with {head[:8].hex()}); not a model format Bastion can scan")
 
 
 def _scan_compressed(fs: FileScan, buf: io.BufferedReader, kind: str, ctx: sc._Ctx, member: str, depth: int,
@@ -243,9 +263,122 @@ def _scan_zip(fs: FileScan, fh: IO[bytes], ctx: sc._Ctx, member: str, depth: int
                 fs.findings.append(ScanFinding(Severity.MEDIUM, "ARCHIVE_MEMBER_TOO_LARGE",
                                                f"member of {info.file_size} bytes not scanned", prefix + name))
                 continue
-            with zf.open(info) as mfh:
-                data = mfh.read()
-            scan_stream(fs, io.BytesIO(data), len(data), ctx, prefix + name, depth + 1)
+            data = _read_member(fs, fh, zf, info, prefix + name)
+            if data is not None:
+                _scan_member(fs, data, info, ctx, prefix + name, depth)
+
+
+_FLAG_BITS = {0x1: "encrypted", 0x20: "compressed patched data", 0x40: "strong encryption"}
+
+
+def _read_member(fs: FileScan, fh: IO[bytes], zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes | None:
+    """The member's bytes as ``torch.load``'s reader sees them: by the central directory, whatever the
+    local header, CRC or flag bits say. Every such inconsistency is a finding of its own."""
+    try:
+        with zf.open(info) as mfh:
+            return mfh.read(sc.MAX_MEMBER_READ + 1)[: sc.MAX_MEMBER_READ]
+    except (RuntimeError, NotImplementedError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        problem = str(exc)
+    import zlib
+
+    fh.seek(info.header_offset)
+    local = fh.read(30)
+    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        fs.findings.append(ScanFinding(Severity.MEDIUM, "ARCHIVE_MEMBER_UNREADABLE",
+                                       f"no local header for {info.filename!r} ({problem})", where))
+        return None
+    n_name, n_extra = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+    local_name = fh.read(n_name)
+    fh.seek(n_extra, io.SEEK_CUR)
+    raw = fh.read(info.compress_size)
+    try:
+        if info.compress_type == zipfile.ZIP_STORED:
+            data = raw
+        elif info.compress_type == zipfile.ZIP_DEFLATED:
+            d = zlib.decompressobj(-15)
+            data = d.decompress(raw, sc.MAX_MEMBER_READ)
+        elif info.compress_type == zipfile.ZIP_BZIP2:
+            data = bz2.decompress(raw)[: sc.MAX_MEMBER_READ]
+        elif info.compress_type == zipfile.ZIP_LZMA:
+            data = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=None).decompress(raw[4:], sc.MAX_MEMBER_READ)  # type: ignore[arg-type]
+        else:
+            raise ValueError(f"compression method {info.compress_type}")
+    except (zlib.error, OSError, ValueError, lzma.LZMAError) as exc:
+        fs.findings.append(ScanFinding(Severity.MEDIUM, "ARCHIVE_MEMBER_UNREADABLE",
+                                       f"member {info.filename!r} could not be read ({problem}; {exc})", where))
+        return None
+    if local_name != info.filename.encode("utf-8") and local_name != info.filename.encode("cp437", "replace"):
+        fs.findings.append(ScanFinding(
+            Severity.HIGH, "ZIP_NAME_MISMATCH",
+            f"central directory names {info.filename!r}, the local header {local_name[:80]!r}: readers disagree on "
+            "which member this is (torch.load uses the central directory; that content was scanned)", where))
+    if zlib.crc32(data) != info.CRC:
+        fs.findings.append(ScanFinding(
+            Severity.HIGH, "ZIP_CRC_MISMATCH",
+            f"member {info.filename!r} does not match its CRC-32: changed after archiving; Python's zipfile refuses "
+            "it, torch.load reads it (its content was scanned)", where))
+    return data
+
+
+def _scan_member(fs: FileScan, data: bytes, info: zipfile.ZipInfo, ctx: sc._Ctx, where: str, depth: int) -> None:
+    flags = [b for b in _FLAG_BITS if info.flag_bits & b]
+    if not flags:
+        scan_stream(fs, io.BytesIO(data), len(data), ctx, where, depth + 1)
+        return
+    # a member flagged encrypted/patched: if its bytes are a readable format anyway, the flag is a lie
+    # told to scanners (Python's zipfile refuses such members); if not, it is really encrypted
+    from bastion.artifacts.scan.formats import sniff as _sniff
+
+    what = ", ".join(f"{_FLAG_BITS[b]} (0x{b:x})" for b in flags)
+    if _sniff(data[:512], len(data)) in ("unknown", "empty"):
+        fs.findings.append(ScanFinding(Severity.MEDIUM, "ARCHIVE_MEMBER_UNREADABLE",
+                                       f"member {info.filename!r} is {what}: its content could not be read", where))
+        return
+    fs.findings.append(ScanFinding(
+        Severity.HIGH, "ZIP_FLAG_MISMATCH",
+        f"member {info.filename!r} is marked {what} but holds a readable model format: a flag that makes some "
+        "readers skip it (its content was scanned)", where))
+    scan_stream(fs, io.BytesIO(data), len(data), ctx, where, depth + 1)
+
+
+def _scan_7z(fs: FileScan, fh: IO[bytes], ctx: sc._Ctx, member: str, depth: int) -> None:
+    try:
+        import py7zr
+        from py7zr.io import BytesIOFactory
+    except ImportError:
+        fs.error = "py7zr is not installed; install bastion-ml[supplychain] to scan .7z archives"
+        return
+    prefix = f"{member}>" if member else ""
+    try:
+        with py7zr.SevenZipFile(fh, "r") as z:
+            if z.needs_password():
+                fs.findings.append(ScanFinding(Severity.MEDIUM, "ARCHIVE_MEMBER_UNREADABLE",
+                                               "7z archive is encrypted: its content could not be read", member))
+                return
+            infos = z.list()
+            total = sum(i.uncompressed or 0 for i in infos)
+            if len(infos) > sc.MAX_MEMBERS or total > sc.MAX_TOTAL_UNCOMPRESSED:
+                fs.findings.append(ScanFinding(Severity.HIGH, "ARCHIVE_BOMB",
+                                               f"7z expands to {total} bytes ({len(infos)} members)", member))
+                return
+            for i in infos:
+                p = PurePosixPath(i.filename.replace("\\", "/"))
+                if p.is_absolute() or ".." in p.parts:
+                    fs.findings.append(ScanFinding(Severity.HIGH, "ARCHIVE_PATH_TRAVERSAL",
+                                                   f"member path {i.filename!r} escapes the extraction directory",
+                                                   prefix + i.filename))
+            if depth >= sc.MAX_ARCHIVE_DEPTH:
+                fs.findings.append(ScanFinding(Severity.MEDIUM, "ARCHIVE_TOO_DEEP",
+                                               f"archives nested deeper than {sc.MAX_ARCHIVE_DEPTH}", member))
+                return
+            factory = BytesIOFactory(sc.MAX_MEMBER_READ)
+            z.extract(factory=factory)
+            for name, product in sorted(factory.products.items()):
+                data = product.read() if hasattr(product, "read") else b""
+                product_bytes = data if data else bytes(getattr(product, "_buffer", b"") or b"")
+                scan_stream(fs, io.BytesIO(product_bytes), len(product_bytes), ctx, prefix + name, depth + 1)
+    except (py7zr.exceptions.ArchiveError, OSError, ValueError, EOFError, KeyError) as exc:
+        fs.findings.append(ScanFinding(Severity.MEDIUM, "ARCHIVE_MALFORMED", f"7z does not open: {exc}", member))
 
 
 def _scan_tar(fs: FileScan, fh: IO[bytes], ctx: sc._Ctx, member: str, depth: int) -> None:
@@ -307,9 +440,21 @@ def scan_file(path: Path, policy: Policy, root_dir: Path | None = None, digest: 
         fs.error = f"{type(exc).__name__}: {exc}"
         if fs.format == "?":
             fs.format = "unknown"
-    if fs.format == "unknown":
+    if fs.format in ("unknown", "text", "empty"):
         fs.scanned = False
     return fs
+
+
+def _inert_in_directory(fs: FileScan, fp: Path) -> bool:
+    """Files that sit beside a model without being one: text (README, JSON, YAML), SavedModel tensor
+    data and fingerprints. They were read (text) or are never deserialised as code (tensor data)."""
+    if fs.format == "text":
+        return True
+    saved_model_dir = next((d for d in fp.parents if (d / "saved_model.pb").is_file()), None)
+    if saved_model_dir is not None and (fp.name == "fingerprint.pb" or "variables" in fp.relative_to(saved_model_dir).parts):
+        fs.format, fs.reason = "tf-variables", "SavedModel tensor data (never deserialised as code)"
+        return True
+    return False
 
 
 def scan_paths(paths: list[Path], policy: Policy, digest: bool = False) -> ScanReport:
@@ -334,7 +479,10 @@ def scan_paths(paths: list[Path], policy: Policy, digest: bool = False) -> ScanR
                                                            f"symbolic link points outside {p}: {target}"))
                         report.files.append(fs)
                         continue
-                    report.files.append(scan_file(fp, policy, root_dir=p, digest=digest))
+                    fs = scan_file(fp, policy, root_dir=p, digest=digest)
+                    if not fs.scanned and not fs.error and _inert_in_directory(fs, fp):
+                        fs.blocking = False
+                    report.files.append(fs)
         elif p.is_file():
             report.files.append(scan_file(p, policy, digest=digest))
         else:
