@@ -385,5 +385,5 @@ def holdout_table(seed: int, n: int = 100) -> CorpusTable:
     return CorpusTable(pd.DataFrame(rows), expected, {"clinician_notes": truth})
 
 
-FAMILIES: dict[str, Callable[[int], CorpusTable]] = {
+FAMILIES: dict[str, Callable[..., CorpusTable]] = {
     "tuning": tuning_table, "fresh": fresh_table, "holdout": holdout_table}
