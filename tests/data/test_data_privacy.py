@@ -174,3 +174,17 @@ def test_redact_keeps_to_the_entities_asked(people: tuple[pd.DataFrame, dict]) -
     assert redact(notes, ["DATE_OF_BIRTH"])[0] == "born <DATE_OF_BIRTH>, visited 2024-05-01, card 4111 1111 1111 1111"
     with pytest.raises(ConfigError, match="unknown entities"):
         redact(notes, ["PASSPORT"], column="notes")
+
+
+def test_scanning_stays_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("PII scanning tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)  # a DNS lookup is already a network access
+    df = pd.DataFrame({"email": ["ana@example.co.uk", "li@mail.example.org"], "amount": [2602.55, 18.2]})
+    rep = scan_dataframe(df, scanner=PiiScanner())  # a fresh analyzer: tldextract built under the block
+    assert rep["pii_columns"] == ["email"]
