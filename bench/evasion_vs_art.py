@@ -1,16 +1,17 @@
 """PGD-20 (L∞) throughput: Bastion vs IBM ART ``ProjectedGradientDescent`` + ``PyTorchClassifier``.
 
-Same model (the ``mnist`` demo CNN, TorchScript), same samples, same eps / step size / steps /
-random start, best of ``--rounds`` interleaved runs (the machine is shared). Three rows:
+Same model (``--target mnist``: the demo CNN; ``--target fresh-cnn``: a CNN no default was tuned on,
+see ``_vs_art.py``), same samples, same eps / step size / steps / random start, ``--rounds``
+interleaved runs (the machine is shared; the range over rounds is printed). Two rows:
 
 - ``equal work``: both run every sample for all 20 steps with the same thread count
   (Bastion's ``early_stop=False``); the difference is the attack loop itself.
-- ``defaults``: each tool as a user gets it. Bastion: idle-core thread count, early stop (a sample
+- ``defaults``: each tool as a user gets it. Bastion: torch's default threads, early stop (a sample
   leaves the batch once fooled; its first adversarial iterate is kept), channels-last conv weights, batch 64. ART: torch's
   default thread count, ``batch_size`` as below.
 
 Wall-clock samples/s is the headline; CPU-time samples/s (process time) is printed beside it as
-the noise-resistant figure. Run: ``.venv/bin/python bench/evasion_vs_art.py [--samples 200]``.
+the noise-resistant figure. Run: ``.venv/bin/python bench/evasion_vs_art.py [--samples 200] [--target fresh-cnn]``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--target", choices=("mnist", "fresh-cnn"), default="mnist")
     args = ap.parse_args()
 
     from art.attacks.evasion import ProjectedGradientDescent
@@ -36,7 +38,7 @@ def main() -> None:
     from bastion.attacks.evasion import PGD
     from bastion.attacks.evasion.base import default_threads
 
-    s = mnist_setup(args.samples)
+    s = mnist_setup(args.samples, args.target)
     step = 2.5 * args.eps / args.steps
 
     def bastion(seed: int, early_stop: bool, threads: int | None) -> np.ndarray:
@@ -60,7 +62,7 @@ def main() -> None:
         ("defaults", "bastion"): lambda seed: bastion(seed, True, None),
         ("defaults", "art"): lambda seed: art(seed, s.default_threads),
     }, args.rounds, args.eps)
-    print(f"\nPGD-{args.steps} L∞ eps={args.eps} step={step:.4g} on the mnist demo CNN, {len(s.x)} samples, "
+    print(f"\nPGD-{args.steps} L∞ eps={args.eps} step={step:.4g} on the {args.target} CNN, {len(s.x)} samples, "
           f"batch {args.batch_size}; equal-work threads={equal_threads}, torch default threads={s.default_threads}")
     print_table(best)
 

@@ -1,8 +1,8 @@
 """Square attack (L∞) throughput: Bastion vs IBM ART ``SquareAttack`` + ``PyTorchClassifier``.
 
-Same model (the ``mnist`` demo CNN), same samples, eps, p_init and number of iterations, best of
+Same model (``--target mnist`` demo CNN or ``--target fresh-cnn``), same samples, eps, p_init and number of iterations, range of
 ``--rounds`` interleaved runs. ``equal threads`` runs both with the same thread count;
-``defaults`` gives ART torch's default thread count and Bastion its idle-core count. Bastion
+``defaults`` gives both torch's default thread count (Bastion also its early stop). Bastion
 keeps each sample's current margin, so an iteration costs one query per still-robust sample; ART
 re-queries the current points twice per iteration (predict + loss) besides the candidates.
 Run: ``.venv/bin/python bench/square_vs_art.py [--samples 100 --iters 200 --eps 0.2]``.
@@ -23,6 +23,7 @@ def main() -> None:
     ap.add_argument("--eps", type=float, default=0.2)
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--target", choices=("mnist", "fresh-cnn"), default="mnist")
     args = ap.parse_args()
 
     from art.attacks.evasion import SquareAttack as ArtSquare
@@ -30,7 +31,7 @@ def main() -> None:
     from bastion.attacks.evasion import SquareAttack
     from bastion.attacks.evasion.base import default_threads
 
-    s = mnist_setup(args.samples)
+    s = mnist_setup(args.samples, args.target)
 
     def bastion(seed: int, threads: int | None) -> np.ndarray:
         atk = SquareAttack(args.eps, "linf", n_queries=args.iters + 1, p_init=0.8, seed=seed, threads=threads)
@@ -51,7 +52,7 @@ def main() -> None:
         ("defaults", "bastion"): lambda seed: bastion(seed, None),
         ("defaults", "art"): lambda seed: art(seed, s.default_threads),
     }, args.rounds, args.eps, width=w)
-    print(f"\nSquare L∞ eps={args.eps}, {args.iters} iterations, p_init=0.8 on the mnist demo CNN, {len(s.x)} "
+    print(f"\nSquare L∞ eps={args.eps}, {args.iters} iterations, p_init=0.8 on the {args.target} CNN, {len(s.x)} "
           f"samples; equal threads={same}, torch default threads={s.default_threads}")
     print_table(best, width=w)
 
