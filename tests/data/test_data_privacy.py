@@ -188,3 +188,18 @@ def test_scanning_stays_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     df = pd.DataFrame({"email": ["ana@example.co.uk", "li@mail.example.org"], "amount": [2602.55, 18.2]})
     rep = scan_dataframe(df, scanner=PiiScanner())  # a fresh analyzer: tldextract built under the block
     assert rep["pii_columns"] == ["email"]
+
+
+def test_anonymize_keeps_untouched_cells_as_written(tmp_path: Path) -> None:
+    csv = tmp_path / "c.csv"
+    csv.write_text("name,postcode,phone,age\nAna Silva,02134,+4915112345678,34\nLi Wei,00501,+441234567890,51\n")
+    policy = tmp_path / "p.yaml"
+    policy.write_text("columns:\n  name: {action: drop}\n  phone: {action: mask, keep_last: 4}\n"
+                      "k_anonymity:\n  quasi_identifiers: [age]\n  k: 2\n")
+    out = tmp_path / "o.csv"
+    res = runner.invoke(build_app(), ["data", "anonymize", str(csv), "--policy", str(policy), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    got = pd.read_csv(out, dtype=str)
+    assert got["postcode"].tolist() == ["02134", "00501"]          # no int parse: leading zeros survive
+    assert got["phone"].tolist() == ["+*********5678", "+********7890"]
+    assert got["age"].tolist() == ["34-51", "34-51"]               # numbers read as text are still numeric QIs

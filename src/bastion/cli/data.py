@@ -357,7 +357,7 @@ def anonymize_cmd(
     from bastion.data.tables import read_table, write_table
 
     pol = AnonymizationPolicy.load(policy)
-    result = anonymize(read_table(data), pol, base=policy.parent)
+    result = anonymize(read_table(data, text=True), pol, base=policy.parent)  # cells as written: +44…, 0770…
     write_table(result.data, out)
     report = {"data": str(data), "out": str(out), **result.report}
     if fmt == OutputFormat.json:

@@ -278,8 +278,11 @@ def k_anonymize(df: pd.DataFrame, cfg: KAnonymity) -> tuple[pd.DataFrame, dict[s
         raise ConfigError(f"k_anonymity names column(s) not in the data: {', '.join(missing)}")
     l_div = cfg.l_diversity.l if cfg.l_diversity else 1
     work = df.reset_index(drop=True).copy()
-    for c in qis:  # keep numeric QIs numeric, everything else categorical text
-        if not pd.api.types.is_numeric_dtype(work[c]):
+    for c in qis:  # numeric QIs (also numbers read as text) stay numeric, everything else categorical text
+        nums = pd.to_numeric(work[c], errors="coerce")
+        if pd.api.types.is_numeric_dtype(work[c]) or (work[c].notna().any() and nums.notna().eq(work[c].notna()).all()):
+            work[c] = nums
+        else:
             work[c] = work[c].astype(str)
     if not _allowed(work, cfg.k, sens, l_div):
         raise InvalidInputError(f"the table ({len(work)} rows) cannot satisfy k={cfg.k}, l={l_div} even as one group")
