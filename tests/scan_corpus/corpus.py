@@ -21,9 +21,9 @@ def _load(name: str, helpers: ModuleType | None = None) -> ModuleType:
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # the standard importlib recipe (dataclasses look their module up)
+    spec.loader.exec_module(mod)
     if helpers is not None:
         mod.b = helpers  # type: ignore[attr-defined]
-    spec.loader.exec_module(mod)
     return mod
 
 

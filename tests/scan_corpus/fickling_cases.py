@@ -14,7 +14,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-b: Any  # the helpers of _build.py, set by corpus.load() before this module runs
+b: Any = None  # the helpers of _build.py, set by corpus._load() once this module is loaded
 
 
 def _sbu(s: str) -> bytes:

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-b: Any  # the helpers of _build.py, set by corpus.load() before this module runs
+b: Any = None  # the helpers of _build.py, set by corpus._load() once this module is loaded
 
 DENSE = {"class_name": "Dense", "config": {"name": "dense", "units": 1}}
 LAMBDA = {"class_name": "Lambda", "config": {"name": "lambda", "function": ["4wEAAAAAAAAAAAAAAAEAAAADAAAA", None, None],

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-b: Any  # the helpers of _build.py, set by corpus.load() before this module runs
+b: Any = None  # the helpers of _build.py, set by corpus._load() once this module is loaded
 
 # (file, module, name, args-kind) for picklescan's reduce_* and MaliciousN classes; kinds: C=command,
 # P=python code, X=explicit args
