@@ -90,13 +90,19 @@ def evasion(
     if attack.value in ("pgd", "apgd-ce", "apgd-dlr") and restarts > 1:
         kw["restarts"] = restarts
     input_range = target.input_range()
+    warnings: list[str] = []
+    if input_range.bounded and norm == NormName.linf and eps >= input_range.clip_max - input_range.clip_min:  # type: ignore[operator]
+        warnings.append(f"--eps {eps:g} (L∞) covers the whole {input_range.describe()}: every input is "
+                        "reachable, so the result says nothing about robustness")
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}")
     if fmt == OutputFormat.text:
         console.print(f"[bold]{attack.value}[/] ({norm.value}, ε={eps:g}) on {target.name} "
                       f"({'white-box' if target.is_white_box else 'black-box'}); {input_range.describe()}")
     r = run_evasion(target.model, x, y, attack.value, norm.value, eps, steps=steps, samples=samples, seed=seed, **kw)
     r.params["input_range"] = input_range.to_dict()
     out = {**r.to_dict(), "target": target.name, "model_format": target.model_format,
-           "input_range": input_range.to_dict()}
+           "input_range": input_range.to_dict(), "warnings": warnings}
     if save_adv is not None:
         _save_adv(save_adv, r, x[: r.samples])
         out["saved_adv"] = str(save_adv)

@@ -74,11 +74,14 @@ def adversarial_training(
     fmt: FmtOpt = OutputFormat.text,
 ) -> None:
     """Train a robust model (PGD / fast / TRADES) with early stopping; save it with its training record."""
+    from bastion.core.errors import ConfigError
     from bastion.defenses.adversarial import AdversarialTrainingConfig
     from bastion.defenses.adversarial.harden import harden_adversarial, load_training_data
 
     use_threads(threads)
     td = load_training_data(data, demo=demo, label=label, clip_min=clip_min, clip_max=clip_max)
+    if td.clip_min is not None and td.clip_max is not None and eps > td.clip_max - td.clip_min:
+        raise ConfigError(f"--eps {eps:g} is larger than the whole {td.input_range().describe()}")
     cfg = AdversarialTrainingConfig(
         method=method.value, eps=eps, epochs=epochs, batch_size=batch_size, lr=lr, train_steps=steps,
         eps_ramp_epochs=eps_ramp, trades_beta=trades_beta, clip_min=td.clip_min, clip_max=td.clip_max,
@@ -96,13 +99,15 @@ def adversarial_training(
 
         record, written = harden_adversarial(model_spec, td, cfg, out, on_epoch=on_epoch)
     result = {"model": str(written["model"]), "sidecar": str(written["sidecar"]),
-              "training_record": str(written["training_record"]), **_summary(record.to_dict())}
+              "training_record": str(written["training_record"]), **_summary(record.to_dict()),
+              "input_range": td.input_range().to_dict()}
     if fmt == OutputFormat.json:
         print_json(result)
         return
     for e in record.events:
         console.print(f"[yellow]{e['event']}[/] at epoch {e['epoch']}: {e}")
     test = result.get("test") or {}
+    stdout.print(f"trained on {td.source}; {td.input_range().describe()}")
     stdout.print(f"robust model: {written['model']} (best epoch {record.best_epoch}, "
                  f"val clean {record.best_clean_accuracy}, val robust {record.best_robust_accuracy})")
     if test:
