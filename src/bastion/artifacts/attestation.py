@@ -1,9 +1,14 @@
 """In-toto attestations (Statement v1 in a signed DSSE envelope) that tie a model digest to evidence.
 
-The statement's subjects are the model (the model-signing manifest digest) and each file;
-the predicate records the scan verdict, the dataset digests and the assessment summary
-(scores, profile, Bastion version). The envelope is signed with the same ECDSA P-256 key as
-the model bundle, using DSSE's pre-authentication encoding.
+The statement's subjects are the model (the model-signing manifest digest: the digest the
+bundle signs) and each file; the predicate records the scan verdict, the dataset digests and the
+assessment (summary, scores, every finding, and the model fingerprint it assessed). The
+envelope is signed with the same ECDSA P-256 key as the model bundle, using DSSE's
+pre-authentication encoding.
+
+Binding: ``predicate.binding`` names the signed digest, the file digest and the digest the
+assessment says it assessed; ``sign_model`` refuses an assessment of another model and
+``verify_model`` recomputes the binding from the files on disk.
 
 Examples:
     >>> stmt = build_statement("m.pt", "ab12...", {"m.pt": "ab12..."}, scan={...})  # doctest: +SKIP
@@ -12,6 +17,7 @@ Examples:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from datetime import UTC, datetime
@@ -40,6 +46,7 @@ def build_statement(
     scan: dict[str, Any],
     datasets: list[dict[str, Any]] | None = None,
     assessment: dict[str, Any] | None = None,
+    binding: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An in-toto Statement v1 binding ``model_digest`` (and each file) to the evidence."""
     from bastion import __version__
@@ -58,6 +65,7 @@ def build_statement(
             "scan": scan,
             "datasets": datasets or [],
             "assessment": assessment,
+            "binding": binding or {"model_digest": model_digest},
         },
     }
 
@@ -117,10 +125,15 @@ def assessment_evidence(assessment_path: str | os.PathLike[str]) -> tuple[dict[s
         raise InvalidInputError(f"{p} is not a Bastion assessment (no 'target'/'results')")
     summary = data.get("summary") or {}
     scores: dict[str, Any] = {}
+    findings: list[dict[str, Any]] = []
     for r in data.get("results", []):
         for k, v in (r.get("metrics") or {}).items():
             if isinstance(v, int | float) and not isinstance(v, bool):
                 scores[f"{r.get('check_id')}.{k}"] = v
+        for f in r.get("findings") or []:
+            if isinstance(f, dict) and "severity" in f:
+                findings.append({"check_id": r.get("check_id"), "id": f.get("id"), "severity": f.get("severity"),
+                                 "title": str(f.get("title", ""))[:200]})
     fps = (data.get("target") or {}).get("fingerprints") or {}
     datasets = [{"name": k, "digest": {"sha256": v}} for k, v in sorted(fps.items()) if k != "model"]
     return {
@@ -133,4 +146,7 @@ def assessment_evidence(assessment_path: str | os.PathLike[str]) -> tuple[dict[s
         "findings": summary.get("findings"),
         "bastion_version": (data.get("environment") or {}).get("bastion"),
         "scores": scores,
+        "finding_list": findings,
+        "target_fingerprint": fps.get("model"),
+        "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
     }, datasets

@@ -22,6 +22,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,12 @@ def sign_model(
         worst = max(report.findings, key=lambda fx: fx[1].severity.rank) if verdict == "unsafe" else None
         what = f"{worst[1].code} {worst[1].global_name or ''} in {worst[0].path}" if worst else reason
         raise UnsafeArtifactError(f"refusing to sign {p}: scan verdict {verdict} ({what}); run: bastion model scan {p}")
+    assessment = None
+    datasets: list[dict[str, Any]] = []
+    if isinstance(attest, dict):
+        assessment, datasets = attest.get("assessment"), list(attest.get("datasets", []))
+    elif attest is not None:
+        assessment, datasets = assessment_evidence(attest)
     m, digests = _manifest(p, incremental)
     signer = sign_ec_key.Signer(Path(key_path))
     signature = signer.sign(signing.Payload(m))
@@ -207,14 +214,14 @@ def sign_model(
     with tempfile.TemporaryDirectory(dir=bundle_file.parent) as tmp:
         tmp_file = Path(tmp) / "bundle.sig"
         signature.write(tmp_file)
+        model_digest = _bundle_statement(tmp_file)["subject"][0]["digest"]["sha256"]
+        binding = _binding(p, model_digest, digests, assessment)
+        if assessment is not None and binding["assessment_target"] not in binding["accepted"]:
+            raise SignatureError(
+                f"refusing to attest {p}: the assessment ({(assessment or {}).get('file')}) assessed model "
+                f"{binding['assessment_target']}, but the model being signed is {_describe(binding)}; "
+                f"assess this model and sign again")
         os.replace(tmp_file, bundle_file)
-    model_digest = _bundle_statement(bundle_file)["subject"][0]["digest"]["sha256"]
-    assessment = None
-    datasets: list[dict[str, Any]] = []
-    if isinstance(attest, dict):
-        assessment, datasets = attest.get("assessment"), list(attest.get("datasets", []))
-    elif attest is not None:
-        assessment, datasets = assessment_evidence(attest)
     scan = {
         "verdict": report.verdict,
         "max_severity": report.max_severity.value if report.max_severity else "none",
@@ -222,9 +229,80 @@ def sign_model(
         "findings": len(report.findings),
         "files_scanned": len(report.scanned_files),
     }
-    statement = build_statement(p.name, model_digest, digests, scan, datasets, assessment)
+    binding.pop("accepted")
+    statement = build_statement(p.name, model_digest, digests, scan, datasets, assessment, binding)
     write_envelope(statement, key_path, attestation_path_for(p))
     return bundle_file
+
+
+def _binding(p: Path, model_digest: str, digests: dict[str, str], assessment: dict[str, Any] | None) -> dict[str, Any]:
+    """What the attestation binds: the signed digest, the file digest, and what the assessment assessed.
+
+    An assessment fingerprints a model file by its sha256 (``target.fingerprints.model``); a
+    directory is bound by the signed manifest digest."""
+    file_sha = digests.get(p.name) if p.is_file() else None
+    accepted = {d for d in (model_digest, file_sha) if d}
+    return {"model_digest": model_digest, "file_sha256": file_sha,
+            "assessment_target": (assessment or {}).get("target_fingerprint"), "accepted": accepted}
+
+
+def _describe(binding: dict[str, Any]) -> str:
+    if binding.get("file_sha256"):
+        return f"sha256 {binding['file_sha256']} (signed manifest digest {binding['model_digest']})"
+    return f"signed manifest digest {binding['model_digest']}"
+
+
+def parse_age(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``3600s`` or plain seconds → a ``timedelta`` (``InvalidInputError`` otherwise)."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*", text or "")
+    if not m:
+        raise InvalidInputError(f"attestation age {text!r}: use a number with d, h, m or s (e.g. 30d)")
+    return timedelta(seconds=float(m.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}[m.group(2)])
+
+
+def _check_attested(p: Path, att_file: Path, predicate: dict[str, Any], model_digest: str,
+                    actual: dict[str, str], max_severity: Severity | None, max_age: timedelta | None) -> None:
+    """Recompute the binding; apply ``max_severity`` to every attested finding and ``max_age``."""
+    assessment = predicate.get("assessment")
+    if assessment is not None:
+        if "target_fingerprint" not in assessment:
+            raise SignatureError(f"attestation {att_file} predates assessment binding (no target fingerprint); "
+                                 f"sign it again: bastion model sign {p} --attest ASSESSMENT")
+        binding = _binding(p, model_digest, actual, {"target_fingerprint": assessment["target_fingerprint"]})
+        if binding["assessment_target"] not in binding["accepted"]:
+            raise SignatureError(f"attestation {att_file} carries an assessment of model "
+                                 f"{binding['assessment_target']}, not of {p} ({_describe(binding)})")
+    if max_severity is not None:
+        offenders = []
+        scan = predicate.get("scan") or {}
+        if scan.get("max_severity", "none") != "none" and Severity.parse(scan["max_severity"]) > max_severity:
+            offenders.append(f"scan ({scan['max_severity']}, verdict {scan.get('verdict')})")
+        for f in (assessment or {}).get("finding_list") or []:
+            if Severity.parse(str(f.get("severity", "info"))) > max_severity:
+                offenders.append(f"{f.get('check_id')}/{f.get('id')} ({f.get('severity')}): {f.get('title')}")
+        if assessment and not assessment.get("finding_list"):
+            sev = assessment.get("max_severity")
+            if sev and sev != "none" and Severity.parse(str(sev)) > max_severity:
+                offenders.append(f"assessment max severity {sev}")
+        if offenders:
+            more = f" (+{len(offenders) - 5} more)" if len(offenders) > 5 else ""
+            raise SignatureError(f"{p}: {len(offenders)} attested finding(s) worse than {max_severity.value}: "
+                                 + "; ".join(offenders[:5]) + more)
+    if max_age is not None:
+        stamp = (assessment or {}).get("created_at") or predicate.get("created_at")
+        try:
+            created = datetime.fromisoformat(str(stamp))
+        except (TypeError, ValueError):
+            raise SignatureError(f"attestation {att_file} has no readable creation time ({stamp!r})") from None
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        age = datetime.now(UTC) - created
+        if age > max_age:
+            what = "assessment" if assessment else "attestation"
+            raise SignatureError(f"{p}: the attested {what} is {age.days} day(s) old ({stamp}), older than the "
+                                 f"allowed {max_age}; assess and sign again")
 
 
 def _diff(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
@@ -247,12 +325,15 @@ def verify_model(
     require_attestation: bool = False,
     max_severity: Severity | None = None,
     bundle: str | os.PathLike[str] | None = None,
+    max_attestation_age: timedelta | None = None,
 ) -> VerificationResult:
     """Verify ``PATH.sig`` (and ``PATH.att.json``) with the public key.
 
     Raises ``SignatureError`` naming every modified, added or removed file, a wrong key, a
-    missing or invalid attestation (when required), an attestation for another digest, or an
-    attested (or current) scan worse than ``max_severity``.
+    missing or invalid attestation (when required), an attestation for another digest or whose
+    assessment assessed another model, any attested finding (scan or assessment) or current scan
+    finding worse than ``max_severity`` (each offender named), or an attested assessment older
+    than ``max_attestation_age``. The gateway registry verifies pushes through this function.
     """
     from bastion.artifacts.attestation import read_envelope
     from bastion.artifacts.scan import scan_path
@@ -279,19 +360,24 @@ def verify_model(
     model_digest = _bundle_statement(bundle_file)["subject"][0]["digest"]["sha256"]
     result = VerificationResult(str(p), str(bundle_file), public_key_fingerprint(pub_path), model_digest, expected)
     att_file = attestation_path_for(p)
-    if att_file.is_file() or require_attestation:
+    if att_file.is_file() or require_attestation or max_attestation_age is not None:
         if not att_file.is_file():
             raise SignatureError(f"{p} has no attestation ({att_file}); sign it with --attest")
         statement = read_envelope(att_file, pub_path)
         subj = statement.get("subject") or [{}]
         if subj[0].get("digest", {}).get("sha256") != model_digest:
-            raise SignatureError(f"attestation {att_file} is for another model digest than {bundle_file}")
+            raise SignatureError(f"attestation {att_file} names digest {subj[0].get('digest', {}).get('sha256')}, "
+                                 f"but {bundle_file} signs {model_digest}")
+        subjects = {s_.get("name"): s_.get("digest", {}).get("sha256") for s_ in subj[1:]}
+        for name, digest in actual.items():
+            key = name if name == p.name else f"{p.name}/{name}"
+            if subjects and subjects.get(key) != digest:
+                raise SignatureError(f"attestation {att_file} does not name {name} with digest {digest}")
         result.attestation = statement.get("predicate")
         result.attested_scan = (statement.get("predicate") or {}).get("scan")
+        _check_attested(p, att_file, result.attestation or {}, model_digest, actual, max_severity,
+                        max_attestation_age)
     if max_severity is not None:
-        attested = (result.attested_scan or {}).get("max_severity", "none")
-        if attested != "none" and Severity.parse(attested) > max_severity:
-            raise SignatureError(f"{p}: attested scan max severity {attested} is worse than {max_severity.value}")
         report = scan_path(p)
         result.current_scan = {"verdict": report.verdict,
                                "max_severity": report.max_severity.value if report.max_severity else "none"}

@@ -95,7 +95,8 @@ def scan(
 def sign(
     path: Annotated[Path, typer.Argument(help="Model file or directory.")],
     key: Annotated[Path, typer.Option("--key", help="Private key PREFIX (from bastion keys generate).")],
-    attest: Annotated[Path | None, typer.Option("--attest", help="Assessment JSON to attest.")] = None,
+    attest: Annotated[Path | None, typer.Option(
+        "--attest", help="Assessment JSON of THIS model to attest (refused when it assessed another digest).")] = None,
     incremental: Annotated[bool, typer.Option("--incremental", help="Re-hash only changed files.")] = False,
     allow: Annotated[list[str] | None, typer.Option("--allow", help="Extra allowlist entry module:name.")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
@@ -125,17 +126,23 @@ def verify(
     key: Annotated[Path, typer.Option("--key", help="Public key (PREFIX.pub).")],
     require_attestation: Annotated[bool, typer.Option("--require-attestation")] = False,
     max_severity: Annotated[SeverityName | None, typer.Option(
-        "--max-severity", help="Refuse when the attested or current scan is worse.")] = None,
+        "--max-severity", help="Refuse when any attested finding (assessment or scan) or the current scan is worse."
+    )] = None,
+    max_attestation_age: Annotated[str | None, typer.Option(
+        "--max-attestation-age", help="Refuse an attested assessment older than this (e.g. 30d, 12h).")] = None,
     signature: Annotated[Path | None, typer.Option("--signature", help="Bundle path (default PATH.sig).")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
 ) -> None:
-    """Verify a model's signature (every file's digest) and, if present or required, its attestation."""
+    """Verify a model's signature (every file's digest) and, if present or required, its attestation:
+    its binding to these files is recomputed, and --max-severity applies to every attested finding."""
     from bastion.artifacts.keys import public_path_for
-    from bastion.artifacts.signing import verify_model
+    from bastion.artifacts.signing import parse_age, verify_model
     from bastion.core.severity import Severity
 
+    age = parse_age(max_attestation_age) if max_attestation_age else None
     res = verify_model(path, public_path_for(key), require_attestation=require_attestation,
-                       max_severity=Severity.parse(max_severity.value) if max_severity else None, bundle=signature)
+                       max_severity=Severity.parse(max_severity.value) if max_severity else None, bundle=signature,
+                       max_attestation_age=age)
     if fmt == OutputFormat.json:
         print_json(res.to_dict())
     else:
