@@ -211,3 +211,19 @@ def test_assess_dry_run_shows_the_resolved_range_and_runs_nothing(tmp_path: Path
     assert not (tmp_path / "rep").exists()
     code, stdout, _ = run_cli(["assess", "--model", str(p), "--data", str(data), "--dry-run"], capsys)
     assert code == 0 and "[0, 255] (inferred from data)" in stdout
+
+
+def test_cli_conventions_version_short_help_and_only_prefix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bastion import __version__
+
+    for args in (["--version"], ["version"]):
+        code, stdout, _ = run_cli(args, capsys)
+        assert code == 0 and stdout.strip() == f"bastion {__version__}"
+    code, stdout, _ = run_cli(["attack", "evasion", "-h"], capsys)
+    assert code == 0 and "--eps" in stdout
+    p = tmp_path / "m.pt"
+    torch.jit.save(torch.jit.script(_net()), str(p))
+    data = _npz(tmp_path / "d.npz", np.random.default_rng(0).random((20, 1, 8, 8)))
+    code, stdout, _ = run_cli(["assess", "--model", str(p), "--data", str(data), "--only", "evasion.robust",
+                               "--dry-run", "--format", "json"], capsys)
+    assert code == 0 and [c["id"] for c in json.loads(stdout)["checks"]] == ["evasion.robustness_curve"]

@@ -109,12 +109,17 @@ def get_check(check_id: str) -> Check:
     return checks[check_id]
 
 
+def matches_only(check_id: str, selector: str) -> bool:
+    """``--only`` selection: the exact id or any prefix of it (``evasion``, ``evasion.``, ``evasion.robust``)."""
+    return bool(selector) and check_id.startswith(selector)
+
+
 def checks_for(target: Target, profile: Profile, only: list[str] | None = None) -> list[Check]:
     """Checks that apply to ``target`` in ``profile`` (optionally restricted to ids/prefixes in ``only``)."""
     chosen = []
     for cid in sorted(load_checks()):
         check = CHECKS[cid]
-        if only and not any(cid == o or cid.startswith(o.rstrip(".") + ".") for o in only):
+        if only and not any(matches_only(cid, o) for o in only):
             continue
         if not only and profile not in check.profiles:
             continue

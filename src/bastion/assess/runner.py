@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from bastion.assess.executors import Executor, NullReporter, ProgressReporter, RunSpec, get_executor
-from bastion.assess.registry import PROFILES, Check, CheckContext, Profile, checks_for, get_check
+from bastion.assess.registry import (
+    PROFILES,
+    Check,
+    CheckContext,
+    Profile,
+    checks_for,
+    get_check,
+    matches_only,
+)
 from bastion.core.errors import ConfigError, RegistryError
 from bastion.core.paths import atomic_write_bytes
 from bastion.core.results import Assessment, CheckResult
@@ -97,7 +105,7 @@ def select_checks(target: Target, profile: Profile, only: Sequence[str] | None =
 
         known = load_checks()
         for o in only_list:
-            if o not in known and not any(cid.startswith(o.rstrip(".") + ".") for cid in known):
+            if not any(matches_only(cid, o) for cid in known):
                 get_check(o)  # raises RegistryError naming the known ids
     chosen = checks_for(target, profile, only_list or None)
     bad = [c.id for c in chosen if not _CHECK_ID.match(c.id)]

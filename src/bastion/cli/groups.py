@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import typer
 
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     name="bastion",
     help="Bastion: secure ML models across their life — assess, harden, sign, serve, monitor, govern.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings=CONTEXT,
 )
 
 
 def _group(name: str, help_text: str) -> typer.Typer:
-    return typer.Typer(name=name, help=help_text, no_args_is_help=True, pretty_exceptions_enable=False)
+    return typer.Typer(name=name, help=help_text, no_args_is_help=True, pretty_exceptions_enable=False,
+                       context_settings=CONTEXT)
 
 
 attack_app = _group("attack", "Red-team attacks: evasion, membership, attribute, inversion, extraction, poison.")

@@ -23,15 +23,26 @@ _SKIP = {"main", "groups", "output"}
 _mounted = False
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print Bastion's version and exit."),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from bastion import __version__
 
-        typer.echo(__version__)
+        typer.echo(f"bastion {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", "-V", help="Print Bastion's version and exit.",
+                                 is_eager=True, callback=_print_version),
+) -> None:
+    """Bastion: secure ML models across their life — assess, harden, sign, serve, monitor, govern."""
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print Bastion's version."""
+    _print_version(True)
 
 
 def build_app() -> typer.Typer:
