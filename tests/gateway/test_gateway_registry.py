@@ -167,6 +167,7 @@ def test_push_through_the_admin_api_and_rollback_under_load(reg: Any, gw_home: P
         for sub in ("x", "y"):
             m = gwt.signed_copy(digits_pt, gw_home / "src-api" / sub, "benign.pt", signer[0])
             files = {"model": ("benign.pt", m.read_bytes()), "signature": ("benign.pt.sig", Path(f"{m}.sig").read_bytes()),
+                     "attestation": ("a.json", Path(f"{m}.att.json").read_bytes()),  # covers the signed sidecar
                      "sidecar": ("x.json", Path(f"{m}.bastion.json").read_bytes())}
             r = client.post("/v1/models/live/versions", files=files, headers={"Authorization": f"Bearer {ops}"})
             assert r.status_code == 201, r.text

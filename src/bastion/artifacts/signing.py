@@ -50,6 +50,48 @@ def attestation_path_for(path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".att.json")
 
 
+def sidecars_for(path: str | os.PathLike[str]) -> list[Path]:
+    """The serving-spec sidecars beside a single-file model (``MODEL.EXT.bastion.json``, ``MODEL.bastion.json``)."""
+    p = Path(path)
+    if not p.is_file():
+        return []  # a directory model's sidecar is one of its files, covered by the manifest
+    cands = [p.with_name(p.name + ".bastion.json"), p.with_name(p.stem + ".bastion.json")]
+    return [c for i, c in enumerate(cands) if c.is_file() and c not in cands[:i]]
+
+
+def _serving_specs(path: Path) -> list[dict[str, Any]]:
+    import hashlib
+
+    out = []
+    for side in sidecars_for(path):
+        raw = side.read_bytes()
+        try:
+            spec = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidInputError(f"serving spec {side} is not valid JSON ({exc}); fix it before signing") from None
+        if not isinstance(spec, dict):
+            raise InvalidInputError(f"serving spec {side} must hold a JSON object")
+        out.append({"file": side.name, "sha256": hashlib.sha256(raw).hexdigest(), "spec": spec})
+    return out
+
+
+def _check_serving_specs(p: Path, predicate: dict[str, Any] | None, att_file: Path) -> list[dict[str, Any]]:
+    """Every sidecar beside the model must be the one the signed attestation names (same digest)."""
+    import hashlib
+
+    signed = {s.get("file"): s.get("sha256") for s in ((predicate or {}).get("serving_specs") or [])}
+    for side in sidecars_for(p):
+        digest = hashlib.sha256(side.read_bytes()).hexdigest()
+        if predicate is None:
+            raise SignatureError(f"serving spec {side} is not covered by the signature: no attestation {att_file} "
+                                 f"(sign the model with its sidecar beside it: bastion model sign {p})")
+        if signed.get(side.name) != digest:
+            what = "was changed after signing" if side.name in signed else "was not present when the model was signed"
+            raise SignatureError(f"serving spec {side} is not covered by the signature: it {what} "
+                                 f"(sha256 {digest}); re-sign the model with the spec it should serve with")
+    return list((predicate or {}).get("serving_specs") or [])
+
+
 def _hash_cache_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.hashcache.json")
 
@@ -67,6 +109,7 @@ class VerificationResult:
     attested_scan: dict[str, Any] | None = None
     current_scan: dict[str, Any] | None = None
     verified: bool = True
+    serving_specs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +122,7 @@ class VerificationResult:
             "attestation": self.attestation,
             "attested_scan": self.attested_scan,
             "current_scan": self.current_scan,
+            "serving_specs": self.serving_specs,
         }
 
 
@@ -230,7 +274,10 @@ def sign_model(
         "files_scanned": len(report.scanned_files),
     }
     binding.pop("accepted")
-    statement = build_statement(p.name, model_digest, digests, scan, datasets, assessment, binding)
+    specs = _serving_specs(p)
+    statement = build_statement(p.name, model_digest, {**digests, **{s["file"]: s["sha256"] for s in specs}}, scan,
+                                datasets, assessment, binding)
+    statement["predicate"]["serving_specs"] = specs
     write_envelope(statement, key_path, attestation_path_for(p))
     return bundle_file
 
@@ -360,6 +407,8 @@ def verify_model(
     model_digest = _bundle_statement(bundle_file)["subject"][0]["digest"]["sha256"]
     result = VerificationResult(str(p), str(bundle_file), public_key_fingerprint(pub_path), model_digest, expected)
     att_file = attestation_path_for(p)
+    if sidecars_for(p) and not att_file.is_file():
+        _check_serving_specs(p, None, att_file)
     if att_file.is_file() or require_attestation or max_attestation_age is not None:
         if not att_file.is_file():
             raise SignatureError(f"{p} has no attestation ({att_file}); sign it with --attest")
@@ -371,12 +420,15 @@ def verify_model(
         subjects = {s_.get("name"): s_.get("digest", {}).get("sha256") for s_ in subj[1:]}
         for name, digest in actual.items():
             key = name if name == p.name else f"{p.name}/{name}"
+            if name.endswith(".bastion.json") and p.is_file():
+                continue
             if subjects and subjects.get(key) != digest:
                 raise SignatureError(f"attestation {att_file} does not name {name} with digest {digest}")
         result.attestation = statement.get("predicate")
         result.attested_scan = (statement.get("predicate") or {}).get("scan")
         _check_attested(p, att_file, result.attestation or {}, model_digest, actual, max_severity,
                         max_attestation_age)
+        result.serving_specs = _check_serving_specs(p, result.attestation or {}, att_file)
     if max_severity is not None:
         report = scan_path(p)
         result.current_scan = {"verdict": report.verdict,

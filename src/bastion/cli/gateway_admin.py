@@ -32,7 +32,8 @@ def push(
     model: Annotated[Path, typer.Argument(help="Model file (signed with `bastion model sign`).")],
     name: Annotated[str, typer.Option("--name", help="Registry name.")],
     version: Annotated[str | None, typer.Option("--version", help="Version (default: next integer).")] = None,
-    key: Annotated[list[Path] | None, typer.Option("--key", help="Trusted public key (repeatable).")] = None,
+    key: Annotated[list[Path] | None, typer.Option(
+        "--key", help="Verify with this key only; it must be a trusted key (registry.trusted_keys or trust-key).")] = None,
     allow_unsigned: Annotated[bool, typer.Option(
         "--allow-unsigned", help="Admin override: register an unsigned/unverified model (audited).")] = False,
     input_shape: Annotated[str | None, typer.Option("--input-shape", help="e.g. 1,8,8 (else the sidecar).")] = None,
@@ -80,11 +81,40 @@ def list_models(
     if fmt == OutputFormat.json:
         print_json([r.to_dict() for r in rows])
         return
-    t = Table("model", "version", "format", "sha256", "verified", "scan", "aliases", "pushed")
+    t = Table("model", "version", "format", "sha256", "verified", "scan", "serving spec", "aliases", "pushed")
     for r in rows:
         t.add_row(r.name, r.version, r.format, r.sha256[:12], "yes" if r.verified else "NO", r.scan_verdict,
-                  ",".join(r.aliases), r.created_at[:19])
+                  _spec_text(r), ",".join(r.aliases), r.created_at[:19])
     stdout.print(t)
+
+
+def _spec_text(r) -> str:  # type: ignore[no-untyped-def]
+    """The input spec in force, and whether a signed sidecar set it."""
+    spec = r.input_spec or {}
+    lo, hi = spec.get("clip_min"), spec.get("clip_max")
+    rng = f" [{lo}, {hi}]" if lo is not None or hi is not None else ""
+    batch = f" batch<={spec['max_batch']}" if spec.get("max_batch") is not None else ""
+    signed = (r.details or {}).get("serving_specs")
+    origin = f" (signed {signed[0]['file']})" if signed else ""
+    return f"{spec.get('shape')} {spec.get('dtype', '')}{rng}{batch}{origin}".replace("  ", " ").strip()
+
+
+@registry_app.command("trust-key")
+def trust_key(
+    public_key: Annotated[Path, typer.Argument(help="Public key (PREFIX.pub) that may sign pushed models.")],
+    note: Annotated[str, typer.Option("--note", help="Whose key this is and why it is trusted (audited).")],
+    config: ConfigOpt = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Add a signer's public key to the registry's trusted keys (admins only; recorded in the audit log)."""
+    from bastion.gateway.registry import Registry
+
+    out = Registry(_config(config)).trust_key(public_key, note)
+    if fmt == OutputFormat.json:
+        print_json(out)
+    else:
+        stdout.print(f"trusted key {out['fingerprint'][:16]}… ({out['note']}); registry pushes may now be signed "
+                     "with it", highlight=False, soft_wrap=True)
 
 
 @registry_app.command("promote")

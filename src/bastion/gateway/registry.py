@@ -102,8 +102,11 @@ def _scan(path: Path) -> str:
     return str(getattr(verdict, "value", verdict) or "clean")
 
 
-def _verify(path: Path, keys: list[Path], require_attestation: bool, max_severity: str, shown: Path) -> str:
-    """Verify the model's signature with one of ``keys``; returns the signer's key fingerprint."""
+def _verify(path: Path, keys: list[Path], require_attestation: bool, max_severity: str, shown: Path,
+            specs: list[dict[str, Any]] | None = None) -> str:
+    """Verify the model's signature with one of ``keys``; returns the signer's key fingerprint.
+
+    ``specs`` receives the signed serving specs (sidecars) the verification established."""
     try:
         from bastion.artifacts.signing import verify_model
     except ImportError as exc:
@@ -117,7 +120,9 @@ def _verify(path: Path, keys: list[Path], require_attestation: bool, max_severit
     sev = Severity(max_severity) if require_attestation else None
     for key in keys:
         try:
-            verify_model(path, key, require_attestation=require_attestation, max_severity=sev)
+            res = verify_model(path, key, require_attestation=require_attestation, max_severity=sev)
+            if specs is not None:
+                specs.extend(res.serving_specs)
             return public_key_fingerprint(key)
         except SignatureError as exc:
             errors.append(f"{key}: {str(exc).replace(str(path.parent) + '/', '')}")
@@ -194,17 +199,18 @@ class Registry:
         _check_name("version", version)
         if version in existing:
             raise RegistryError(f"model {name!r} already has version {version!r}; versions are immutable")
+        trusted = self._keys_for_push(keys or [])  # a --key outside trusted_keys is refused, admins included
         # Stage a private copy first and check *that* copy: no swap between verification and use.
         staged = self._stage(src, name, version)
         try:
             model_file = staged / src.name
             verdict = _scan(model_file)  # raises UnsafeArtifactError: never registered
-            trusted = [*(Path(k) for k in (keys or [])), *self.config.registry.trusted_keys]
             signer: str | None = None
             sig_problem: str | None = None
+            specs: list[dict[str, Any]] = []
             try:
                 signer = _verify(model_file, trusted, self.config.registry.require_attestation,
-                                 self.config.registry.max_severity, src)
+                                 self.config.registry.max_severity, src, specs)
             except (SignatureError, DependencyError) as exc:
                 if not allow_unsigned:
                     raise SignatureError(f"refusing unsigned or unverified model: {exc} "
@@ -229,7 +235,7 @@ class Registry:
         from bastion.models.loaders import detect_format
 
         details = {"sandbox_layers": probe.get("layers", []), "signature_problem": sig_problem,
-                   "source": str(src.resolve())}
+                   "source": str(src.resolve()), "serving_specs": specs}
         row = GatewayModelVersion(
             name=name, version=version, path=str(dest / src.name), format=detect_format(src), sha256=digest,
             verified=signer is not None, signer=signer, scan_verdict=verdict, allowed_unsafe=signer is None,
@@ -242,10 +248,71 @@ class Registry:
         audit_admin(self.db_url, actor, "registry.push", {
             "model": name, "version": version, "sha256": digest, "verified": signer is not None, "signer": signer,
             "scan_verdict": verdict, "allowed_unsigned": signer is None, "signature_problem": sig_problem,
+            "input_spec": probe["input_spec"], "serving_specs": [{k: x[k] for k in ("file", "sha256")} for x in specs],
         }, self.audit_log)
         if promote or (promote is None and not has_alias and signer is not None):
             self.promote(name, version, self.config.default_alias, actor=actor)
         return self.get(name, version)
+
+    # ------------------------------------------------------------------ trusted keys
+    def trusted_keys_dir(self) -> Path:
+        return self.config.registry_dir().parent / "trusted_keys"
+
+    def trusted_keys(self) -> dict[str, dict[str, Any]]:
+        """{fingerprint: {"path", "note", "source"}} for ``registry.trusted_keys`` and keys added by trust-key."""
+        import json
+
+        from bastion.artifacts.keys import public_key_fingerprint
+
+        out: dict[str, dict[str, Any]] = {}
+        for k in self.config.registry.trusted_keys:
+            out[public_key_fingerprint(k)] = {"path": str(k), "note": "registry.trusted_keys", "source": "config"}
+        d = self.trusted_keys_dir()
+        for pub in sorted(d.glob("*.pub")) if d.is_dir() else []:
+            meta_file = pub.with_suffix(".json")
+            meta = json.loads(meta_file.read_text("utf-8")) if meta_file.is_file() else {}
+            out[public_key_fingerprint(pub)] = {"path": str(pub), "note": meta.get("note", ""), "source": "trust-key",
+                                                "added_by": meta.get("added_by"), "added_at": meta.get("added_at")}
+        return out
+
+    def _keys_for_push(self, keys: builtins.list[Path]) -> builtins.list[Path]:
+        from bastion.artifacts.keys import public_key_fingerprint
+
+        trusted = self.trusted_keys()
+        chosen = []
+        for k in keys:
+            fp = public_key_fingerprint(k)
+            if fp not in trusted:
+                raise SignatureError(
+                    f"key {k} (fingerprint {fp[:16]}…) is not trusted by this registry; an admin can add it with: "
+                    f"bastion registry trust-key {k} --note 'who signs with it and why' (audited)")
+            chosen.append(Path(trusted[fp]["path"]))
+        return chosen or [Path(t["path"]) for t in trusted.values()]
+
+    def trust_key(self, pub: str | os.PathLike[str], note: str, *, actor: Principal = LOCAL_ADMIN) -> dict[str, Any]:
+        """Add a public key to the keys pushes verify against (admin only, audited)."""
+        import json
+
+        from bastion.artifacts.keys import load_public_key, public_key_fingerprint
+        from bastion.core.paths import atomic_write_bytes, atomic_write_text
+
+        if actor.role != "admin":
+            from bastion.gateway.auth import Forbidden
+
+            raise Forbidden(f"{actor.via} principal {actor.name!r} (role {actor.role}) may not add trusted keys: "
+                            "admins only")
+        if not note or not note.strip():
+            raise InvalidInputError("trust-key needs --note saying whose key this is and why it is trusted")
+        key = load_public_key(pub)
+        fp = public_key_fingerprint(key)
+        d = self.trusted_keys_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(d / f"{fp}.pub", Path(pub).read_bytes(), mode=0o644)
+        out = {"fingerprint": fp, "note": note.strip(), "added_by": f"{actor.via}:{actor.id}",
+               "added_at": datetime.now(UTC).isoformat(timespec="seconds"), "source_path": str(Path(pub).resolve())}
+        atomic_write_text(d / f"{fp}.json", json.dumps(out, indent=2) + "\n", mode=0o644)
+        audit_admin(self.db_url, actor, "registry.trust_key", out, self.audit_log)
+        return out
 
     def _stage(self, src: Path, name: str, version: str) -> Path:
         dest = self.config.registry_dir() / name / version
