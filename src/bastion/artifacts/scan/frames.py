@@ -11,10 +11,12 @@ CPython's loaders disagree:
   frame become opcodes (CPython issue 154848);
 * the pure-Python unpickler raises ``pickle exhausted before end of frame``.
 
-``FramedReader`` wraps the stream for the walk: it records every framing violation (a straddling
-read or seek, a frame opened inside another, a frame longer than the data) while still reading
-contiguously. The walker then reports the file as malformed-high and walks the other reading too
-(``SkippedStream``: the same bytes with the unread rest of the frame cut out).
+The walk reads contiguously at full speed and compares each opcode's offset with the current
+frame's end; only an opcode that reaches past the end is re-read read by read (``opcode_violations``)
+to find the read that broke the frame. Every violation (a straddling read or skip, an argument split
+from its opcode, a frame opened inside another) is reported as malformed-high, and the reading
+``pickle.load(file)`` makes of it is walked too (``SkippedStream``: the same bytes with the unread
+rest of the frame cut out).
 """
 
 from __future__ import annotations
@@ -36,30 +38,16 @@ class FrameViolation:
 
 
 class FramedReader(io.RawIOBase):
-    """Contiguous reads over ``inner`` that note where they break the framing ``_pickle.c`` follows."""
+    """Reads of ``inner`` that note where they break a frame ending at ``frame_end`` (used to re-read the
+    one opcode that reaches past a frame's end, read by read, as ``_pickle.c`` would)."""
 
-    def __init__(self, inner: IO[bytes], ended_at: frozenset[int] = frozenset()) -> None:
+    def __init__(self, inner: IO[bytes], frame_end: int, ended_at: frozenset[int] = frozenset()) -> None:
         self.inner = inner
-        self.frame_end: int | None = None
+        self.frame_end: int | None = frame_end
         self.violations: list[FrameViolation] = []
         self.ended_at = ended_at  # positions where this reading already left its frame (an earlier skip)
-        self._fast()
-
-    def _fast(self) -> None:
-        """Outside a frame reads go straight to the inner stream (no per-read Python overhead)."""
-        self.frame_end = None
-        self.read = self.inner.read  # type: ignore[method-assign,assignment]
-        self.readline = self.inner.readline  # type: ignore[method-assign,assignment]
-        self.seek = self.inner.seek  # type: ignore[method-assign,assignment]
-
-    def _checked(self) -> None:
-        for name in ("read", "readline", "seek"):
-            self.__dict__.pop(name, None)
 
     def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
         return True
 
     def tell(self) -> int:
@@ -70,17 +58,17 @@ class FramedReader(io.RawIOBase):
         if end is None:
             return
         if start in self.ended_at and start <= end:
-            self._fast()
+            self.frame_end = None
             return
         if start >= end:
-            self._fast()  # the frame was used up; what follows is unframed (large objects)
+            self.frame_end = None  # the frame was used up; what follows is unframed (large objects)
             if start == end and kind == "read" and 1 < n < LARGE_PAYLOAD:
                 # CPython writes an argument after its opcode's frame only for payloads of 64 KiB or more
                 self.violations.append(FrameViolation("argument split from its opcode", start, end))
             return
         if start + n > end:
             self.violations.append(FrameViolation(kind, start, end))
-            self._fast()
+            self.frame_end = None
 
     def read(self, n: int = -1) -> bytes:  # type: ignore[override]
         start = self.inner.tell()
@@ -94,22 +82,21 @@ class FramedReader(io.RawIOBase):
         self._check(start, len(data), "line")
         return data
 
-    def seek(self, offset: int, whence: int = 0) -> int:
-        start = self.inner.tell()
-        pos = self.inner.seek(offset, whence)
-        if pos > start:
-            self._check(start, pos - start, "skip")
-        return pos
 
-    def start_frame(self, length: int, size: int | None) -> None:
-        """A FRAME opcode was read; its ``length`` bytes start at the current position."""
-        here = self.inner.tell()
-        if self.frame_end is not None and here - 9 < self.frame_end:
-            self.violations.append(FrameViolation("frame inside a frame", here - 9, self.frame_end))
-        if size is not None and here + length > size:
-            self.violations.append(FrameViolation("frame longer than the data", here, here + length))
-        self.frame_end = here + length
-        self._checked()
+def opcode_violations(fh: IO[bytes], op_start: int, frame_end: int, ended_at: frozenset[int]) -> list[FrameViolation]:
+    """Re-read the one opcode at ``op_start`` that reaches past ``frame_end`` and say which read broke the frame."""
+    import pickletools
+
+    saved = fh.tell()
+    reader = FramedReader(fh, frame_end, ended_at)
+    fh.seek(op_start)
+    try:
+        next(pickletools.genops(reader), None)  # type: ignore[arg-type]
+    except (ValueError, EOFError, UnicodeDecodeError):
+        pass
+    finally:
+        fh.seek(saved)
+    return reader.violations
 
 
 class SkippedStream(io.RawIOBase):
@@ -144,12 +131,18 @@ class SkippedStream(io.RawIOBase):
         return out + rest
 
     def readline(self, size: int | None = -1) -> bytes:  # type: ignore[override]
-        line = b""
-        while True:
-            c = self.read(1)
-            line += c
-            if not c or c == b"\n" or (size is not None and 0 <= size <= len(line)):
+        limit = size if size is not None and size >= 0 else 1 << 62
+        if self.pos < self.cut_start:
+            self.inner.seek(self.pos)
+            line = self.inner.readline(min(limit, self.cut_start - self.pos))
+            self.pos += len(line)
+            if line.endswith(b"\n") or len(line) >= limit or self.pos < self.cut_start:
                 return line
+            return line + self.readline(limit - len(line))
+        self.inner.seek(self._real(self.pos))
+        line = self.inner.readline(-1 if limit == 1 << 62 else limit)
+        self.pos += len(line)
+        return line
 
     def tell(self) -> int:
         return self.pos

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import io
 import pickletools
+import struct
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from bastion.artifacts.scan.argpatterns import check_build, check_call
-from bastion.artifacts.scan.frames import FramedReader, SkippedStream
+from bastion.artifacts.scan.frames import FrameViolation, SkippedStream, opcode_violations
 from bastion.artifacts.scan.policy import GlobalKind, Policy
 from bastion.artifacts.scan.report import ScanFinding
 from bastion.artifacts.scan.symbolic import SymCall, SymGlobal, SymOpaque, literal
@@ -27,6 +28,7 @@ MAX_NESTING = 4
 MAX_EXPANDED_NODES = 10_000_000
 MAX_CONTAINER_DEPTH = 1000
 MAX_DUP = 64  # CPython's pickler never writes DUP
+IN_MEMORY_LIMIT = 64 << 20
 _LOADS_FAMILY = {"loads", "load", "_loads", "_load"}
 
 
@@ -76,6 +78,8 @@ class PickleWalker:
         self.n_ops = 0
         self.n_dup = 0
         self._sizes: dict[int, tuple[Any, int, int]] = {}
+        self.frame_violations: list[FrameViolation] = []
+        self.cuts: set[int] = set()
         self._flagged_expansion = self._flagged_depth = False
 
     # -- findings ---------------------------------------------------------------------------
@@ -190,35 +194,56 @@ class PickleWalker:
         FRAMEs are followed as ``_pickle.c`` follows them (``frames``): a read that breaks the
         framing is a high finding, and the reading ``pickle.load(file)`` would make of it is walked too.
         """
-        reader = fh if isinstance(fh, FramedReader) else FramedReader(fh)
-        start, seen = reader.tell(), len(reader.violations)
-        ok, end = self._walk_ops(reader)
-        for v in reader.violations[seen:seen + 2]:
+        start = fh.tell()
+        ok, end = self._walk_ops(fh)
+        for v in self.frame_violations[:2]:
             self.sink.add(ScanFinding(
                 Severity.HIGH, "PICKLE_FRAME_VIOLATION",
                 f"a {v.kind} at offset {v.start} runs past the FRAME ending at {v.frame_end}: pickle.load on a "
                 "file reads the bytes after the frame instead, so the scanner walked both readings",
                 self.member, v.start,
             ))
-            if v.frame_end > v.start and self.depth < MAX_NESTING and reader.inner.seekable():
-                alt = SkippedStream(reader.inner, v.start, v.frame_end)
+            if v.frame_end > v.start and self.depth < MAX_NESTING and _seekable(fh):
+                alt = SkippedStream(fh, v.start, v.frame_end)
                 alt.seek(start)
-                PickleWalker(self.policy, self.sink, _join(self.member, f"frame-skip@{v.start}"),
-                             self.depth + 1).walk(FramedReader(alt, reader.ended_at | {v.start}))  # type: ignore[arg-type]
-                reader.inner.seek(end)
+                walker = PickleWalker(self.policy, self.sink, _join(self.member, f"frame-skip@{v.start}"),
+                                      self.depth + 1)
+                walker.cuts = self.cuts | {v.start}
+                walker.walk(alt)  # type: ignore[arg-type]
+                fh.seek(end)
+        self.frame_violations = []
         return ok, end
 
-    def _walk_ops(self, fh: FramedReader) -> tuple[bool, int]:
+    def _frame_passed(self, fh: IO[bytes], frame_end: int, op_start: int, op_end: int, next_start: int) -> None:
+        """The walk reached ``frame_end``: did the last opcode, or a skip after it, reach past it?"""
+        if op_end <= frame_end:
+            if op_end < frame_end < next_start:  # raw bytes skipped (joblib arrays) across the frame's end
+                self.frame_violations.append(FrameViolation("skip", op_end, frame_end))
+            return
+        if _seekable(fh):
+            self.frame_violations += opcode_violations(fh, op_start, frame_end, frozenset(self.cuts))
+        else:
+            self.frame_violations.append(FrameViolation("read", op_start, frame_end))
+
+    def _walk_ops(self, fh: IO[bytes]) -> tuple[bool, int]:
+        if isinstance(fh, io.BytesIO):
+            return self._walk_buffer(fh)
         stack: list[Any] = []
         memo: dict[Any, Any] = {}
         stacks: list[list[Any]] = []
         pos = fh.tell()
         n = 0
         push_arg, memo_put, memo_get = _PUSH_ARG, _MEMO_PUT, _MEMO_GET
+        frame_end = _NO_FRAME
+        op_end = pos  # end of the last opcode handled outside the hot path (a joblib skip may follow it)
         try:
             # the hot opcodes (pushes and memo traffic, ~80% of a checkpoint) are handled inline
-            for op, arg, pos_ in pickletools.genops(fh):  # type: ignore[arg-type]
-                pos = pos_ if pos_ is not None else pos
+            for op, arg, at in pickletools.genops(fh):
+                pos_ = at if at is not None else pos
+                if pos_ >= frame_end:  # the last opcode, or a skip after it, reached the frame's end
+                    self._frame_passed(fh, frame_end, pos, op_end if op_end > pos else pos_, pos_)
+                    frame_end = _NO_FRAME
+                pos = pos_
                 n += 1
                 name = op.name
                 if name in push_arg:
@@ -236,9 +261,16 @@ class PickleWalker:
                     self._finish()
                     return True, fh.tell()
                 elif name == "FRAME":
-                    fh.start_frame(int(arg or 0), None)
+                    here = fh.tell()
+                    if frame_end != _NO_FRAME:
+                        self.frame_violations.append(FrameViolation("frame inside a frame", pos, frame_end))
+                    frame_end = here + int(arg or 0)
+                    for cut in self.cuts:  # a reading that already left its frame at a cut (see walk)
+                        if here <= cut < frame_end:
+                            frame_end = cut
                 else:
-                    self._step(name, arg, pos, stack, stacks, memo, fh)  # type: ignore[arg-type]
+                    op_end = fh.tell()  # before any joblib array skip inside _step
+                    self._step(name, arg, pos, stack, stacks, memo, fh)
         except (ValueError, EOFError, IndexError, KeyError, TypeError, OverflowError, MemoryError,
                 UnicodeDecodeError, RecursionError) as exc:
             self.n_ops += n
@@ -256,20 +288,145 @@ class PickleWalker:
                                   self.member, pos))
         return False, pos
 
-    # -- expansion (billion laughs) and nesting depth -----------------------------------------
-    def _size(self, v: Any) -> tuple[int, int]:
-        hit = self._sizes.get(id(v))
-        return (hit[1], hit[2]) if hit is not None and hit[0] is v else (1, 0)
+    def _walk_buffer(self, fh: io.BytesIO) -> tuple[bool, int]:
+        """The same walk over an in-memory stream, decoding the hot opcodes inline (about 2.5x faster
+        than ``pickletools.genops``); every other opcode is read by pickletools' own argument reader."""
+        stack: list[Any] = []
+        memo: dict[Any, Any] = {}
+        stacks: list[list[Any]] = []
+        mv = fh.getbuffer()
+        size = len(mv)
+        i = pos = fh.tell()
+        n = 0
+        frame_end = _NO_FRAME
+        op_end = pos
+        frm = int.from_bytes
+        try:
+            while True:
+                if i >= frame_end:
+                    self._frame_passed(fh, frame_end, pos, op_end if op_end > pos else i, i)
+                    frame_end = _NO_FRAME
+                if i >= size:
+                    raise ValueError("pickle exhausted before seeing STOP")
+                pos = i
+                n += 1
+                c = mv[i]
+                if c == 0x4B:  # BININT1
+                    stack.append(mv[i + 1])
+                    i += 2
+                elif c == 0x71:  # BINPUT
+                    memo[mv[i + 1]] = stack[-1]
+                    i += 2
+                elif c == 0x94:  # MEMOIZE
+                    memo[len(memo)] = stack[-1]
+                    i += 1
+                elif c == 0x68:  # BINGET
+                    stack.append(memo[mv[i + 1]])
+                    i += 2
+                elif c == 0x4A:  # BININT
+                    stack.append(_INT4(mv, i + 1)[0])
+                    i += 5
+                elif c == 0x4D:  # BININT2
+                    stack.append(_UINT2(mv, i + 1)[0])
+                    i += 3
+                elif c in _FIXED_INT:
+                    width, signed = _FIXED_INT[c]
+                    if i + 1 + width > size:
+                        raise ValueError(f"truncated {width}-byte argument at {i}")
+                    v = frm(mv[i + 1:i + 1 + width], "little", signed=signed)
+                    i += 1 + width
+                    if c == 0x4A or c == 0x4D:  # BININT, BININT2
+                        stack.append(v)
+                    elif c == 0x72:  # LONG_BINPUT
+                        memo[v] = stack[-1]
+                    else:  # LONG_BINGET
+                        stack.append(memo[v])
+                elif c in _COUNTED:
+                    width, text = _COUNTED[c]
+                    start = i + 1 + width
+                    end = start + frm(mv[i + 1:start], "little")
+                    if start > size or end > size:
+                        raise ValueError(f"truncated string or bytes at {i}")
+                    if text:
+                        stack.append(str(mv[start:end], "utf-8", "surrogatepass"))
+                    else:
+                        data = bytes(mv[start:end])
+                        if len(data) > 3 and data[0] == 0x80 and data[1] <= 5:
+                            self._nested(data, pos, strict=True)
+                        stack.append(data)
+                    i = end
+                elif c in _CONSTS:
+                    stack.append(_CONSTS[c]())
+                    i += 1
+                elif c == 0x28:  # MARK
+                    stacks.append(stack[:])
+                    stack.clear()
+                    i += 1
+                elif c == 0x2E:  # STOP
+                    self.n_ops += n
+                    self._finish()
+                    fh.seek(i + 1)
+                    return True, i + 1
+                else:
+                    op = _OPCODES.get(c)
+                    if op is None:
+                        raise ValueError(f"at position {i}, opcode {bytes([c])!r} unknown")
+                    fh.seek(i + 1)
+                    arg = op.arg.reader(fh) if op.arg is not None else None
+                    name = op.name
+                    if name in _PUSH_ARG:
+                        if arg.__class__ is bytes and len(arg) > 3 and arg[0] == 0x80 and arg[1] <= 5:
+                            self._nested(arg, pos, strict=True)
+                        stack.append(arg)
+                    elif name == "FRAME":
+                        here = fh.tell()
+                        if frame_end != _NO_FRAME:
+                            self.frame_violations.append(FrameViolation("frame inside a frame", pos, frame_end))
+                        frame_end = here + int(arg or 0)
+                        for cut in self.cuts:
+                            if here <= cut < frame_end:
+                                frame_end = cut
+                    elif name in _MEMO_PUT:
+                        memo[arg] = stack[-1]
+                    elif name in _MEMO_GET:
+                        stack.append(memo[arg])
+                    else:
+                        op_end = fh.tell()  # before any joblib array skip inside _step
+                        self._step(name, arg, pos, stack, stacks, memo, fh)
+                    i = fh.tell()
+        except (ValueError, EOFError, IndexError, KeyError, TypeError, OverflowError, MemoryError,
+                UnicodeDecodeError, RecursionError, struct.error) as exc:
+            self.n_ops += n
+            self._finish()
+            self.sink.add(ScanFinding(
+                Severity.MEDIUM, "PICKLE_MALFORMED",
+                f"pickle stream is broken after offset {pos} ({type(exc).__name__}: {str(exc)[:120]}); "
+                "a loader would have executed everything before this point",
+                self.member, pos,
+            ))
+            fh.seek(pos)
+            return False, pos
+        finally:
+            del mv
 
+    # -- expansion (billion laughs) and nesting depth -----------------------------------------
     def _measure(self, container: Any, items: Any, pos: int, grow: bool = False) -> None:
         """Record how many nodes a full walk of ``container`` visits (shared references counted each
-        time, as copying, printing or serialising it would) and how deep it nests."""
-        size, depth = self._size(container) if grow else (1, 1)
-        for item in items:
-            s, d = self._size(item)
-            size += s
-            depth = max(depth, d + 1)
-        self._sizes[id(container)] = (container, size, depth)
+        time, as copying, printing or serialising it would) and how deep it nests.
+
+        ``_sizes`` keeps every measured container alive, so an ``id`` is never reused for another object."""
+        sizes = self._sizes
+        hit = sizes.get(id(container)) if grow else None
+        size, depth = (hit[1], hit[2]) if hit is not None else (1, 1)
+        if sizes.keys().isdisjoint(map(id, items)):  # only scalars and unmeasured objects: one node each
+            size += len(items)
+            depth = max(depth, 1)
+        else:
+            for item in items:
+                h = sizes.get(id(item))
+                size += h[1] if h is not None else 1
+                depth = max(depth, (h[2] if h is not None else 0) + 1)
+        sizes[id(container)] = (container, size, depth)
         if size > MAX_EXPANDED_NODES and size > 1000 * (self.n_ops + 1) and not self._flagged_expansion:
             self._flagged_expansion = True
             self.sink.add(ScanFinding(
@@ -534,6 +691,23 @@ def _fold_constant(policy: Policy, func: SymGlobal, args: Any) -> bytes | bytear
     return None
 
 
+_NO_FRAME = 1 << 62
+_OPCODES = {ord(o.code): o for o in pickletools.opcodes}
+_INT4 = struct.Struct("<i").unpack_from
+_UINT2 = struct.Struct("<H").unpack_from
+_FIXED_INT = {0x4A: (4, True), 0x4D: (2, False), 0x72: (4, False), 0x6A: (4, False)}  # BININT BININT2 LONG_BINPUT/GET
+_COUNTED = {0x8C: (1, True), 0x58: (4, True), 0x43: (1, False), 0x42: (4, False)}  # SHORT_/BINUNICODE, SHORT_/BINBYTES
+_CONSTS: dict[int, Any] = {0x4E: lambda: None, 0x88: lambda: True, 0x89: lambda: False, 0x5D: list, 0x7D: dict,
+                           0x29: tuple}
+
+
+def _seekable(fh: IO[bytes]) -> bool:
+    try:
+        return bool(fh.seekable())
+    except (AttributeError, ValueError):
+        return False
+
+
 def _valid_dotted(text: str) -> bool:
     return bool(text) and len(text) < 512 and all(part.isidentifier() for part in text.split("."))
 
@@ -582,7 +756,17 @@ def scan_pickle_bytes(data: bytes, policy: Policy, member: str = "") -> tuple[li
 
 def scan_pickle_stream(fh: IO[bytes], policy: Policy, member: str = "", total: int | None = None,
                        max_pickles: int = 16) -> tuple[list[ScanFinding], int]:
-    """Scan every pickle in a stream (pickles may follow each other, e.g. legacy ``torch.save``)."""
+    """Scan every pickle in a stream (pickles may follow each other, e.g. legacy ``torch.save``).
+
+    A seekable file of up to ``IN_MEMORY_LIMIT`` bytes is read into memory first: the in-memory walk
+    decodes the common opcodes inline."""
+    if not isinstance(fh, io.BytesIO) and _seekable(fh):
+        start = fh.tell()
+        end = fh.seek(0, io.SEEK_END)
+        if end <= IN_MEMORY_LIMIT:
+            fh.seek(0)
+            fh = io.BytesIO(fh.read())
+        fh.seek(start)
     sink = FindingSink()
     n_ops = 0
     for i in range(max_pickles):
