@@ -31,7 +31,8 @@ def test_quick_checks_on_the_digits_demo(check_id: str) -> None:
     target = demo_target("digits")
     check = get_check(check_id)
     assert check.applies(target)
-    res = check.run(target, CheckContext(profile="quick", options={"extraction_budget": 300}))
+    res = check.run(target, CheckContext(profile="quick", options={"extraction_budget": 300, "n_reference": 8,
+                                                                       "time_budget": 20}))
     key = "auc" if check_id == "privacy.membership" else "fidelity"
     assert 0.0 <= res.metrics[key] <= 1.0
     assert res.artifacts and all(b.startswith(b"\x89PNG") for b in res.artifacts.values())
@@ -76,7 +77,8 @@ def test_dp_claim_violation_is_critical(tmp_path: Path) -> None:
     target = Target("leaky", _Memoriser(x[:200], y[:200]),
                     DataSplits(x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:]),
                     model_path=str(model_path))
-    res = get_check("privacy.membership").run(target, CheckContext(profile="quick"))
+    res = get_check("privacy.membership").run(target, CheckContext(profile="quick", options={"n_reference": 8,
+                                                                                             "time_budget": 20}))
     assert res.metrics["claimed_epsilon"] == 0.5
     assert res.metrics["empirical_epsilon_lower_bound"] > 0.5
     assert res.status == Status.FAIL

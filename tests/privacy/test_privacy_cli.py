@@ -19,14 +19,15 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 def test_membership_json_keys_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = _run(["attack", "membership", "--demo", "digits", "--max-records", "300",
+    rc, out, _ = _run(["attack", "membership", "--demo", "digits", "--max-records", "300", "--n-reference", "8",
                        "--out", str(tmp_path), "--format", "json"], capsys)
     doc = json.loads(out)
     assert rc == 0
     for key in ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr", "balanced_accuracy", "params"):
         assert key in doc
     assert doc["tpr_at_0_1pct_fpr"] is None  # 300 non-members cannot resolve 0.1% FPR
-    assert doc["params"]["method"] == "loss" and doc["params"]["n_nonmembers"] == 300
+    assert doc["params"]["method"] == "lira" and doc["params"]["n_nonmembers"] == 300  # the default attack
+    assert doc["params"]["reference_arch"].startswith("clone:") and doc["params"]["n_reference"] == 8
     assert {p.name for p in tmp_path.iterdir()} == {"result.json", "roc.png", "roc_log.png"}
 
 

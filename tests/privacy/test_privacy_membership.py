@@ -82,14 +82,15 @@ def test_confidence_scores_are_probabilities(overfit: dict) -> None:
 def test_reference_attacks_with_vectorised_models(overfit: dict) -> None:
     factory = lambda: nn.Sequential(nn.Linear(10, 128), nn.ReLU(), nn.Linear(128, 2))  # noqa: E731
     cfg = MembershipConfig(method="lira", n_reference=4, reference_epochs=60, reference_batch_size=32,
-                           reference_lr=3e-3)
+                           reference_lr=3e-3, reference_mode="offline")
     lira = run_membership(overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"], cfg,
                           overfit["xp"], overfit["yp"], reference_factory=factory)
     assert lira.reference is not None and lira.reference.n_models == 4
     assert lira.metrics.auc > 0.6
     assert lira.params["lira_scorer"] == "gaussian"  # 4 models x 360 population records: too few pairs
     rmia = run_membership(overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"],
-                          MembershipConfig(method="rmia", n_reference=4), overfit["xp"], overfit["yp"],
+                          MembershipConfig(method="rmia", n_reference=4, reference_mode="offline"), overfit["xp"],
+                          overfit["yp"],
                           reference=lira.reference)
     assert rmia.metrics.auc > 0.6
     assert rmia.params["rmia_gamma"] == 2.0
@@ -98,7 +99,7 @@ def test_reference_attacks_with_vectorised_models(overfit: dict) -> None:
 def test_reference_attack_needs_population(overfit: dict) -> None:
     with pytest.raises(ConfigError, match="population"):
         run_membership(overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"],
-                       MembershipConfig(method="lira", n_reference=2))
+                       MembershipConfig(method="lira", n_reference=2, reference_mode="offline"))
 
 
 def test_bad_labels_rejected(overfit: dict) -> None:
@@ -230,7 +231,7 @@ def test_offline_lira_scorer_option(overfit: dict) -> None:
     factory = lambda: nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 2))  # noqa: E731
     # 28 models x 360 population records: just over the 10,000 pairs the learned scorer needs
     cfg = MembershipConfig(method="lira", n_reference=28, reference_epochs=20, reference_batch_size=32,
-                           reference_lr=3e-3)
+                           reference_lr=3e-3, reference_mode="offline")
     args = (overfit["model"], overfit["xm"], overfit["ym"], overfit["xn"], overfit["yn"])
     learned = run_membership(*args, cfg, overfit["xp"], overfit["yp"], reference_factory=factory)
     assert learned.params["lira_scorer"] == "learned" and learned.params["reference_mode"] == "offline"

@@ -85,11 +85,13 @@ def _policy_wrap(model: Any, policy: str | None) -> Any:
 def membership(
     model: ModelOpt = None, data: DataOpt = None, demo: DemoOpt = None, endpoint: EndpointOpt = None,
     query_budget: BudgetOpt = None, clip_min: ClipMinOpt = None, clip_max: ClipMaxOpt = None,
-    method: Annotated[str, typer.Option("--method", help="loss | confidence | label_only | lira | rmia.")] = "loss",
-    n_reference: Annotated[int, typer.Option("--n-reference", help="Reference models (lira, rmia).")] = 16,
-    reference_arch: Annotated[str | None, typer.Option("--reference-arch", help="Zoo architecture for reference models (default: proxy MLP).")] = None,
-    reference_epochs: Annotated[int, typer.Option("--reference-epochs", help="Training epochs of each reference model.")] = 30,
-    reference_mode: Annotated[str, typer.Option("--reference-mode", help="offline (reference models train on the population) or online (on the candidates; strongest).")] = "offline",
+    method: Annotated[str | None, typer.Option("--method", help="loss | confidence | label_only | lira | rmia (default: online LiRA when the model returns scores, label_only when it answers labels only).")] = None,
+    time_budget: Annotated[float, typer.Option("--time-budget", help="Seconds for a reference-model attack (cloning, recipe fit, training, scoring); the number of reference models is what it affords (8 to 64).")] = 180.0,
+    n_reference: Annotated[int | None, typer.Option("--n-reference", help="Reference models (lira, rmia); default: chosen from --time-budget.")] = None,
+    reference_arch: Annotated[str, typer.Option("--reference-arch", help="clone (the target's own architecture, re-initialised; proxy MLP when it cannot be cloned), proxy, or a zoo architecture.")] = "clone",
+    reference_epochs: Annotated[int | None, typer.Option("--reference-epochs", help="Fix the reference recipe at this many epochs (Adam, --reference-lr); default: fit the recipe to the target.")] = None,
+    reference_lr: Annotated[float, typer.Option("--reference-lr", help="Learning rate of a fixed recipe (--reference-epochs).")] = 1e-3,
+    reference_mode: Annotated[str, typer.Option("--reference-mode", help="online (reference models train on the candidates; strongest, needs no population) or offline (on x_pop).")] = "online",
     subset_fraction: Annotated[float, typer.Option("--subset-fraction", help="Offline: share of the population each reference model trains on.")] = 0.5,
     reference_set_size: Annotated[int | None, typer.Option("--reference-set-size", help="Online: records per reference model (default: the target's training-set size, at most half the candidates).")] = None,
     variance: Annotated[str, typer.Option("--variance", help="LiRA variance: shrunk | per_example | global.")] = "shrunk",
@@ -103,30 +105,25 @@ def membership(
 ) -> None:
     """Membership inference: AUC, TPR at 1% / 0.1% FPR, balanced accuracy, empirical ε bound."""
     use_threads(threads)
-    from dataclasses import replace
-
-    from bastion.assess.checks.privacy import membership_split
-    from bastion.attacks.inference.membership import MembershipConfig, online_set_size, run_membership
+    from bastion.assess.checks.privacy import target_membership
+    from bastion.attacks.inference.membership import MembershipConfig
     from bastion.attacks.inference.metrics import roc_plots_png
     from bastion.core.errors import ConfigError
     from bastion.defenses.dp import read_privacy_statement
 
-    if reference_mode not in ("offline", "online"):
-        raise ConfigError(f"unknown --reference-mode {reference_mode!r}; choose offline or online")
     if not 0 < subset_fraction <= 1:
         raise ConfigError(f"--subset-fraction must lie in (0, 1], got {subset_fraction}")
-    cfg = MembershipConfig(method=method, n_reference=n_reference, reference_epochs=reference_epochs,  # type: ignore[arg-type]
+    zoo_arch = reference_arch not in ("clone", "proxy")
+    cfg = MembershipConfig(method=method or "lira", n_reference=n_reference, time_budget_s=time_budget,  # type: ignore[arg-type]
+                           reference_arch="clone" if zoo_arch else reference_arch,  # type: ignore[arg-type]
+                           reference_epochs=reference_epochs, reference_lr=reference_lr,
                            reference_mode=reference_mode, reference_subset_fraction=subset_fraction,  # type: ignore[arg-type]
+                           reference_set_size=reference_set_size,
                            variance="per_example" if per_example_variance else variance,  # type: ignore[arg-type]
                            lira_scorer=lira_scorer, neighbours=neighbours, seed=seed)  # type: ignore[arg-type]
     target = _target(model, data, demo, endpoint, query_budget, clip_min, clip_max, seed)
-    split = membership_split(target, max_records, needs_population=cfg.needs_population, seed=seed)
-    if cfg.method == "lira" and reference_mode == "online":
-        n_train = len(target.data.x_train) if target.data.x_train is not None else len(split.x_members)
-        cfg = replace(cfg, reference_set_size=reference_set_size or online_set_size(
-            n_train, len(split.x_members) + len(split.x_nonmembers)))
     factory = None
-    if reference_arch:
+    if zoo_arch:
         from bastion.models.zoo import build_architecture
 
         spec, k = target.model.input_spec, target.model.n_classes
@@ -135,18 +132,26 @@ def membership(
         def factory() -> Any:
             return build_architecture(reference_arch, spec.shape, k)
 
-    victim = _policy_wrap(target.model, policy)
-    r = run_membership(victim, split.x_members, split.y_members, split.x_nonmembers, split.y_nonmembers, cfg,
-                       split.x_pop, split.y_pop, reference_factory=factory)
-    if reference_arch:
+    r = target_membership(target, cfg, auto_method=method is None, max_records=max_records, factory=factory,
+                          victim=_policy_wrap(target.model, policy))
+    if zoo_arch:
         r.params["reference_arch"] = reference_arch
     res = {"target": target.name, **r.to_dict()}
-    res["params"].update(split.params, policy=policy or "none")
+    res["params"].update(policy=policy or "none")
     stmt = read_privacy_statement(target.model_path)
     res["claimed_epsilon"] = None if stmt is None else stmt.epsilon
-    _emit(res, fmt, out, roc_plots_png(r.member_scores, r.nonmember_scores, f"membership ({method})"),
-          ["auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr", "balanced_accuracy", "empirical_epsilon_lower_bound",
-           "claimed_epsilon", "n_members", "n_nonmembers", "queries"])
+    headline = ["auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr", "balanced_accuracy", "empirical_epsilon_lower_bound",
+                "claimed_epsilon", "n_members", "n_nonmembers", "queries"]
+    if r.reference is not None:
+        p = r.params
+        recipe = p.get("reference_recipe", {})
+        res["reference_models"] = (f"{p.get('n_reference')} x {p.get('reference_arch')} ({p.get('n_reference_source')}"
+                                   f", budget {p.get('time_budget_s')} s), recipe {recipe}")
+        headline.append("reference_models")
+        if p.get("clone_unavailable"):
+            res["notes"] = [*res.get("notes", []), f"proxy reference models: {p['clone_unavailable']}"]
+    _emit(res, fmt, out, roc_plots_png(r.member_scores, r.nonmember_scores, f"membership ({r.method})"),
+          ["method", *headline])
 
 
 @attack_app.command("attribute")

@@ -355,6 +355,13 @@ class OnnxModule(nn.Module):
             self.nodes[-1] = ("Identity", ins, [self.output_name], attrs)
             self.outputs_probabilities = True
 
+    def state_name(self, initializer: str) -> str | None:
+        """Where an ONNX initializer lives in this module's state (``params.tK`` or a buffer name), else None."""
+        key = self._names.get(initializer)
+        if key is None:
+            return None
+        return f"params.{key}" if key in self.params else key
+
     def _value(self, name: str) -> Any:
         key = self._names[name]
         return self.params[key] if key in self.params else getattr(self, key)

@@ -5,19 +5,27 @@ numbers with their parameters. ``privacy.membership`` also reads the DP privacy 
 the model (``MODEL.privacy.json``) and puts the claimed ε next to the measured TPR at 0.1 % FPR
 and the empirical ε lower bound; an empirical bound above the claim is a critical finding.
 
-Profiles: quick = LOSS threshold and a 1k-query extraction; standard adds the confidence
-attack, inversion and a 100/1k curve; thorough adds online LiRA (reference models trained on the
-candidate records, the strongest attack measured) and a 10k-query extraction. Options:
-``membership_method`` (force one of loss/confidence/label_only/lira/rmia), ``reference_mode``
-(online/offline, default online), ``n_reference``, ``extraction_budget``, ``extraction_policy`` (an
-output policy config to measure its effect), ``sensitive`` (column for ``privacy.attribute``).
+Membership (every profile): the strongest attack the model's answers allow — online LiRA with
+reference models that clone the target's architecture, a training recipe fitted to the target, and
+as many models as the profile's time budget affords (quick 60 s, standard 180 s, thorough 600 s;
+``label_only`` when the model answers labels only) — next to the LOSS threshold (standard and
+thorough add the confidence attack). The best attack by TPR@1%FPR decides the severity, but only a
+reference-model attack can decide a *pass*: when none could run (a label-only model, a budget too
+small, ``membership_method`` forcing loss/confidence…) and nothing leaks, the check warns that the
+result is inconclusive and says why. Extraction: quick = 1k queries, standard adds a 100/1k curve,
+thorough a 10k-query one; standard adds inversion. Options: ``membership_method`` (force one of
+loss/confidence/label_only/lira/rmia), ``reference_mode`` (online/offline, default online),
+``n_reference`` (default: from the budget), ``time_budget`` (seconds), ``extraction_budget``,
+``extraction_policy`` (an output policy config to measure its effect), ``sensitive`` (column for
+``privacy.attribute``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +34,10 @@ from bastion.core.errors import ConfigError, InvalidInputError
 from bastion.core.results import CheckResult, Finding
 from bastion.core.severity import Severity, Status
 from bastion.core.target import Target
+
+if TYPE_CHECKING:
+    from bastion.attacks.inference.membership import MembershipConfig, MembershipMethod, MembershipResult
+    from bastion.core.model import ModelAdapter
 
 MEMBERSHIP_CONTROLS = ["mitre-atlas:AML.T0024.000", "owasp-ml:ML04:2023", "nist-ai-rmf:MEASURE-2.10",
                        "eu-ai-act:Art15(5)", "gdpr:Art32"]
@@ -75,6 +87,34 @@ def membership_split(target: Target, max_records: int, needs_population: bool, s
                            {"population": source, "max_records": max_records})
 
 
+def target_membership(target: Target, cfg: MembershipConfig, *, auto_method: bool = False, max_records: int = 2000,
+                      factory: Callable[[], Any] | None = None, victim: ModelAdapter | None = None,
+                      progress: Callable[[float, float], None] | None = None) -> MembershipResult:
+    """The library call behind ``bastion attack membership``: split the target's data, pick the attack, run it.
+
+    ``auto_method``: replace ``cfg.method`` by :func:`default_method` (online LiRA when the model returns
+    scores, ``label_only`` when it answers labels only) and record why. Online LiRA's reference models
+    train on the target's training-set size of candidates (at most half of them) unless ``cfg`` sets it.
+    ``victim`` attacks another view of the model (e.g. behind an output policy).
+    """
+    from bastion.attacks.inference.membership import default_method, online_set_size, run_membership
+
+    model = victim or target.model
+    reason = None
+    if auto_method:
+        probe = target.data.x_train if target.data.x_train is not None else target.data.eval_split()[0]
+        method, reason = default_method(model, probe)
+        cfg = replace(cfg, method=method)
+    split = membership_split(target, max_records, needs_population=cfg.needs_population, seed=cfg.seed)
+    if cfg.method == "lira" and cfg.reference_mode == "online" and cfg.reference_set_size is None:
+        n_train = len(target.data.x_train) if target.data.x_train is not None else len(split.x_members)
+        cfg = replace(cfg, reference_set_size=online_set_size(n_train, len(split.x_members) + len(split.x_nonmembers)))
+    r = run_membership(model, split.x_members, split.y_members, split.x_nonmembers, split.y_nonmembers, cfg,
+                       split.x_pop, split.y_pop, reference_factory=factory, progress=progress)
+    r.params.update(split.params, method_choice=f"default: {reason}" if reason else "given")
+    return r
+
+
 def extraction_split(target: Target, seed: int = 0) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """(attacker pool, evaluation inputs, evaluation labels); the pool never overlaps the evaluation set.
 
@@ -121,11 +161,15 @@ def _dp_command(target: Target) -> str:
     return f"bastion harden dp --model-spec {arch} --data {data} --epsilon 3 --delta 1e-5 --out model-dp.pt"
 
 
+MEMBERSHIP_BUDGET_S = {"quick": 60.0, "standard": 180.0, "thorough": 600.0}
+MEMBERSHIP_BASELINES: dict[str, list[MembershipMethod]] = {"quick": ["loss"], "standard": ["loss", "confidence"], "thorough": ["loss", "confidence"]}
+
+
 class MembershipCheck:
     """Membership inference with TPR at low FPR, next to the claimed DP ε when there is one."""
 
     id = "privacy.membership"
-    title = "Membership inference (LOSS/confidence threshold, reference-model LiRA)"
+    title = "Membership inference (reference-model LiRA on a clone of the target, LOSS/confidence baselines)"
     controls = MEMBERSHIP_CONTROLS
     profiles: tuple[Profile, ...] = ("quick", "standard", "thorough")
 
@@ -133,37 +177,47 @@ class MembershipCheck:
         return target.data.has_train and target.data.has_test
 
     def run(self, target: Target, ctx: CheckContext) -> CheckResult:
-        from bastion.attacks.inference.membership import MembershipConfig, online_set_size, run_membership
+        from bastion.attacks.inference.membership import MEMBERSHIP_METHODS, MembershipConfig
         from bastion.attacks.inference.metrics import roc_plots_png
+        from bastion.core.errors import BastionError
         from bastion.defenses.dp import read_privacy_statement
 
         t0 = time.perf_counter()
         forced = ctx.option("membership_method")
-        methods: list[Any] = [forced] if forced else {"quick": ["loss"], "standard": ["loss", "confidence"],
-                                           "thorough": ["loss", "confidence", "lira"]}[ctx.profile]
-        n_ref = int(ctx.option("n_reference", 16))
+        if forced is not None and forced not in MEMBERSHIP_METHODS:
+            raise ConfigError(f"unknown membership_method {forced!r}; choose one of {', '.join(MEMBERSHIP_METHODS)}")
         mode = str(ctx.option("reference_mode", "online"))
         if mode not in ("online", "offline"):
             raise ConfigError(f"unknown reference_mode {mode!r}; choose online or offline")
-        configs = [MembershipConfig(method=m, n_reference=n_ref, seed=ctx.seed,
-                                    reference_mode="online" if mode == "online" else "offline") for m in methods]
-        needs_pop = any(c.needs_population for c in configs)
-        split = membership_split(target, int(ctx.option("max_records", 2000)), needs_pop, ctx.seed)
-        n_cand = len(split.x_members) + len(split.x_nonmembers)
-        n_train = len(target.data.x_train) if target.data.x_train is not None else len(split.x_members)
+        n_ref = ctx.option("n_reference")
+        budget = float(ctx.option("time_budget", MEMBERSHIP_BUDGET_S[ctx.profile]))
+        base = MembershipConfig(method=forced or "lira", n_reference=None if n_ref is None else int(n_ref),
+                                time_budget_s=budget, reference_mode=mode, seed=ctx.seed)  # type: ignore[arg-type]
+        max_records = int(ctx.option("max_records", 2000))
+        runs: list[tuple[Any, bool]] = [(base, forced is None)]
+        if forced is None:
+            runs += [(replace(base, method=m), False) for m in MEMBERSHIP_BASELINES[ctx.profile]]
         per: dict[str, Any] = {}
-        best = None
-        for i, cfg in enumerate(configs):
-            if cfg.method == "lira" and mode == "online":
-                cfg = replace(cfg, reference_set_size=online_set_size(n_train, n_cand))
-            r = run_membership(target.model, split.x_members, split.y_members, split.x_nonmembers,
-                               split.y_nonmembers, cfg, split.x_pop, split.y_pop)
-            per[cfg.method] = {k: v for k, v in r.metrics.to_dict().items() if k != "notes"}
-            key = (r.metrics.tpr_at_1pct_fpr or 0.0, r.metrics.auc)
-            if best is None or key > (best.metrics.tpr_at_1pct_fpr or 0.0, best.metrics.auc):
-                best = r
-            ctx.progress(i + 1, len(methods))
-        assert best is not None
+        results = []
+        inconclusive: list[str] = []
+        for i, (cfg, auto) in enumerate(runs):
+            try:
+                r = target_membership(target, cfg, auto_method=auto, max_records=max_records)
+            except BastionError as exc:
+                if not cfg.uses_reference_models:
+                    raise
+                inconclusive.append(f"the reference-model attack could not run: {exc}")
+                continue
+            per[r.method] = {k: v for k, v in r.metrics.to_dict().items() if k != "notes"}
+            results.append(r)
+            ctx.progress(i + 1, len(runs))
+        if not results:
+            raise InvalidInputError("no membership attack could run: " + "; ".join(inconclusive))
+        best = max(results, key=lambda r: (r.metrics.tpr_at_1pct_fpr or 0.0, r.metrics.auc))
+        ref = next((r for r in results if r.method in ("lira", "rmia")), None)
+        if ref is None and not inconclusive:
+            inconclusive.append(f"only {', '.join(r.method for r in results)} ran: threshold attacks miss most of what "
+                                "reference-model attacks find, so they cannot show the absence of leakage")
         stmt = read_privacy_statement(target.model_path)
         m = best.metrics
         metrics: dict[str, Any] = {
@@ -173,12 +227,17 @@ class MembershipCheck:
             "claimed_epsilon": None if stmt is None else stmt.epsilon,
             "claimed_delta": None if stmt is None else stmt.delta,
             "best_method": best.method, "by_method": per, "notes": m.notes,
+            "conclusive": ref is not None, "inconclusive_reason": "; ".join(inconclusive) or None,
         }
-        uses_ref = any(m in ("lira", "rmia") for m in methods)
-        params = {"methods": methods, "n_reference": n_ref if uses_ref else None,
-                  "reference_mode": mode if uses_ref else None, "seed": ctx.seed,
-                  "n_members": m.n_members, "n_nonmembers": m.n_nonmembers, **split.params,
-                  "epsilon_bound": "95% Clopper-Pearson, delta=1e-5"}
+        params: dict[str, Any] = {"methods": [r.method for r in results], "time_budget_s": budget,
+                                  "reference_mode": mode if ref is not None else None, "seed": ctx.seed,
+                                  "n_members": m.n_members, "n_nonmembers": m.n_nonmembers,
+                                  "epsilon_bound": "95% Clopper-Pearson, delta=1e-5"}
+        if ref is not None:
+            params.update({k: ref.params[k] for k in ("n_reference", "n_reference_source", "reference_arch",
+                                                     "clone_unavailable", "reference_recipe", "recipe_source",
+                                                     "fit_match", "measured_model_epoch_s", "method_choice",
+                                                     "population") if k in ref.params})
         findings: list[Finding] = []
         sev = _membership_severity(m.auc, m.tpr_at_1pct_fpr)
         evidence = {k: metrics[k] for k in ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr",
@@ -197,14 +256,24 @@ class MembershipCheck:
                 f"measured ε lower bound {m.empirical_epsilon_lower_bound:.2f} exceeds the claimed ε {stmt.epsilon:.2f}",
                 evidence, "audit the DP training pipeline (sampling, clipping, accountant) and retrain: "
                 f"`{_dp_command(target)}`", list(MEMBERSHIP_CONTROLS)))
+        status = _status(sev)
         claim = f", claimed ε {stmt.epsilon:.2f}" if stmt else ""
+        summary = (f"{best.method}: AUC {m.auc:.3f}, TPR@1%FPR "
+                   f"{'n/a' if m.tpr_at_1pct_fpr is None else f'{m.tpr_at_1pct_fpr:.3f}'}, "
+                   f"empirical ε ≥ {m.empirical_epsilon_lower_bound:.2f}{claim}")
+        if status == Status.PASS and ref is None:
+            status = Status.WARN
+            summary = f"inconclusive ({summary}): {metrics['inconclusive_reason']}"
+            findings.append(Finding(
+                "privacy.membership.inconclusive", Severity.INFO,
+                "membership leakage not established either way: no reference-model attack ran",
+                {"reason": metrics["inconclusive_reason"], **evidence},
+                "run the check with a reference-model attack: `bastion assess --option time_budget=300` (or "
+                "`bastion attack membership --time-budget 300`)", list(MEMBERSHIP_CONTROLS)))
         return CheckResult(
-            self.id, self.title, _status(sev), metrics, params, findings,
+            self.id, self.title, status, metrics, params, findings,
             roc_plots_png(best.member_scores, best.nonmember_scores, f"membership ({best.method})"),
-            controls=list(MEMBERSHIP_CONTROLS), duration_s=time.perf_counter() - t0,
-            summary=f"{best.method}: AUC {m.auc:.3f}, TPR@1%FPR "
-                    f"{'n/a' if m.tpr_at_1pct_fpr is None else f'{m.tpr_at_1pct_fpr:.3f}'}, "
-                    f"empirical ε ≥ {m.empirical_epsilon_lower_bound:.2f}{claim}",
+            controls=list(MEMBERSHIP_CONTROLS), duration_s=time.perf_counter() - t0, summary=summary,
         )
 
 

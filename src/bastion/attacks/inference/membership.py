@@ -29,9 +29,14 @@ Methods (``MembershipConfig.method``):
   ratio of x against population points z, with Pr(x) from the OUT reference models
   (offline approximation with ``rmia_offline_a``).
 
-Reference models are trained in one vectorised batch (``bastion.attacks.inference.reference``),
-on the target's architecture when given a factory, else a proxy MLP; offline LiRA and RMIA need
-attacker-held population data (``x_pop``), online LiRA does not.
+The default (``MembershipConfig()``) is online LiRA, the strongest attack measured (docs/privacy.md);
+:func:`default_method` picks ``label_only`` instead when the model answers labels only.
+Reference models are trained in one vectorised batch (``bastion.attacks.inference.reference``) and
+planned by ``bastion.attacks.inference.planning``: by default a re-initialised clone of the target's
+own architecture (proxy MLP when it cannot be cloned, with the reason in ``params``), a training
+recipe fitted to the target's fit on its members (``reference_epochs`` set = a fixed recipe), and as
+many models as ``time_budget_s`` affords (``n_reference`` set = that many). Offline LiRA and RMIA
+need attacker-held population data (``x_pop``), online LiRA does not.
 
 Examples:
     >>> from bastion.models.zoo import demo_target
@@ -51,13 +56,17 @@ from typing import Any, Literal, get_args
 import numpy as np
 from torch import nn
 
+from bastion.attacks.inference.clone import SklearnReferenceEnsemble
 from bastion.attacks.inference.metrics import MembershipMetrics, membership_metrics
+from bastion.attacks.inference.planning import ReferencePlanConfig, build_reference_models
+from bastion.attacks.inference.recipe import FitStats
 from bastion.attacks.inference.reference import (
+    OPTIMIZERS,
+    OptimizerName,
+    Recipe,
     ReferenceEnsemble,
-    ReferenceTrainConfig,
-    proxy_mlp,
-    train_reference_models,
 )
+from bastion.attacks.inference.reference import logit_confidence as _logit_conf
 from bastion.core.errors import ConfigError, InvalidInputError
 from bastion.core.model import ModelAdapter
 
@@ -75,11 +84,15 @@ LEARNED_MIN_EXAMPLES = 10_000
 class MembershipConfig:
     """Parameters of a membership attack (every one is recorded with the result)."""
 
-    method: MembershipMethod = "loss"
-    n_reference: int = 16
-    reference_epochs: int = 30
+    method: MembershipMethod = "lira"
+    n_reference: int | None = None  # None: as many as time_budget_s affords (planning.N_MIN..N_MAX)
+    time_budget_s: float | None = 180.0  # cloning + recipe fit + reference training + scoring
+    reference_arch: Literal["clone", "proxy"] = "clone"  # the target's own architecture, re-initialised
+    reference_epochs: int | None = None  # None: fit the recipe to the target; set: a fixed recipe
     reference_batch_size: int = 64
     reference_lr: float = 1e-3
+    reference_optimizer: OptimizerName = "adam"
+    reference_weight_decay: float = 0.0
     reference_subset_fraction: float = 0.5
     reference_set_size: int | None = None  # records per reference model (overrides the fraction)
     label_only_queries: int = 16
@@ -87,7 +100,7 @@ class MembershipConfig:
     rmia_gamma: float = 2.0
     rmia_offline_a: float = 0.3
     rmia_population: int = 1000
-    reference_mode: Literal["offline", "online"] = "offline"
+    reference_mode: Literal["offline", "online"] = "online"
     augment: bool = False
     variance: LiraVariance = "shrunk"
     variance_prior: float = 4.0
@@ -99,8 +112,19 @@ class MembershipConfig:
     def __post_init__(self) -> None:
         if self.method not in MEMBERSHIP_METHODS:
             raise ConfigError(f"unknown membership method {self.method!r}; choose one of {', '.join(MEMBERSHIP_METHODS)}")
-        if self.method in ("lira", "rmia") and self.n_reference < 2:
+        if self.method in ("lira", "rmia") and self.n_reference is not None and self.n_reference < 2:
             raise ConfigError(f"{self.method} needs at least 2 reference models, got {self.n_reference}")
+        if self.reference_mode not in ("online", "offline"):
+            raise ConfigError(f"unknown reference mode {self.reference_mode!r}; choose online or offline")
+        if self.reference_arch not in ("clone", "proxy"):
+            raise ConfigError(f"unknown reference architecture {self.reference_arch!r}; choose clone or proxy")
+        if self.reference_optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown reference optimiser {self.reference_optimizer!r}; choose one of "
+                              f"{', '.join(OPTIMIZERS)}")
+        if self.reference_epochs is not None and self.reference_epochs < 1:
+            raise ConfigError(f"reference_epochs must be >= 1 (or unset to fit the recipe), got {self.reference_epochs}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ConfigError(f"time_budget_s must be > 0 seconds, got {self.time_budget_s}")
         if self.variance not in get_args(LiraVariance):
             raise ConfigError(f"unknown LiRA variance {self.variance!r}; choose one of "
                               f"{', '.join(get_args(LiraVariance))}")
@@ -110,6 +134,17 @@ class MembershipConfig:
             raise ConfigError(f"neighbours must be >= 0 (0 turns neighbour calibration off), got {self.neighbours}")
         if self.reference_set_size is not None and self.reference_set_size < 1:
             raise ConfigError(f"reference_set_size must be >= 1, got {self.reference_set_size}")
+
+    @property
+    def uses_reference_models(self) -> bool:
+        return self.method in ("lira", "rmia")
+
+    def plan(self) -> ReferencePlanConfig:
+        """How the reference models are chosen and trained (``planning.build_reference_models``)."""
+        fixed = Recipe(self.reference_optimizer, self.reference_lr, self.reference_weight_decay,
+                       self.reference_epochs or 30, self.reference_batch_size)
+        return ReferencePlanConfig(self.n_reference, self.time_budget_s, self.reference_arch,
+                                   "fit" if self.reference_epochs is None else "fixed", fixed, self.seed)
 
     @property
     def needs_population(self) -> bool:
@@ -126,7 +161,7 @@ class MembershipResult:
     params: dict[str, Any] = field(default_factory=dict)
     queries: int = 0
     duration_s: float = 0.0
-    reference: ReferenceEnsemble | None = None
+    reference: ReferenceEnsemble | SklearnReferenceEnsemble | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"attack": "membership", "method": self.method, **self.metrics.to_dict(),
@@ -155,17 +190,6 @@ def _log_proba(model: ModelAdapter, x: np.ndarray) -> np.ndarray:
     return np.log(np.clip(_proba(model, x), 1e-300, 1.0))
 
 
-def _logit_conf(logp: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Stable log(p_y) − log(1 − p_y) from log-probabilities of shape (..., n, k)."""
-    n = logp.shape[-2]
-    ly = np.take_along_axis(logp, y.reshape((1,) * (logp.ndim - 2) + (n, 1)), axis=-1)[..., 0]
-    masked = logp.copy()
-    np.put_along_axis(masked, y.reshape((1,) * (logp.ndim - 2) + (n, 1)), -np.inf, axis=-1)
-    mx = masked.max(axis=-1, keepdims=True)
-    lrest = mx[..., 0] + np.log(np.exp(masked - mx).sum(axis=-1))
-    return np.asarray(ly - lrest)
-
-
 def _check(x: np.ndarray, y: np.ndarray, name: str, n_classes: int) -> None:
     if len(x) != len(y):
         raise InvalidInputError(f"{name}: {len(x)} inputs but {len(y)} labels")
@@ -186,7 +210,7 @@ def run_membership(
     y_pop: np.ndarray | None = None,
     reference_factory: Callable[[], nn.Module] | None = None,
     progress: Callable[[float, float], None] | None = None,
-    reference: ReferenceEnsemble | None = None,
+    reference: ReferenceEnsemble | SklearnReferenceEnsemble | None = None,
 ) -> MembershipResult:
     """Score members and non-members with one attack and compute its metrics.
 
@@ -205,6 +229,7 @@ def run_membership(
     params: dict[str, Any] = {k_: v for k_, v in asdict(cfg).items()
                               if k_ in ("method", "seed", "delta")}
     queries = len(x_all)
+    ens: ReferenceEnsemble | SklearnReferenceEnsemble | None = None
     if cfg.method in ("loss", "confidence"):
         p = _proba(model, x_all)
         if cfg.method == "loss":
@@ -215,86 +240,119 @@ def run_membership(
         scores, queries = _label_only(model, x_all, y_all, cfg)
         params.update(queries_per_sample=cfg.label_only_queries, noise_std=cfg.label_only_noise)
     else:
-        online = cfg.reference_mode == "online"
-        if cfg.needs_population and (x_pop is None or y_pop is None or len(x_pop) < 10):
-            raise ConfigError(f"{cfg.method} ({cfg.reference_mode}) needs attacker population data (x_pop/y_pop, "
-                              ">= 10 records) to train reference models; add x_pop/y_pop to the .npz")
-        factory = reference_factory or proxy_mlp(model.input_spec.shape, k)
-        rcfg = ReferenceTrainConfig(n_models=cfg.n_reference, epochs=cfg.reference_epochs,
-                                    batch_size=cfg.reference_batch_size, lr=cfg.reference_lr,
-                                    subset_fraction=cfg.reference_subset_fraction, set_size=cfg.reference_set_size)
-        if online:  # reference models train on the candidates themselves
-            train_x, train_y = x_all, y_all
-        else:
-            assert x_pop is not None and y_pop is not None
-            train_x, train_y = x_pop, np.asarray(y_pop, dtype=np.int64)
-        ens = reference or train_reference_models(factory, train_x, train_y, rcfg, cfg.seed, progress)
-        if online and ens.masks.shape[1] != len(x_all):
-            raise ConfigError(f"online reference models must be trained on the {len(x_all)} candidates; the ensemble "
-                              f"given was trained on {ens.masks.shape[1]} records")
-        views = _views(x_all, model.input_spec.shape) if cfg.augment else [x_all]
-        logp_target = _log_proba(model, x_all)
-        params.update(n_reference=ens.n_models, reference_epochs=cfg.reference_epochs,
-                      reference_lr=cfg.reference_lr, reference_batch_size=cfg.reference_batch_size,
-                      reference_arch="target" if reference_factory else "proxy-mlp-256",
-                      n_population=0 if x_pop is None else len(x_pop), reference_mode=cfg.reference_mode,
-                      reference_set_size=int(ens.masks.sum(axis=1)[0]),
-                      reference_pool="candidates" if online else "population")
-        in_mask = ens.masks if online else None
-        if cfg.method == "lira":
-            phis, ref_phis = [], []
-            for i, xv in enumerate(views):
-                lp = logp_target if i == 0 else _log_proba(model, xv)
-                phis.append(_logit_conf(lp[None], y_all)[0])
-                ref_phis.append(_logit_conf(ens.log_proba(xv), y_all))  # (M, n)
-            # the learned scorer needs enough (model, record) examples not to overfit them; offline ones
-            # come from the population the reference models were trained on (their masks)
-            n_pairs = ens.n_models * ens.masks.shape[1]
-            offline_pop = (not online and x_pop is not None and y_pop is not None
-                           and ens.masks.shape[1] == len(x_pop))
-            learned = (cfg.lira_scorer == "learned" and ens.n_models >= 4 and n_pairs >= LEARNED_MIN_EXAMPLES
-                       and (online or offline_pop))
-            if learned and online:
-                assert in_mask is not None
-                nbrs = (candidate_neighbours(x_all, y_all, cfg.neighbours, standardise=len(model.input_spec.shape) == 1)
-                        if cfg.neighbours > 0 else None)
-                scores = _learned_lira(phis, ref_phis, in_mask, cfg, nbrs)
-                params.update(neighbours=cfg.neighbours)
-            elif learned:
-                assert x_pop is not None and y_pop is not None
-                yp = np.asarray(y_pop, dtype=np.int64)
-                pop_views = _views(x_pop, model.input_spec.shape) if cfg.augment else [x_pop]
-                pop_phis = [_logit_conf(ens.log_proba(xv), yp) for xv in pop_views]
-                tab = len(model.input_spec.shape) == 1
-                nb_pair = ((candidate_neighbours(x_all, y_all, cfg.neighbours, standardise=tab),
-                            candidate_neighbours(x_pop, yp, cfg.neighbours, standardise=tab))
-                           if cfg.neighbours > 0 else None)
-                scores = _learned_lira_offline(phis, ref_phis, pop_phis, ens.masks, cfg, nb_pair)
-                params.update(neighbours=cfg.neighbours)
-            else:
-                scores = np.sum([_lira_score(ph, rp, in_mask, cfg.variance, cfg.variance_prior)
-                                 for ph, rp in zip(phis, ref_phis, strict=True)], axis=0)
-            queries = len(x_all) * len(views)
-            params.update(views=len(views), variance=cfg.variance, variance_prior=cfg.variance_prior,
-                          lira_scorer="learned" if learned else "gaussian")
-            if online:
-                per_record = ens.masks.sum(axis=0)
-                params.update(in_models_per_record=[int(per_record.min()), int(per_record.max())])
-        else:
-            assert x_pop is not None and y_pop is not None
-            ref_logp = ens.log_proba(x_all)  # (M, n, k)
-            scores = _rmia(model, ens, logp_target, ref_logp, in_mask, y_all, x_pop, np.asarray(y_pop, np.int64), cfg)
-            queries += min(cfg.rmia_population, len(x_pop))
-            params.update(rmia_gamma=cfg.rmia_gamma, rmia_offline_a=cfg.rmia_offline_a,
-                          rmia_population=min(cfg.rmia_population, len(x_pop)))
+        scores, queries, ref_params, ens = _reference_attack(model, cfg, x_all, y_all, len(x_members), x_pop, y_pop,
+                                                             reference_factory, progress, reference)
+        params.update(ref_params)
     nm = len(x_members)
     metrics = membership_metrics(scores[:nm], scores[nm:], cfg.delta)
     params.update(n_members=nm, n_nonmembers=len(x_nonmembers))
     res = MembershipResult(cfg.method, metrics, scores[:nm], scores[nm:], params, queries,
                            time.perf_counter() - t0)
-    if cfg.method in ("lira", "rmia"):
-        res.reference = ens
+    res.reference = ens
     return res
+
+
+def default_method(model: ModelAdapter, x: np.ndarray) -> tuple[MembershipMethod, str]:
+    """The strongest attack the model's answers allow, and why: online LiRA when it returns scores,
+    ``label_only`` when it answers labels only (an output policy, or one-hot answers on ``x[:64]``)."""
+    policy = getattr(model, "policy", None)
+    if policy is not None and not getattr(policy, "reveals_probabilities", True):
+        return "label_only", f"the model answers labels only (output policy {getattr(policy, 'type', '?')})"
+    p = np.asarray(model.predict_proba(x[:64]))
+    if p.size and np.isin(p, (0.0, 1.0)).all():
+        return "label_only", "the model's answers are one-hot: labels only"
+    return "lira", "the model returns scores: online LiRA with reference models (the strongest attack measured)"
+
+
+def reference_fit(ens: ReferenceEnsemble | SklearnReferenceEnsemble, x: np.ndarray, y: np.ndarray) -> FitStats:
+    """How the reference models fit their own pool ``x`` (φ deciles over their IN and OUT records)."""
+    lp = ens.log_proba(x)
+    yb = np.broadcast_to(np.asarray(y, dtype=np.int64), ens.masks.shape)
+    return FitStats.of(lp[ens.masks], yb[ens.masks], lp[~ens.masks], yb[~ens.masks])
+
+
+def _reference_attack(
+    model: ModelAdapter, cfg: MembershipConfig, x_all: np.ndarray, y_all: np.ndarray, nm: int,
+    x_pop: np.ndarray | None, y_pop: np.ndarray | None, reference_factory: Callable[[], nn.Module] | None,
+    progress: Callable[[float, float], None] | None, reference: ReferenceEnsemble | SklearnReferenceEnsemble | None,
+) -> tuple[np.ndarray, int, dict[str, Any], ReferenceEnsemble | SklearnReferenceEnsemble]:
+    """LiRA or RMIA on the candidates ``x_all`` (the first ``nm`` are members): (scores, queries, params, ensemble)."""
+    online = cfg.reference_mode == "online"
+    if cfg.needs_population and (x_pop is None or y_pop is None or len(x_pop) < 10):
+        raise ConfigError(f"{cfg.method} ({cfg.reference_mode}) needs attacker population data (x_pop/y_pop, "
+                          ">= 10 records) to train reference models; add x_pop/y_pop to the .npz, or use "
+                          "--reference-mode online (LiRA; needs none)")
+    if online:  # reference models train on the candidates themselves
+        train_x, train_y = x_all, y_all
+    else:
+        assert x_pop is not None and y_pop is not None
+        train_x, train_y = x_pop, np.asarray(y_pop, dtype=np.int64)
+    set_size = min(len(train_x), cfg.reference_set_size if cfg.reference_set_size is not None else
+                   max(1, round(cfg.reference_subset_fraction * len(train_x))))
+    logp_target = _log_proba(model, x_all)
+    target_fit = FitStats.of(logp_target[:nm], y_all[:nm], logp_target[nm:], y_all[nm:])
+    if reference is None:
+        fit_scale = float(np.std(_logit_conf(logp_target[None], y_all)[0]))
+        ens, params = build_reference_models(model, train_x, train_y, set_size, target_fit, fit_scale, cfg.plan(),
+                                             reference_factory, progress)
+    else:
+        ens, params = reference, {"reference_arch": reference.arch, "reference_reused": True,
+                                  "n_reference": reference.n_models}
+    if online and ens.masks.shape[1] != len(x_all):
+        raise ConfigError(f"online reference models must be trained on the {len(x_all)} candidates; the ensemble "
+                          f"given was trained on {ens.masks.shape[1]} records")
+    achieved = reference_fit(ens, train_x, train_y)
+    params.update(n_population=0 if x_pop is None else len(x_pop), reference_mode=cfg.reference_mode,
+                  reference_set_size=int(ens.masks.sum(axis=1)[0]),
+                  reference_pool="candidates" if online else "population",
+                  fit_match={"target": target_fit.to_dict(), "references": achieved.to_dict(),
+                             "distance": round(achieved.distance(target_fit, float(np.std(
+                                 _logit_conf(logp_target[None], y_all)[0]))), 4)})
+    in_mask = ens.masks if online else None
+    if cfg.method == "rmia":
+        assert x_pop is not None and y_pop is not None
+        scores = _rmia(model, ens, logp_target, ens.log_proba(x_all), in_mask, y_all, x_pop,
+                       np.asarray(y_pop, np.int64), cfg)
+        params.update(rmia_gamma=cfg.rmia_gamma, rmia_offline_a=cfg.rmia_offline_a,
+                      rmia_population=min(cfg.rmia_population, len(x_pop)))
+        return scores, len(x_all) + min(cfg.rmia_population, len(x_pop)), params, ens
+    views = _views(x_all, model.input_spec.shape) if cfg.augment else [x_all]
+    phis, ref_phis = [], []
+    for i, xv in enumerate(views):
+        lp = logp_target if i == 0 else _log_proba(model, xv)
+        phis.append(_logit_conf(lp[None], y_all)[0])
+        ref_phis.append(_logit_conf(ens.log_proba(xv), y_all))  # (M, n)
+    # the learned scorer needs enough (model, record) examples not to overfit them; offline ones
+    # come from the population the reference models were trained on (their masks)
+    n_pairs = ens.n_models * ens.masks.shape[1]
+    offline_pop = not online and x_pop is not None and y_pop is not None and ens.masks.shape[1] == len(x_pop)
+    learned = (cfg.lira_scorer == "learned" and ens.n_models >= 4 and n_pairs >= LEARNED_MIN_EXAMPLES
+               and (online or offline_pop))
+    tab = len(model.input_spec.shape) == 1
+    if learned and online:
+        assert in_mask is not None
+        nbrs = candidate_neighbours(x_all, y_all, cfg.neighbours, standardise=tab) if cfg.neighbours > 0 else None
+        scores = _learned_lira(phis, ref_phis, in_mask, cfg, nbrs)
+        params.update(neighbours=cfg.neighbours)
+    elif learned:
+        assert x_pop is not None and y_pop is not None
+        yp = np.asarray(y_pop, dtype=np.int64)
+        pop_views = _views(x_pop, model.input_spec.shape) if cfg.augment else [x_pop]
+        pop_phis = [_logit_conf(ens.log_proba(xv), yp) for xv in pop_views]
+        nb_pair = ((candidate_neighbours(x_all, y_all, cfg.neighbours, standardise=tab),
+                    candidate_neighbours(x_pop, yp, cfg.neighbours, standardise=tab))
+                   if cfg.neighbours > 0 else None)
+        scores = _learned_lira_offline(phis, ref_phis, pop_phis, ens.masks, cfg, nb_pair)
+        params.update(neighbours=cfg.neighbours)
+    else:
+        scores = np.sum([_lira_score(ph, rp, in_mask, cfg.variance, cfg.variance_prior)
+                         for ph, rp in zip(phis, ref_phis, strict=True)], axis=0)
+    params.update(views=len(views), variance=cfg.variance, variance_prior=cfg.variance_prior,
+                  lira_scorer="learned" if learned else "gaussian")
+    if online:
+        per_record = ens.masks.sum(axis=0)
+        params.update(in_models_per_record=[int(per_record.min()), int(per_record.max())])
+    return scores, len(x_all) * len(views), params, ens
 
 
 def _views(x: np.ndarray, shape: tuple[int, ...]) -> list[np.ndarray]:
