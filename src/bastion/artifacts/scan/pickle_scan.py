@@ -214,6 +214,17 @@ class PickleWalker:
         self.frame_violations = []
         return ok, end
 
+    def _broken(self, exc: BaseException, pos: int, n: int) -> tuple[bool, int]:
+        self.n_ops += n
+        self._finish()
+        self.sink.add(ScanFinding(
+            Severity.MEDIUM, "PICKLE_MALFORMED",
+            f"pickle stream is broken after offset {pos} ({type(exc).__name__}: {str(exc)[:120]}); "
+            "a loader would have executed everything before this point",
+            self.member, pos,
+        ))
+        return False, pos
+
     def _frame_passed(self, fh: IO[bytes], frame_end: int, op_start: int, op_end: int, next_start: int) -> None:
         """The walk reached ``frame_end``: did the last opcode, or a skip after it, reach past it?"""
         if op_end <= frame_end:
@@ -271,17 +282,8 @@ class PickleWalker:
                 else:
                     op_end = fh.tell()  # before any joblib array skip inside _step
                     self._step(name, arg, pos, stack, stacks, memo, fh)
-        except (ValueError, EOFError, IndexError, KeyError, TypeError, OverflowError, MemoryError,
-                UnicodeDecodeError, RecursionError) as exc:
-            self.n_ops += n
-            self._finish()
-            self.sink.add(ScanFinding(
-                Severity.MEDIUM, "PICKLE_MALFORMED",
-                f"pickle stream is broken after offset {pos} ({type(exc).__name__}: {str(exc)[:120]}); "
-                "a loader would have executed everything before this point",
-                self.member, pos,
-            ))
-            return False, pos
+        except _BROKEN as exc:
+            return self._broken(exc, pos, n)
         self.n_ops += n
         self._finish()
         self.sink.add(ScanFinding(Severity.MEDIUM, "PICKLE_MALFORMED", "pickle stream ends without STOP",
@@ -394,18 +396,9 @@ class PickleWalker:
                         op_end = fh.tell()  # before any joblib array skip inside _step
                         self._step(name, arg, pos, stack, stacks, memo, fh)
                     i = fh.tell()
-        except (ValueError, EOFError, IndexError, KeyError, TypeError, OverflowError, MemoryError,
-                UnicodeDecodeError, RecursionError, struct.error) as exc:
-            self.n_ops += n
-            self._finish()
-            self.sink.add(ScanFinding(
-                Severity.MEDIUM, "PICKLE_MALFORMED",
-                f"pickle stream is broken after offset {pos} ({type(exc).__name__}: {str(exc)[:120]}); "
-                "a loader would have executed everything before this point",
-                self.member, pos,
-            ))
+        except _BROKEN as exc:
             fh.seek(pos)
-            return False, pos
+            return self._broken(exc, pos, n)
         finally:
             del mv
 
@@ -692,6 +685,9 @@ def _fold_constant(policy: Policy, func: SymGlobal, args: Any) -> bytes | bytear
 
 
 _NO_FRAME = 1 << 62
+# what a malformed stream raises in the walk (a finding, never a crashed scan)
+_BROKEN = (ValueError, EOFError, IndexError, KeyError, TypeError, OverflowError, MemoryError, UnicodeDecodeError,
+           RecursionError, struct.error)
 _OPCODES = {ord(o.code): o for o in pickletools.opcodes}
 _INT4 = struct.Struct("<i").unpack_from
 _UINT2 = struct.Struct("<H").unpack_from
