@@ -40,19 +40,26 @@ def gw(gw_home: Path, signer: tuple[Path, Path], digits_pt: Path, rsa_key: tuple
     from bastion.store.models_gateway import GatewayClient
 
     cfg = gwt.make_config(registry={"trusted_keys": [str(signer[1])]}, max_body_bytes=65536,
-                      auth={"jwt": {"issuer": ISS, "audience": AUD, "algorithms": ["RS256"],
-                                    "public_key_file": str(rsa_key[1])}})
+                          auth={"jwt": {"issuer": ISS, "audience": AUD, "algorithms": ["RS256"],
+                                        "public_key_file": str(rsa_key[1]),
+                                        "model_grants": [{"claim": "groups", "value": "ml-team",
+                                                          "models": ["digits"]}]}})
     upgrade()
     info = Registry(cfg).push(gwt.signed_copy(digits_pt, gw_home / "src", "digits.pt", signer[0]), "digits")
     assert info.verified and info.aliases == ["production"]
+    staged = Registry(cfg).push(gwt.signed_copy(digits_pt, gw_home / "src2", "digits.pt", signer[0]), "digits",
+                                promote=False)
+    assert staged.version == "2" and staged.aliases == []  # a staged, non-production version
     keys = {}
     for name, role, models, budget in [("alice", "client", ["digits"], None), ("bob", "client", ["other"], None),
-                                       ("carol", "auditor", None, None), ("root", "admin", None, None),
-                                       ("ops", "operator", None, None), ("eve", "client", ["digits"], None),
+                                       ("carol", "auditor", ["*"], None), ("root", "admin", ["*"], None),
+                                       ("ops", "operator", ["*"], None), ("eve", "client", ["digits"], None),
                                        ("old", "client", ["digits"], None),
                                        ("tiny", "client", ["digits"], {"requests": "3/minute"})]:
         c, k = create_client(name, role, models, budget=budget)
         keys[name] = (c.id, k)
+    c, k = create_client("tester", "client", ["digits"], ["predict", "predict:versions"])
+    keys["tester"] = (c.id, k)
     from bastion.gateway.clients import revoke_client
 
     revoke_client("eve")
@@ -148,17 +155,29 @@ def _hs_with_public_key(pub_path: Path) -> str:
 
 
 def test_auth_battery_never_predicts(gw: Any, rsa_key: Any) -> None:
+    from bastion.gateway.audit import export_records
+    from bastion.gateway.refusals import request_id_chain
+
+    service = gw.app.state.service
+    service.write_refusals(force=True)  # start from an empty window
+    refused_ids = []
     for label, headers, status in _bad_credentials(gw.keys, rsa_key):
         r = gw.client.post("/v1/models/digits/predict", json={"inputs": _x(1)}, headers=headers)
         assert r.status_code == status, (label, r.status_code, r.text)
         assert "predictions" not in r.text and "probabilities" not in r.text, label
         if status == 401:
             assert r.headers.get("WWW-Authenticate") == "Bearer", label
-    from bastion.gateway.audit import export_records
-
-    gw.app.state.service.audit.flush()
-    denied = [r for r in export_records() if r["body"].get("decision", "").startswith("deny:unauth")]
-    assert len(denied) >= 12
+            refused_ids.append(r.headers["X-Request-ID"])
+    # anonymous refusals: one aggregated record per (reason, source) and window, not one row per request
+    assert service.write_refusals(force=True) == 1
+    service.audit.flush()
+    rec = [r for r in export_records() if r["kind"] == "refusal"][-1]["body"]
+    assert rec["reason"] == "unauthenticated" and rec["source"] == "testclient" and rec["count"] == len(refused_ids)
+    assert {"missing", "malformed_header", "invalid_key", "revoked", "expired", "invalid_jwt"} <= set(rec["problems"])
+    assert rec["routes"] == {"/v1/models/{name}/predict": len(refused_ids)}
+    assert rec["request_id_chain_sha256"] == request_id_chain(refused_ids)  # the log proves which requests
+    denied = [r for r in export_records() if r["body"].get("decision") == "deny:forbidden"]
+    assert len(denied) >= 3  # authenticated refusals (wrong model, auditor, JWT for another model) stay per request
 
 
 def test_valid_jwt_predicts(gw: Any, rsa_key: Any) -> None:
@@ -191,11 +210,16 @@ def test_key_check_time_does_not_depend_on_prefix_match(gw: Any) -> None:
 
 
 @pytest.mark.parametrize(("payload", "loc"), [
-    ('{"inputs": [[[0.1]]]}', ["body", "inputs", 0]),
+    ('{"inputs": [[[0.1]]]}', ["body", "inputs", 0, 0]),
     ('{"inputs": [[' + ",".join(["0.5"] * 63) + ',NaN]]}', ["body", "inputs", 0, 0, 7, 7]),
     ('{"inputs": [[' + ",".join(["0.5"] * 63) + ',Infinity]]}', ["body", "inputs", 0, 0, 7, 7]),
     ('{"inputs": [[' + ",".join(["0.5"] * 10) + ',-0.5' + ",0.5" * 53 + ']]}', ["body", "inputs", 0, 0, 1, 2]),
-    ('{"inputs": [[' + ",".join(["0.5"] * 20) + ',"x"' + ",0.5" * 43 + ']]}', ["body", "inputs", 0]),
+    ('{"inputs": [[' + ",".join(["0.5"] * 20) + ',"x"' + ",0.5" * 43 + ']]}', ["body", "inputs", 0, 20]),
+    ('{"inputs": [[' + ",".join(["0.5"] * 20) + ',false' + ",0.5" * 43 + ']]}', ["body", "inputs", 0, 20]),
+    ('{"inputs": [[' + ",".join(["0.5"] * 63) + ',true]]}', ["body", "inputs", 0, 63]),
+    ('{"inputs": [[' + ",".join(["0.5"] * 5) + ',null' + ",0.5" * 58 + ']]}', ["body", "inputs", 0, 5]),
+    ('{"inputs": [[[' + ",".join(["[" + ",".join(["0.5"] * 8) + "]"] * 7)
+     + ',[0.5,0.5,true,0.5,0.5,0.5,0.5,0.5]]]]}', ["body", "inputs", 0, 0, 7, 2]),
     ('{"inputs": []}', ["body", "inputs"]),
     ('{"inputs": [[0.5]], "extra": 1}', ["body", "extra"]),
     ('{"data": []}', ["body", "data"]),
@@ -207,7 +231,96 @@ def test_invalid_inputs_get_422_with_the_exact_field(gw: Any, payload: str, loc:
     r = gw.client.post("/v1/models/digits/predict", content=payload,
                     headers={**_auth(gw.keys, "alice"), "Content-Type": "application/json"})
     assert r.status_code == 422, r.text
-    assert r.json()["detail"][0]["loc"][: len(loc)] == loc
+    assert r.json()["detail"][0]["loc"] == loc
+
+
+@pytest.mark.parametrize("ctype", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                   "application/jsonx"])
+def test_non_json_bodies_get_415(gw: Any, ctype: str | None) -> None:
+    body = json.dumps({"inputs": _x(1)}).encode()
+    headers = {**_auth(gw.keys, "alice"), **({"Content-Type": ctype} if ctype else {})}
+    r = gw.client.post("/v1/models/digits/predict", content=body, headers=headers)
+    assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type", r.text
+    r = gw.client.post("/v1/clients", content=b"name=x&models=digits", headers={
+        **_auth(gw.keys, "root"), "Content-Type": ctype or "application/x-www-form-urlencoded"})
+    assert r.status_code == 415, r.text
+    ok = gw.client.post("/v1/models/digits/predict", content=body, headers={
+        **_auth(gw.keys, "alice"), "Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+def test_jwt_needs_a_well_formed_models_claim_or_a_grant(gw: Any, rsa_key: Any) -> None:
+    priv = rsa_key[0]
+
+    def call(**claims: Any) -> Any:
+        return gw.client.post("/v1/models/digits/predict", json={"inputs": _x(1)},
+                              headers={"Authorization": f"Bearer {_token(priv, **claims)}"})
+
+    no_models = _token(priv)
+    import jwt as pyjwt
+
+    bare = pyjwt.decode(no_models, options={"verify_signature": False})
+    del bare["bastion_models"]
+    r = gw.client.post("/v1/models/digits/predict", json={"inputs": _x(1)},
+                       headers={"Authorization": f"Bearer {pyjwt.encode(bare, priv, algorithm='RS256')}"})
+    assert r.status_code == 401 and "names no models" in r.json()["detail"], r.text
+    bare["groups"] = ["ml-team"]  # the configured allow-list maps this claim to digits
+    r = gw.client.post("/v1/models/digits/predict", json={"inputs": _x(1)},
+                       headers={"Authorization": f"Bearer {pyjwt.encode(bare, priv, algorithm='RS256')}"})
+    assert r.status_code == 200, r.text
+    for bad in ({"bastion_models": 5}, {"bastion_models": [1, 2]}, {"bastion_models": {"a": 1}},
+                {"bastion_role": 7}, {"scope": 3}, {"bastion_models": None}):
+        r = call(**bad)
+        assert r.status_code == 401 and r.json()["error"] == "unauthenticated", (bad, r.status_code, r.text)
+
+
+def test_non_production_versions_need_the_predict_versions_scope(gw: Any) -> None:
+    body = {"inputs": _x(1)}
+    r = gw.client.post("/v1/models/digits/versions/2/predict", json=body, headers=_auth(gw.keys, "alice"))
+    assert r.status_code == 403 and "predict:versions" in r.json()["detail"], r.text
+    r = gw.client.post("/v1/models/digits/versions/1/predict", json=body, headers=_auth(gw.keys, "alice"))
+    assert r.status_code == 200 and r.json()["version"] == "1"  # the production version by number is fine
+    r = gw.client.post("/v1/models/digits/versions/2/predict", json=body, headers=_auth(gw.keys, "tester"))
+    assert r.status_code == 200 and r.json()["version"] == "2", r.text
+    r = gw.client.post("/v1/models/digits/versions/9/predict", json=body, headers=_auth(gw.keys, "tester"))
+    assert r.status_code == 404
+
+
+def test_clients_need_explicit_models_for_every_role(gw: Any) -> None:
+    for role in ("client", "operator", "auditor", "admin"):
+        r = gw.client.post("/v1/clients", json={"name": f"nomodels-{role}", "role": role},
+                           headers=_auth(gw.keys, "root"))
+        assert r.status_code == 422, (role, r.text)
+    r = gw.client.post("/v1/clients", json={"name": "allmodels", "role": "operator", "models": ["*"]},
+                       headers=_auth(gw.keys, "root"))
+    assert r.status_code == 201 and r.json()["models"] == ["*"]
+    from bastion.core.errors import InvalidInputError
+    from bastion.gateway.clients import create_client
+
+    with pytest.raises(InvalidInputError, match="--models"):
+        create_client("implicit-admin", "admin")
+
+
+def test_readyz_tells_anonymous_callers_the_status_only(gw: Any) -> None:
+    gw.client.post("/v1/models/digits/predict", json={"inputs": _x(1)}, headers=_auth(gw.keys, "alice"))
+    assert gw.client.get("/readyz").json() == {"status": "ready"}
+    assert gw.client.get("/readyz", headers={"Authorization": "Bearer bst_nope"}).json() == {"status": "ready"}
+    assert gw.client.get("/readyz", headers=_auth(gw.keys, "alice")).json() == {"status": "ready"}  # no models:read
+    detail = gw.client.get("/readyz", headers=_auth(gw.keys, "carol")).json()
+    assert "rlimits" in detail["models"]["digits@1"]
+
+
+def test_metric_labels_never_carry_caller_chosen_names(gw: Any) -> None:
+    for name in ("x" * 3000, "evil-model", "digits2"):
+        gw.client.post(f"/v1/models/{name}/predict", json={"inputs": _x(1)})  # anonymous
+        gw.client.post(f"/v1/models/{name}/predict", json={"inputs": _x(1)}, headers=_auth(gw.keys, "root"))
+        gw.client.post(f"/v1/models/digits/versions/{name}/predict", json={"inputs": _x(1)},
+                       headers=_auth(gw.keys, "root"))
+    text = gw.client.get("/metrics", headers=_auth(gw.keys, "carol")).text
+    assert "xxxxxxxx" not in text and "evil-model" not in text and "digits2" not in text
+    assert 'bastion_requests_total{model="unknown",status="401",version="unknown"}' in text
+    assert 'bastion_requests_total{model="unknown",status="404",version="unknown"}' in text
+    assert 'route="/v1/models/{name}/predict"' in text and 'bastion_refused_unauthenticated_total{problem="missing"}' in text
 
 
 def test_batch_and_body_limits(gw: Any) -> None:

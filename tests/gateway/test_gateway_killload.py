@@ -120,7 +120,7 @@ def test_two_api_workers_share_one_metrics_view(gw_home: Path, signer: tuple[Pat
     Registry(gwt.make_config(registry={"trusted_keys": [str(signer[1])]})).push(
         gwt.signed_copy(digits_pt, gw_home / "src-mw", "benign.pt", signer[0]), "mw")
     _, key = create_client("mw-client", "client", ["mw"])
-    _, auditor = create_client("mw-auditor", "auditor")
+    _, auditor = create_client("mw-auditor", "auditor", ["*"])
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env["BASTION_HOME"] = str(gw_home)
     port = _free_port()

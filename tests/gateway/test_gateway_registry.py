@@ -106,6 +106,11 @@ def test_cli_registry_clients_audit_db(reg: Any, gw_home: Path, signer: tuple[Pa
              "--format", "json")
     created = json.loads(r.stdout)
     assert created["api_key"].startswith("bst_") and created["scopes"] == ["predict"]
+    for role in ("operator", "admin"):  # least privilege: no implied '*' for any role
+        r = _cli("clients", "create", f"no-models-{role}", "--role", role)
+        assert r.exit_code == 2 and "--models" in r.output, r.output
+    r = _cli("clients", "create", "all-ops", "--role", "operator", "--models", "*", "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["models"] == ["*"]
     r = _cli("clients", "list", "--format", "json")
     assert created["api_key"] not in r.stdout and any(c["name"] == "svc" for c in json.loads(r.stdout))
     r = _cli("clients", "revoke", "svc", "--format", "json")
@@ -160,8 +165,8 @@ def test_push_through_the_admin_api_and_rollback_under_load(reg: Any, gw_home: P
     from bastion.gateway.app import create_app
     from bastion.gateway.clients import create_client
 
-    _, admin = create_client("api-admin", "admin")
-    _, ops = create_client("api-ops", "operator")
+    _, admin = create_client("api-admin", "admin", ["*"])
+    _, ops = create_client("api-ops", "operator", ["*"])
     app = create_app(reg.config, preload=False)
     with TestClient(app) as client:
         for sub in ("x", "y"):

@@ -62,7 +62,7 @@ def test_revocation_reaches_the_other_replica(replicas: Any) -> None:
     h = {"Authorization": f"Bearer {k2}"}
     body = {"inputs": np.full((1, 64), 0.5).tolist()}
     assert b.post("/v1/models/shared/predict", json=body, headers=h).status_code == 200
-    root = create_client(f"root-{secrets.token_hex(3)}", "admin", db_url=cfg.db_url)[1]
+    root = create_client(f"root-{secrets.token_hex(3)}", "admin", ["*"], db_url=cfg.db_url)[1]
     ident = next(c for c in a.get("/v1/clients", headers={"Authorization": f"Bearer {root}"}).json()["clients"]
              if c["key_id"] == k2[4:28])["id"]
     assert a.delete(f"/v1/clients/{ident}", headers={"Authorization": f"Bearer {root}"}).status_code == 200

@@ -112,3 +112,36 @@ def test_gateway_answers_5xx_audits_and_keeps_serving(gw: Any, name: str, status
     gw.app.state.service.audit.flush()
     recs = [x for x in export_records() if x["body"].get("model") == name and x["kind"] == "request"]
     assert recs and recs[-1]["body"]["decision"] == f"deny:{reason}" and recs[-1]["body"]["status"] == status
+
+
+def test_worker_runs_bastion_installed_under_tmp(model_dir: Path, digits_pt: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The private tmpfs sits on the model's own directory, so a Bastion installed under /tmp stays importable
+    after confinement (with the tmpfs on /tmp the worker failed: No module named 'bastion.gateway.sandbox.loading',
+    the default loader being imported only once the worker is confined)."""
+    import shutil
+    import tempfile
+
+    import bastion
+    from bastion.gateway.sandbox import WorkerPool, WorkerSpec
+
+    site = Path(tempfile.mkdtemp(prefix="bastion-under-tmp-", dir="/tmp"))
+    try:
+        shutil.copytree(Path(bastion.__file__).parent, site / "bastion", ignore=shutil.ignore_patterns("__pycache__"))
+        (site / "model").mkdir()
+        shutil.copyfile(digits_pt, site / "model" / "digits.pt")
+        monkeypatch.setenv("PYTHONPATH", str(site))  # the worker imports this copy, not the checkout
+        pool = WorkerPool(WorkerSpec(model_dir=site / "model", file_name="digits.pt", memory_mb=2048,
+                                     input_spec={"shape": [1, 8, 8], "clip_min": 0.0, "clip_max": 1.0})).start()
+        try:
+            info = pool.info
+            assert info["bastion_path"] == str(site / "bastion")
+            if os.geteuid() == 0:  # the private read-only file system really was mounted
+                assert "readonly-filesystem" in info["layers"]
+            assert info["model_path"] == str(site / "model" / "digits.pt")
+            out = pool.predict(np.full((2, 1, 8, 8), 0.5, dtype=np.float32), timeout=10)
+            assert out.shape == (2, 10) and np.allclose(out.sum(axis=1), 1, atol=1e-5)
+        finally:
+            pool.close()
+    finally:
+        shutil.rmtree(site, ignore_errors=True)

@@ -40,7 +40,7 @@ def test_jwks_tokens_and_algorithm_allowlist(tmp_path: Path) -> None:
     v = JWTVerifier(_jwt_cfg(tmp_path, key))
     now = int(time.time())
     claims = {"sub": "svc", "iss": "iss", "aud": "aud", "exp": now + 60, "bastion_role": "operator",
-              "scope": "predict models:read clients:write"}
+              "scope": "predict models:read clients:write", "bastion_models": ["digits"]}
     p = v.verify(jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k1"}))
     assert p.role == "operator" and p.scopes == {"predict", "models:read"}  # never more than the role allows
     with pytest.raises(AuthError, match="no JWKS key"):
@@ -50,6 +50,30 @@ def test_jwks_tokens_and_algorithm_allowlist(tmp_path: Path) -> None:
         v.verify(jwt.encode(claims, other, algorithm="ES384", headers={"kid": "k1"}))
     with pytest.raises(AuthError, match="role"):
         v.verify(jwt.encode({**claims, "bastion_role": "root"}, key, algorithm="ES256", headers={"kid": "k1"}))
+
+
+def test_jwt_claims_least_privilege_and_malformed_claims(tmp_path: Path) -> None:
+    from bastion.gateway.auth import CredentialError, JWTVerifier
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    v = JWTVerifier(_jwt_cfg(tmp_path, key, model_grants=[
+        {"claim": "groups", "value": "ml-team", "models": ["digits", "bc"]},
+        {"claim": "roles", "value": "fraud", "models": ["fraud"]}]))
+    base = {"sub": "svc", "iss": "iss", "aud": "aud", "exp": int(time.time()) + 60}
+
+    def verify(**claims: Any) -> Any:
+        return v.verify(jwt.encode({**base, **claims}, key, algorithm="ES256", headers={"kid": "k1"}))
+
+    with pytest.raises(CredentialError, match="names no models"):
+        verify()  # no models claim and no grant: no model (there is no implicit '*')
+    with pytest.raises(CredentialError, match="names no models"):
+        verify(groups=["other-team"])
+    assert verify(groups=["ml-team", "x"], roles="fraud").models == ("digits", "bc", "fraud")
+    assert verify(bastion_models=["*"]).models == ("*",)  # all models only when the IdP says so
+    for bad in ({"bastion_models": 5}, {"bastion_models": [1]}, {"bastion_models": ""}, {"bastion_role": ["admin"]},
+                {"scope": {"a": 1}}, {"groups": 7}, {"sub": 12, "bastion_models": ["d"]}):
+        with pytest.raises(AuthError):
+            verify(**bad)
 
 
 def test_config_refuses_none_and_key_confusion(tmp_path: Path) -> None:
@@ -158,8 +182,9 @@ def test_jwks_url_from_a_local_identity_provider(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
         v = JWTVerifier(JWTConfig.model_validate({"issuer": "iss", "audience": "aud", "algorithms": ["ES256"],
                                                   "jwks_url": url}))
-        claims = {"sub": "svc", "iss": "iss", "aud": "aud", "exp": int(time.time()) + 60}
-        assert v.verify(jwt.encode(claims, key, algorithm="ES256", headers={"kid": "idp-1"})).role == "client"
+        claims = {"sub": "svc", "iss": "iss", "aud": "aud", "exp": int(time.time()) + 60, "bastion_models": "a b"}
+        p = v.verify(jwt.encode(claims, key, algorithm="ES256", headers={"kid": "idp-1"}))
+        assert p.role == "client" and p.models == ("a", "b") and p.scopes == {"predict"}
         stranger = ec.generate_private_key(ec.SECP256R1())
         with pytest.raises(AuthError):
             v.verify(jwt.encode(claims, stranger, algorithm="ES256", headers={"kid": "idp-1"}))

@@ -82,7 +82,7 @@ def test_dashboard_drift_incident_rollback_in_chromium(bastion_home: Path) -> No
     capture_reference("digits", d.x_train.reshape(len(d.x_train), -1))
     monitor = attach_monitoring(service, MonitorConfig(alerts=[AlertRule(detector="drift", severity="medium")]))
     monitor.prepare(["digits"])  # calibrate the drift detector before traffic (in the detector process)
-    _, op_key = create_client("ui-operator", role="operator", db_url=config.db_url)
+    _, op_key = create_client("ui-operator", role="operator", models=["*"], db_url=config.db_url)
     _, cl_key = create_client("ui-traffic", models=["digits"], db_url=config.db_url,
                               budget={"requests": "100000/minute", "samples": "1000000/minute"})
     rng = np.random.default_rng(0)

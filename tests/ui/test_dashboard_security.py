@@ -173,7 +173,7 @@ def test_revoked_key_ends_its_session(ui: dict[str, Any]) -> None:
     from bastion.gateway.clients import create_client, revoke_client
 
     cfg = ui["config"]
-    info, key = create_client("ui-op-2", role="operator", db_url=cfg.db_url)
+    info, key = create_client("ui-op-2", role="operator", models=["*"], db_url=cfg.db_url)
     from fastapi.testclient import TestClient
 
     c = TestClient(ui["app"], base_url="http://127.0.0.1")
@@ -216,7 +216,7 @@ def test_jwt_login_session_bounded_by_exp(ui: dict[str, Any], monkeypatch: pytes
 
     def token(role: str, exp: int) -> str:
         return jwt.encode({"sub": f"{role}-1", "iss": "https://idp.test", "aud": "bastion", "exp": exp,
-                           "bastion_role": role}, "s" * 40, algorithm="HS256")
+                           "bastion_role": role, "bastion_models": ["*"]}, "s" * 40, algorithm="HS256")
 
     with TestClient(app, base_url="http://127.0.0.1") as c:
         assert c.post("/ui/login", data={"credential": token("client", now + 120)},

@@ -158,9 +158,12 @@ def rollback(
 @clients_app.command("create")
 def create(
     name: Annotated[str, typer.Argument()],
+    models: Annotated[str, typer.Option(
+        "--models", help="Comma-separated model names the client may call, or '*' for all (required, every role).")],
     role: Annotated[str, typer.Option("--role", help="admin, operator, auditor or client.")] = "client",
-    models: Annotated[str | None, typer.Option("--models", help="Comma-separated model names, or '*'.")] = None,
-    scopes: Annotated[str | None, typer.Option("--scopes", help="Comma-separated scopes (≤ the role's).")] = None,
+    scopes: Annotated[str | None, typer.Option(
+        "--scopes", help="Comma-separated scopes (≤ the role's; default: the role's defaults, for a client "
+                         "'predict' — add 'predict:versions' to call non-production versions).")] = None,
     expires_in_days: Annotated[float | None, typer.Option("--expires-in-days")] = None,
     requests: Annotated[str | None, typer.Option("--requests", help="Own request budget, e.g. 100/minute.")] = None,
     samples: Annotated[str | None, typer.Option("--samples", help="Own sample budget, e.g. 5000/hour.")] = None,
@@ -172,7 +175,7 @@ def create(
 
     cfg = _config(config)
     budget = {k: v for k, v in (("requests", requests), ("samples", samples)) if v}
-    info, key = create_client(name, role, [m for m in (models or "").split(",") if m] or None,
+    info, key = create_client(name, role, [m for m in models.split(",") if m.strip()],
                               [s for s in (scopes or "").split(",") if s] or None,
                               expires_in_days=expires_in_days, budget=budget or None, db_url=cfg.db_url)
     if fmt == OutputFormat.json:

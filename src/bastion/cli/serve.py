@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
 
 from bastion.cli.groups import app
@@ -24,7 +24,7 @@ class JsonLogFormatter(logging.Formatter):
             out.update(event)
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return orjson.dumps(out, default=str).decode()
 
 
 def configure_json_logging(level: int = logging.INFO) -> None:
@@ -104,5 +104,6 @@ def serve(
         kwargs.update(ssl_certfile=str(ssl_certfile), ssl_keyfile=str(ssl_keyfile))
     if ssl_ca_certs is not None:
         kwargs.update(ssl_ca_certs=str(ssl_ca_certs), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    # uvloop + httptools (gateway extra): the event loop and HTTP parser in C
     uvicorn.run("bastion.cli.serve:app_factory", factory=True, host=host or cfg.host, port=port or cfg.port,
-                workers=workers, log_config=None, access_log=False, **kwargs)
+                workers=workers, log_config=None, access_log=False, loop="uvloop", http="httptools", **kwargs)

@@ -33,7 +33,8 @@ class PolicyBody(_Body):
 class ClientBody(_Body):
     name: str = Field(min_length=1, max_length=128)
     role: str = "client"
-    models: list[str] = Field(default_factory=list)
+    models: list[str] = Field(min_length=1, description="Model names the client may call; '*' (all) must be "
+                                                           "written explicitly.")
     scopes: list[str] | None = None
     expires_in_days: float | None = Field(default=None, gt=0)
     budget: dict[str, str] | None = None

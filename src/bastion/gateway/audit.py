@@ -6,15 +6,23 @@ from that point on. Every ``checkpoint_every`` records (or ``checkpoint_interval
 writer signs the Merkle root of the new range with the gateway key (``bastion.artifacts.keys``);
 ``export`` hands out records with their inclusion proofs against a signed root.
 
-Appends go through one writer thread per process that commits whatever is queued in one
-transaction (group commit). In ``durable`` mode (the default) a request waits until its record
-is committed before its response is sent; otherwise records are committed within
-``batch_window_ms``. Several processes (replicas) serialise appends with a database lock
-(``pg_advisory_xact_lock`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite).
+Appends are group commits: every record waiting at that moment goes out in one transaction, and
+in ``durable`` mode (the default) a request's response is sent only after the transaction that
+holds its record has committed. On the gateway's event loop (``append_async``) the records of all
+requests that reach the audit step in one loop iteration form a batch; on SQLite without
+``fsync`` the batch is committed right there (one short write, no thread hand-off; the WAL is
+checkpointed by the writer thread, not on the request path), otherwise — PostgreSQL, ``fsync:
+true``, or the database busy with another process — the batch goes to the writer thread, which
+commits everything queued in one transaction (one fsync per batch) and then wakes the waiting
+requests. Both keep one raw DB-API connection open instead of checking one out per commit.
+Without ``durable`` records are committed within ``batch_window_ms`` after the response. Several
+processes (replicas) serialise appends with a database lock (``pg_advisory_xact_lock`` on
+PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite).
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -53,6 +61,24 @@ class _Pending:
     ts: float
     future: Future[int] = field(default_factory=Future)
     marker: bool = False
+    waiter: asyncio.Future[int] | None = None  # set for ``append_async``: resolved on its loop
+
+    def resolve(self, seq: int | None, exc: BaseException | None) -> None:
+        if exc is None:
+            self.future.set_result(int(seq or 0))
+        else:
+            self.future.set_exception(exc)
+        w = self.waiter
+        if w is not None and not w.done():
+            if exc is None:
+                w.set_result(int(seq or 0))
+            else:
+                w.set_exception(exc)
+
+
+def _resolve_all(items: list[_Pending], seqs: list[int] | None, exc: BaseException | None) -> None:
+    for i, p in enumerate(items):
+        p.resolve(seqs[i] if seqs is not None else None, exc)
 
 
 def _lock_chain(conn: Connection) -> None:
@@ -82,39 +108,114 @@ def _with_retry(engine: Engine, fn: Any, attempts: int = 50) -> Any:
 _COLS = ("seq", "ts", "kind", "actor", "action", "body", "prev_hash", "hash")
 
 
-def _insert_sql(conn: Connection) -> str:
-    if conn.dialect.paramstyle == "qmark":
-        marks = ", ".join("?" for _ in _COLS)
-    elif conn.dialect.paramstyle == "pyformat":
-        marks = ", ".join(f"%({c})s" for c in _COLS)
-    else:
-        marks = ", ".join(f":{c}" for c in _COLS)
-    return f"INSERT INTO gateway_audit ({', '.join(_COLS)}) VALUES ({marks})"  # noqa: S608 - fixed names
-
-
 def append_records(engine: Engine, items: list[tuple[str, str, str, str, float]]) -> list[int]:
-    """Append ``(kind, actor, action, body_json, ts)`` records atomically; returns their seq numbers.
+    """Append ``(kind, actor, action, body_json, ts)`` records atomically; returns their seq numbers."""
+    appender = _Appender(engine)
+    try:
+        return appender.append_retrying(items)
+    finally:
+        appender.close()
 
-    The hot path talks to the driver directly (two statements per batch) to keep the commit cheap.
-    """
 
-    def _do(conn: Connection) -> list[int]:
-        last = conn.exec_driver_sql("SELECT seq, hash FROM gateway_audit ORDER BY seq DESC LIMIT 1").first()
-        seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
-        rows: list[Any] = []
-        seqs = []
-        qmark = conn.dialect.paramstyle == "qmark"
-        for kind, actor, action, body, ts in items:
-            seq += 1
-            h = record_hash(seq, ts, kind, actor, action, body, prev)
-            vals = (seq, ts, kind, actor, action, body, prev, h)
-            rows.append(vals if qmark else dict(zip(_COLS, vals, strict=True)))
-            seqs.append(seq)
-            prev = h
-        conn.exec_driver_sql(_insert_sql(conn), rows if len(rows) > 1 else rows[0])
-        return seqs
+class _Appender:
+    """One raw DB-API connection that appends records: lock, read the chain's head, insert, commit.
 
-    return list(_with_retry(engine, _do))
+    ``busy_timeout_ms=0`` (SQLite) makes a commit that would wait for another process fail at once
+    (``OperationalError``) so the caller can hand the batch to the writer thread instead."""
+
+    def __init__(self, engine: Engine, busy_timeout_ms: int | None = None, autocheckpoint: bool = True) -> None:
+        self.engine = engine
+        self.busy_timeout_ms = busy_timeout_ms
+        self.autocheckpoint = autocheckpoint
+        self._raw: Any = None
+        self._dbapi: Any = None
+        self._sql = ""
+
+    def _connect(self) -> Any:
+        if self._dbapi is None:
+            raw = self.engine.raw_connection()
+            dbapi: Any = raw.driver_connection
+            if self.engine.dialect.name == "sqlite":
+                dbapi.isolation_level = None  # explicit BEGIN IMMEDIATE / COMMIT below
+                if self.busy_timeout_ms is not None:
+                    dbapi.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+                if not self.autocheckpoint:
+                    dbapi.execute("PRAGMA wal_autocheckpoint=0")
+                marks = ", ".join("?" for _ in _COLS)
+            else:
+                marks = ", ".join(f"%({c})s" for c in _COLS)
+            self._sql = f"INSERT INTO gateway_audit ({', '.join(_COLS)}) VALUES ({marks})"  # noqa: S608 - fixed
+            self._raw, self._dbapi = raw, dbapi
+        return self._dbapi
+
+    def close(self) -> None:
+        if self._raw is not None:
+            try:
+                self._raw.close()
+            except Exception:  # noqa: S110 - closing a broken connection
+                pass
+        self._raw = self._dbapi = None
+
+    def append(self, items: list[tuple[str, str, str, str, float]]) -> list[int]:
+        db = self._connect()
+        sqlite = self.engine.dialect.name == "sqlite"
+        cur = db.cursor()
+        try:
+            if sqlite:
+                cur.execute("BEGIN IMMEDIATE")
+            else:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            cur.execute("SELECT seq, hash FROM gateway_audit ORDER BY seq DESC LIMIT 1")
+            last = cur.fetchone()
+            seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+            rows: list[Any] = []
+            seqs = []
+            for kind, actor, action, body, ts in items:
+                seq += 1
+                h = record_hash(seq, ts, kind, actor, action, body, prev)
+                vals = (seq, ts, kind, actor, action, body, prev, h)
+                rows.append(vals if sqlite else dict(zip(_COLS, vals, strict=True)))
+                seqs.append(seq)
+                prev = h
+            cur.executemany(self._sql, rows)
+            if sqlite:
+                cur.execute("COMMIT")
+            else:
+                db.commit()
+            return seqs
+        except BaseException:
+            try:
+                if sqlite:
+                    if db.in_transaction:
+                        cur.execute("ROLLBACK")
+                else:
+                    db.rollback()
+            except Exception:  # the connection is gone: reconnect next time
+                self.close()
+            raise
+        finally:
+            try:
+                cur.close()
+            except Exception:  # noqa: S110
+                pass
+
+    def append_retrying(self, items: list[tuple[str, str, str, str, float]], attempts: int = 50) -> list[int]:
+        delay = 0.002
+        retry = _retryable(self.engine)
+        for attempt in range(attempts):
+            try:
+                return self.append(items)
+            except retry:
+                if attempt == attempts - 1:
+                    raise
+                self.close()
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+        raise AssertionError("unreachable")
+
+    def wal_checkpoint(self) -> None:
+        if self.engine.dialect.name == "sqlite":
+            self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def write_checkpoint(engine: Engine, key_path: Path, min_records: int = 1) -> dict[str, Any] | None:
@@ -207,12 +308,21 @@ class AuditLog:
         self.batch_window_s = batch_window_ms / 1000.0
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval_s = checkpoint_interval_s
-        self._q: queue.Queue[_Pending | None] = queue.Queue()
+        self._writer = _Appender(self.engine)
+        sqlite = self.engine.dialect.name == "sqlite"
+        self._inline = _Appender(self.engine, busy_timeout_ms=0, autocheckpoint=False) \
+            if sqlite and not fsync else None
+        self._q: queue.Queue[_Pending | list[_Pending] | None] = queue.Queue()
         self._commit_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending: list[_Pending] = []
+        self._loop_batch: list[_Pending] = []
+        self._flush_scheduled = False
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
+        self._last_wal_checkpoint = time.monotonic()
+        self.commits = 0
+        self.records = 0
         self._thread = threading.Thread(target=self._run, name="bastion-audit-writer", daemon=True)
         self._closed = False
         self._thread.start()
@@ -229,9 +339,7 @@ class AuditLog:
         """Append and return once committed (group commit led by the calling thread).
 
         The first caller to take the commit lock commits every record pending at that moment;
-        callers whose record went out in that batch return without a commit of their own. One
-        request alone pays one commit and no thread hand-off; concurrent ones share commits.
-        """
+        callers whose record went out in that batch return without a commit of their own."""
         if self._closed:
             raise RuntimeError("audit log is closed")
         item = _Pending(kind, actor, action, canonical(body), time.time())
@@ -243,6 +351,40 @@ class AuditLog:
                     batch, self._pending = self._pending, []
                 self._commit_records(batch)
         return item.future.result(timeout=0)
+
+    async def append_async(self, kind: str, actor: str, action: str, body: dict[str, Any]) -> int:
+        """Append from the event loop; returns (the seq) once the record's batch has committed."""
+        if self._closed:
+            raise RuntimeError("audit log is closed")
+        loop = asyncio.get_running_loop()
+        item = _Pending(kind, actor, action, canonical(body), time.time(), waiter=loop.create_future())
+        self._loop_batch.append(item)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush_loop_batch)  # after the other callbacks ready now: they join the batch
+        assert item.waiter is not None
+        return await item.waiter
+
+    def _flush_loop_batch(self) -> None:
+        batch, self._loop_batch = self._loop_batch, []
+        self._flush_scheduled = False
+        if not batch:
+            return
+        if self._inline is not None and self._commit_lock.acquire(blocking=False):
+            try:
+                seqs = self._inline.append([(p.kind, p.actor, p.action, p.body, p.ts) for p in batch])
+            except _retryable(self.engine):
+                pass  # busy with another process: the writer thread waits for it instead
+            except Exception as exc:
+                _resolve_all(batch, None, exc)
+                return
+            else:
+                self._committed(len(batch))
+                _resolve_all(batch, seqs, None)
+                return
+            finally:
+                self._commit_lock.release()
+        self._q.put(batch)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until every record submitted so far is committed."""
@@ -262,7 +404,7 @@ class AuditLog:
             if first is None:
                 stop = True
             else:
-                batch.append(first)
+                batch.extend(first if isinstance(first, list) else [first])
                 if not self.durable and self.batch_window_s > 0:
                     time.sleep(self.batch_window_s)
             while len(batch) < 1024:
@@ -273,10 +415,14 @@ class AuditLog:
                 if nxt is None:
                     stop = True
                     continue
-                batch.append(nxt)
+                batch.extend(nxt if isinstance(nxt, list) else [nxt])
             if batch:
                 self._commit(batch)
             self._maybe_checkpoint(force=stop)
+        self._writer.close()
+        if self._inline is not None:
+            with self._commit_lock:
+                self._inline.close()
 
     def _commit(self, batch: list[_Pending]) -> None:
         markers = [p for p in batch if p.marker]
@@ -292,16 +438,44 @@ class AuditLog:
         if not batch:
             return
         try:
-            seqs = append_records(self.engine, [(p.kind, p.actor, p.action, p.body, p.ts) for p in batch])
+            seqs = self._writer.append_retrying([(p.kind, p.actor, p.action, p.body, p.ts) for p in batch])
         except Exception as exc:  # the request that waits on it answers 503
-            for p in batch:
-                p.future.set_exception(exc)
+            self._settle(batch, None, exc)
             return
-        for p, s in zip(batch, seqs, strict=True):
-            p.future.set_result(s)
-        self._since_checkpoint += len(batch)
+        self._committed(len(batch))
+        self._settle(batch, seqs, None)
+
+    @staticmethod
+    def _settle(batch: list[_Pending], seqs: list[int] | None, exc: BaseException | None) -> None:
+        """Resolve each record where its waiter lives: concurrent futures here, event-loop ones on their loop."""
+        by_loop: dict[Any, list[int]] = {}
+        for i, p in enumerate(batch):
+            w = p.waiter
+            if w is None:
+                p.resolve(seqs[i] if seqs is not None else None, exc)
+            else:
+                by_loop.setdefault(w.get_loop(), []).append(i)
+        for loop, idx in by_loop.items():
+            items = [batch[i] for i in idx]
+            part = [seqs[i] for i in idx] if seqs is not None else None
+            try:
+                loop.call_soon_threadsafe(_resolve_all, items, part, exc)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+    def _committed(self, n: int) -> None:
+        self._since_checkpoint += n
+        self.commits += 1
+        self.records += n
 
     def _maybe_checkpoint(self, force: bool = False) -> None:
+        if self._inline is not None and time.monotonic() - self._last_wal_checkpoint >= 1.0:
+            self._last_wal_checkpoint = time.monotonic()
+            try:  # the inline connection never checkpoints the WAL itself (that would stall a request)
+                with self._commit_lock:
+                    self._writer.wal_checkpoint()
+            except Exception:  # noqa: S110 - retried next second
+                pass
         if self.key_path is None or self._since_checkpoint == 0:
             return
         due = self._since_checkpoint >= self.checkpoint_every
@@ -323,6 +497,13 @@ class AuditLog:
         self._closed = True
         self._q.put(None)
         self._thread.join(timeout=30)
+
+
+def _retryable(engine: Engine) -> tuple[type[BaseException], ...]:
+    """Lock contention or a lost race, from SQLAlchemy or straight from the driver."""
+    dbapi = engine.dialect.dbapi
+    extra: tuple[type[BaseException], ...] = (dbapi.OperationalError, dbapi.IntegrityError) if dbapi else ()
+    return (IntegrityError, OperationalError, *extra)
 
 
 __all__ = ["GENESIS", "AuditLog", "VerifyReport", "append_records", "audit_engine", "canonical",

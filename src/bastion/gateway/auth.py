@@ -3,14 +3,22 @@
 API keys look like ``bst_<key id>_<secret>``: 96 random bits of key id (the public lookup handle)
 and 256 random bits of secret. Only ``sha256(key)`` is stored; the key is shown once at creation.
 Lookups always hash and compare (``hmac.compare_digest``) against a record — a dummy one when the
-key id is unknown — so the time taken does not depend on how much of a key matched.
+key id is unknown — so the time taken does not depend on how much of a key matched. A verified key
+(and a verified JWT) is remembered for ``auth.cache_ttl_s`` under the sha256 of the whole
+credential, so the request path re-checks a known credential without a database round trip;
+revocation and expiry still apply within that TTL.
 
 JWTs are checked with PyJWT against an explicit algorithm allowlist (``none`` can never be
 configured); the algorithm family must match the key type (an RSA/EC public key is never used as
-an HMAC secret), and ``exp``, ``nbf``, ``iss`` and ``aud`` are required and verified.
+an HMAC secret), and ``exp``, ``nbf``, ``iss`` and ``aud`` are required and verified. A token must
+say which models it may call — the ``bastion_models`` claim, or an ``auth.jwt.model_grants`` entry
+that maps another claim (e.g. ``groups: ml-team``) to models; a token with neither is refused, and
+a claim of the wrong type (a number where a list is expected) is a 401, never a 500.
 
-Roles grant scopes; a client may hold fewer scopes than its role allows, never more. Every route
-declares the scope it needs; a route that declares none is refused (default deny).
+Roles grant scopes; a client may hold fewer scopes than its role allows, never more. Without an
+explicit scope list a role gets its *default* scopes, which for ``client`` is ``predict`` only:
+calling a pinned, non-production version (``/versions/{v}/predict``) needs ``predict:versions``.
+Every route declares the scope it needs; a route that declares none is refused (default deny).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -29,18 +38,32 @@ from bastion.core.errors import AuthError
 Role = Literal["admin", "operator", "auditor", "client"]
 ROLES: tuple[Role, ...] = ("admin", "operator", "auditor", "client")
 SCOPES = (
-    "predict", "models:read", "models:write", "models:allow-unsigned", "clients:read", "clients:write",
-    "audit:read", "metrics:read",
+    "predict", "predict:versions", "models:read", "models:write", "models:allow-unsigned", "clients:read",
+    "clients:write", "audit:read", "metrics:read",
 )
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "admin": frozenset(SCOPES),
-    "operator": frozenset({"predict", "models:read", "models:write", "clients:read", "audit:read",
-                           "metrics:read"}),
+    "operator": frozenset({"predict", "predict:versions", "models:read", "models:write", "clients:read",
+                           "audit:read", "metrics:read"}),
     "auditor": frozenset({"models:read", "clients:read", "audit:read", "metrics:read"}),
-    "client": frozenset({"predict"}),
+    "client": frozenset({"predict", "predict:versions"}),
 }
+"""The most each role may hold."""
+DEFAULT_SCOPES: dict[str, frozenset[str]] = {**ROLE_SCOPES, "client": frozenset({"predict"})}
+"""What a role gets when no scopes are asked for (least privilege: a client predicts with production only)."""
 KEY_PREFIX = "bst_"
 _DUMMY_HASH = hashlib.sha256(b"bastion-dummy-key").hexdigest()
+CredentialProblem = Literal["missing", "malformed_header", "invalid_key", "revoked", "expired", "invalid_jwt",
+                            "jwt_disabled", "claims"]
+
+
+class CredentialError(AuthError):
+    """The credentials were refused (HTTP 401); ``problem`` says why, from a closed set (for metrics and the
+    aggregated audit of anonymous refusals)."""
+
+    def __init__(self, message: str, problem: CredentialProblem) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 class Forbidden(AuthError):
@@ -70,12 +93,19 @@ LOCAL_ADMIN = Principal(id="local", name="local-cli", role="admin", scopes=ROLE_
 
 
 def effective_scopes(role: str, requested: list[str] | None) -> frozenset[str]:
-    """The role's scopes, narrowed to ``requested`` if given; asking for more than the role allows is an error."""
+    """``requested`` if the role allows all of it, else an error; the role's default scopes when nothing is asked.
+
+    Examples:
+        >>> sorted(effective_scopes("client", None))
+        ['predict']
+        >>> sorted(effective_scopes("client", ["predict", "predict:versions"]))
+        ['predict', 'predict:versions']
+    """
     if role not in ROLE_SCOPES:
         raise AuthError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     allowed = ROLE_SCOPES[role]
     if not requested:
-        return allowed
+        return DEFAULT_SCOPES[role]
     extra = set(requested) - allowed
     if extra:
         raise AuthError(f"role {role!r} cannot hold scopes {sorted(extra)}; it allows {sorted(allowed)}")
@@ -107,67 +137,106 @@ def parse_key_id(key: str) -> str | None:
 
 @dataclass(frozen=True)
 class _KeyRecord:
-    client_id: str
-    name: str
-    role: str
-    scopes: tuple[str, ...]
-    models: tuple[str, ...]
     key_hash: str
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    budget: dict[str, str]
+    expires_at: float | None  # epoch seconds
+    revoked: bool
+    principal: Principal
+
+
+class _TTLCache:
+    """A bounded map with per-entry expiry (monotonic seconds); the oldest entries go first when full."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._d: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, now: float) -> Any:
+        hit = self._d.get(key)
+        if hit is None or hit[0] <= now:
+            return None
+        return hit[1]
+
+    def put(self, key: str, value: Any, until: float) -> None:
+        with self._lock:
+            self._d[key] = (until, value)
+            self._d.move_to_end(key)
+            while len(self._d) > self.max_entries:
+                self._d.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
 
 
 class KeyStore:
-    """API-key lookup over the ``gateway_clients`` table with a short TTL cache (revocation lag ≤ TTL)."""
+    """API-key lookup over the ``gateway_clients`` table with a short TTL cache (revocation lag ≤ TTL).
 
-    def __init__(self, db_url: str | None = None, ttl_s: float = 1.0) -> None:
+    Found records and unknown key ids are cached apart, so a flood of random key ids can neither
+    grow memory without bound nor push real clients out of the cache."""
+
+    def __init__(self, db_url: str | None = None, ttl_s: float = 1.0, max_entries: int = 10_000) -> None:
         self.db_url = db_url
         self.ttl_s = ttl_s
-        self._cache: dict[str, tuple[float, _KeyRecord | None]] = {}
-        self._lock = threading.Lock()
+        self._found = _TTLCache(max_entries)
+        self._unknown = _TTLCache(max_entries)
 
     def invalidate(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self._found.clear()
+        self._unknown.clear()
+
+    def _cached(self, key_id: str) -> tuple[bool, _KeyRecord | None]:
+        now = time.monotonic()
+        rec = self._found.get(key_id, now)
+        if rec is not None:
+            return True, rec
+        return self._unknown.get(key_id, now) is not None, None
 
     def _lookup(self, key_id: str) -> _KeyRecord | None:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key_id)
-        if hit is not None and now - hit[0] < self.ttl_s:
-            return hit[1]
+        hit, rec = self._cached(key_id)
+        if hit:
+            return rec
         from sqlalchemy import select
 
         from bastion.store.db import session_scope
         from bastion.store.models_gateway import GatewayClient
 
+        now = time.monotonic()
         with session_scope(self.db_url) as s:
             row = s.execute(select(GatewayClient).where(GatewayClient.key_id == key_id)).scalar_one_or_none()
-            rec = None if row is None else _KeyRecord(
-                row.id, row.name, row.role, tuple(row.scopes), tuple(row.models), row.key_hash,
-                _aware(row.expires_at), _aware(row.revoked_at), dict(row.budget or {}))
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key_id] = (now, rec)
+            if row is None:
+                self._unknown.put(key_id, True, now + self.ttl_s)
+                return None
+            expires = _aware(row.expires_at)
+            try:
+                scopes = effective_scopes(row.role, list(row.scopes))
+            except AuthError:  # a row edited to an impossible role or scope set: never usable
+                scopes = frozenset()
+            principal = Principal(id=row.id, name=row.name, role=row.role, scopes=scopes, models=tuple(row.models),
+                                  via="api_key", budget=dict(row.budget or {}))
+            rec = _KeyRecord(row.key_hash, expires.timestamp() if expires is not None else None,
+                             row.revoked_at is not None, principal)
+        self._found.put(key_id, rec, now + self.ttl_s)
         return rec
 
-    def authenticate(self, key: str) -> Principal:
-        key_id = parse_key_id(key) or "0" * 24
-        rec = self._lookup(key_id)
-        # Always hash and compare, so timing does not reveal whether the key id exists.
+    def check(self, key: str, rec: _KeyRecord | None) -> Principal:
+        """Verify ``key`` against its record (or the dummy one); the same work whether or not it exists."""
         ok = hmac.compare_digest(hash_key(key), rec.key_hash if rec is not None else _DUMMY_HASH)
         if rec is None or not ok:
-            raise AuthError("invalid API key")
-        now = datetime.now(UTC)
-        if rec.revoked_at is not None:
-            raise AuthError("API key revoked")
-        if rec.expires_at is not None and rec.expires_at <= now:
-            raise AuthError("API key expired")
-        return Principal(id=rec.client_id, name=rec.name, role=rec.role,
-                         scopes=effective_scopes(rec.role, list(rec.scopes)), models=rec.models,
-                         via="api_key", budget=rec.budget)
+            raise CredentialError("invalid API key", "invalid_key")
+        if rec.revoked:
+            raise CredentialError("API key revoked", "revoked")
+        if rec.expires_at is not None and rec.expires_at <= time.time():
+            raise CredentialError("API key expired", "expired")
+        return rec.principal
+
+    def authenticate(self, key: str) -> Principal:
+        return self.check(key, self._lookup(parse_key_id(key) or "0" * 24))
+
+    def authenticate_cached(self, key: str) -> Principal | None:
+        """Like ``authenticate`` when the key id is cached (no database work); ``None`` when it is not."""
+        hit, rec = self._cached(parse_key_id(key) or "0" * 24)
+        return self.check(key, rec) if hit else None
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -179,13 +248,29 @@ def _aware(dt: datetime | None) -> datetime | None:
 # ------------------------------------------------------------------------------------------ JWT
 
 
+def _claim_strings(value: Any, claim: str) -> tuple[str, ...]:
+    """A claim holding names: a list of strings or one space-separated string; anything else is refused."""
+    if isinstance(value, str):
+        items = value.split()
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = list(value)
+    else:
+        raise CredentialError(f"malformed JWT claim {claim!r}: expected a list of strings or a space-separated "
+                              f"string, got {type(value).__name__}", "claims")
+    if any(not v or len(v) > 128 for v in items):
+        raise CredentialError(f"malformed JWT claim {claim!r}: names must be 1-128 characters", "claims")
+    return tuple(items)
+
+
 class JWTVerifier:
     """Verify bearer JWTs from an OIDC provider (JWKS) or a static key, per ``JWTConfig``."""
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: Any, cache_ttl_s: float = 1.0) -> None:
         import jwt
 
         self.cfg = cfg
+        self.cache_ttl_s = cache_ttl_s
+        self._verified = _TTLCache(10_000)
         self._jwks_client: Any = None
         self._static_key: Any = None
         self._jwks: Any = None
@@ -228,6 +313,10 @@ class JWTVerifier:
             raise jwt.InvalidTokenError(f"no JWKS key with kid {kid!r}")
         return self._static_key
 
+    def verify_cached(self, token: str) -> Principal | None:
+        """The principal of a token verified within ``cache_ttl_s`` (and not expired since), else ``None``."""
+        return self._verified.get(hashlib.sha256(token.encode()).hexdigest(), time.monotonic())  # type: ignore[no-any-return]
+
     def verify(self, token: str) -> Principal:
         import jwt
 
@@ -235,10 +324,11 @@ class JWTVerifier:
             header = jwt.get_unverified_header(token)
             alg = header.get("alg")
             if not isinstance(alg, str) or alg not in self.cfg.algorithms:
-                raise AuthError(f"JWT alg {alg!r} is not allowed (allowed: {', '.join(self.cfg.algorithms)})")
+                raise CredentialError(f"JWT alg {alg!r} is not allowed (allowed: {', '.join(self.cfg.algorithms)})",
+                                      "invalid_jwt")
             key = self._key_for(token, header)
             if alg.startswith("HS") != isinstance(key, bytes):
-                raise AuthError(f"JWT alg {alg!r} does not match the configured key type")
+                raise CredentialError(f"JWT alg {alg!r} does not match the configured key type", "invalid_jwt")
             claims = jwt.decode(
                 token, key=key, algorithms=[alg], audience=self.cfg.audience, issuer=self.cfg.issuer,
                 leeway=self.cfg.leeway_s, options={"require": ["exp", "iss", "aud", "sub"], "verify_nbf": True},
@@ -246,21 +336,49 @@ class JWTVerifier:
         except AuthError:
             raise
         except jwt.ExpiredSignatureError:
-            raise AuthError("JWT expired") from None
+            raise CredentialError("JWT expired", "expired") from None
         except jwt.PyJWTError as exc:
-            raise AuthError(f"invalid JWT: {exc}") from None
-        role = str(claims.get(self.cfg.role_claim, "client"))
-        scope_claim = claims.get("scope") or claims.get("scp") or ""
-        requested = scope_claim.split() if isinstance(scope_claim, str) else list(scope_claim)
+            raise CredentialError(f"invalid JWT: {exc}", "invalid_jwt") from None
+        principal = self.principal_from_claims(claims)
+        exp = claims.get("exp")
+        ttl = self.cache_ttl_s if not isinstance(exp, int | float) else min(self.cache_ttl_s, float(exp) - time.time())
+        if ttl > 0:
+            self._verified.put(hashlib.sha256(token.encode()).hexdigest(), principal, time.monotonic() + ttl)
+        return principal
+
+    def principal_from_claims(self, claims: dict[str, Any]) -> Principal:
+        """Role, scopes and models from verified claims; a claim of the wrong type is a ``CredentialError``."""
+        role = claims.get(self.cfg.role_claim, "client")
+        if not isinstance(role, str):
+            raise CredentialError(f"malformed JWT claim {self.cfg.role_claim!r}: expected a string", "claims")
         allowed = ROLE_SCOPES.get(role)
         if allowed is None:
-            raise AuthError(f"JWT role {role!r} is unknown")
-        scopes = frozenset(s for s in requested if s in allowed) if requested else allowed
-        models = claims.get(self.cfg.models_claim, ["*"])
-        if isinstance(models, str):
-            models = models.split()
-        sub = str(claims["sub"])
-        return Principal(id=f"jwt:{sub}", name=sub, role=role, scopes=scopes, models=tuple(models), via="jwt")
+            raise CredentialError(f"JWT role {role!r} is unknown", "claims")
+        scope_claim = claims.get("scope", claims.get("scp"))
+        requested = _claim_strings(scope_claim, "scope") if scope_claim not in (None, "", []) else ()
+        scopes = frozenset(s for s in requested if s in allowed) if requested else DEFAULT_SCOPES[role]
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not sub or len(sub) > 256:
+            raise CredentialError("malformed JWT claim 'sub': expected a non-empty string", "claims")
+        if self.cfg.models_claim in claims:
+            models = _claim_strings(claims[self.cfg.models_claim], self.cfg.models_claim)
+        else:
+            models = self._granted_models(claims)
+        if not models:
+            raise CredentialError(
+                f"JWT for {sub!r} names no models: it needs a {self.cfg.models_claim!r} claim or a claim that an "
+                "auth.jwt.model_grants entry maps to models (least privilege: no claim means no model)", "claims")
+        return Principal(id=f"jwt:{sub}", name=sub, role=role, scopes=scopes, models=models, via="jwt")
+
+    def _granted_models(self, claims: dict[str, Any]) -> tuple[str, ...]:
+        out: list[str] = []
+        for grant in self.cfg.model_grants:
+            if grant.claim not in claims:
+                continue
+            values = _claim_strings(claims[grant.claim], grant.claim)
+            if grant.value in values:
+                out.extend(m for m in grant.models if m not in out)
+        return tuple(out)
 
 
 class Authenticator:
@@ -270,18 +388,34 @@ class Authenticator:
         self.keys = keys
         self.jwt = jwt_verifier
 
-    def authenticate(self, authorization: str | None) -> Principal:
+    @staticmethod
+    def _credential(authorization: str | None) -> str:
         if not authorization:
-            raise AuthError("missing credentials: send 'Authorization: Bearer <API key or JWT>'")
+            raise CredentialError("missing credentials: send 'Authorization: Bearer <API key or JWT>'", "missing")
         scheme, _, cred = authorization.partition(" ")
         cred = cred.strip()
         if scheme.lower() != "bearer" or not cred:
-            raise AuthError("malformed Authorization header: expected 'Bearer <API key or JWT>'")
+            raise CredentialError("malformed Authorization header: expected 'Bearer <API key or JWT>'",
+                                  "malformed_header")
+        return cred
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        cred = self._credential(authorization)
         if cred.startswith(KEY_PREFIX):
             return self.keys.authenticate(cred)
         if cred.count(".") == 2:
             if self.jwt is None:
-                raise AuthError("JWT bearer tokens are not enabled on this gateway (auth.jwt)")
+                raise CredentialError("JWT bearer tokens are not enabled on this gateway (auth.jwt)", "jwt_disabled")
             return self.jwt.verify(cred)
         # Unknown format: same work as a failed key lookup.
         return self.keys.authenticate(cred)
+
+    def authenticate_cached(self, authorization: str | None) -> Principal | None:
+        """The principal when the answer needs no database or network work (a cached key or token, or a
+        refusal of a malformed header, which raises); ``None`` means: call ``authenticate`` off the event loop."""
+        cred = self._credential(authorization)
+        if cred.count(".") == 2 and not cred.startswith(KEY_PREFIX):
+            if self.jwt is None:
+                raise CredentialError("JWT bearer tokens are not enabled on this gateway (auth.jwt)", "jwt_disabled")
+            return self.jwt.verify_cached(cred)
+        return self.keys.authenticate_cached(cred)

@@ -96,12 +96,27 @@ class QueryBudgets:
     def spend(self, client_id: str, model: str, n_samples: int,
               override: dict[str, str] | None = None) -> BudgetDecision:
         """Spend one request and ``n_samples`` samples; refuse (without spending samples) when over."""
+        decision = self.spend_request(client_id, model, override)
+        return self.spend_samples(client_id, model, n_samples, override) if decision.allowed else decision
+
+    def _items(self, override: dict[str, str] | None) -> tuple[Any, Any]:
         override = override or {}
-        req_item = self._item(override.get("requests"), self._default[0])
-        smp_item = self._item(override.get("samples"), self._default[1])
+        return (self._item(override.get("requests"), self._default[0]),
+                self._item(override.get("samples"), self._default[1]))
+
+    def spend_request(self, client_id: str, model: str, override: dict[str, str] | None = None) -> BudgetDecision:
+        """Spend one request (before the body is examined: every attempt costs a request)."""
+        req_item, smp_item = self._items(override)
         ids = (self.namespace, client_id, model)
         if not self.limiter.hit(req_item, *ids, "req"):
             return self._refused("requests", req_item, smp_item, ids)
+        return BudgetDecision(True, None, 0, -1, -1, req_item.amount, smp_item.amount)
+
+    def spend_samples(self, client_id: str, model: str, n_samples: int,
+                      override: dict[str, str] | None = None) -> BudgetDecision:
+        """Spend ``n_samples`` samples of a validated batch."""
+        req_item, smp_item = self._items(override)
+        ids = (self.namespace, client_id, model)
         if n_samples > smp_item.amount or not self.limiter.hit(smp_item, *ids, "smp", cost=max(n_samples, 1)):
             return self._refused("samples", req_item, smp_item, ids)
         return BudgetDecision(True, None, 0, -1, -1, req_item.amount, smp_item.amount)

@@ -56,14 +56,21 @@ def create_client(
     expires_in_days: float | None = None, budget: dict[str, str] | None = None, db_url: str | None = None,
     actor: Principal = LOCAL_ADMIN, audit_log: Any = None,
 ) -> tuple[ClientInfo, str]:
-    """Create a client; returns its info and the API key (shown this once, stored only as a hash)."""
+    """Create a client; returns its info and the API key (shown this once, stored only as a hash).
+
+    ``models`` is required for every role (``["*"]`` for all, never implied); without ``scopes`` the
+    role's default scopes are granted (a ``client`` gets ``predict`` only, not ``predict:versions``)."""
     actor.require("clients:write")
     if not NAME_RE.match(name):
         raise InvalidInputError(f"client name {name!r} is invalid: use letters, digits, '.', '_' or '-'")
     granted = sorted(effective_scopes(role, scopes))
-    models = models or (["*"] if role != "client" else [])
-    if role == "client" and not models:
-        raise InvalidInputError("a client needs at least one model: pass --models NAME (or '*')")
+    models = [m.strip() for m in (models or []) if m.strip()]
+    if not models:  # least privilege for every role: all models only when '*' is written out
+        raise InvalidInputError(f"client {name!r} needs the models it may call: pass --models NAME[,NAME] "
+                                "(or --models '*' for all, written explicitly)")
+    bad = [m for m in models if m != "*" and not NAME_RE.match(m)]
+    if bad:
+        raise InvalidInputError(f"model name {bad[0]!r} is invalid: use letters, digits, '.', '_' or '-', or '*'")
     if budget:
         from limits import parse
 

@@ -25,8 +25,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ModelGrant(_Strict):
+    """Models granted to a JWT that has no models claim but whose ``claim`` holds ``value``
+    (e.g. ``{claim: groups, value: ml-team, models: [digits]}``)."""
+
+    claim: str = Field(min_length=1)
+    value: str = Field(min_length=1)
+    models: list[str] = Field(min_length=1)
+
+
 class JWTConfig(_Strict):
-    """OIDC / JWT bearer tokens. Exactly one key source: ``jwks_url``, ``jwks_file`` or ``public_key_file``."""
+    """OIDC / JWT bearer tokens. Exactly one key source: ``jwks_url``, ``jwks_file`` or ``public_key_file``.
+
+    A token must name its models: the ``models_claim`` claim, or a claim mapped to models by
+    ``model_grants``; a token with neither is refused (there is no implicit ``*``)."""
 
     issuer: str
     audience: str
@@ -37,6 +49,7 @@ class JWTConfig(_Strict):
     hmac_secret_env: str | None = None
     role_claim: str = "bastion_role"
     models_claim: str = "bastion_models"
+    model_grants: list[ModelGrant] = Field(default_factory=list)
     leeway_s: float = 0.0
 
     @field_validator("algorithms")
@@ -75,12 +88,18 @@ class SandboxConfig(_Strict):
     start_timeout_s: float = 120.0
     threads_per_worker: int = Field(default=1, ge=1, le=64)
     python_path: list[str] = Field(default_factory=list)
+    batching: bool = True
+    """Requests waiting for a busy worker go to it together, as one batch, when it is free (no added wait)."""
+    max_batch_samples: int = Field(default=256, ge=1)
 
 
 class AuditConfig(_Strict):
     """``durable``: a response waits for its record's commit (group commit; crash-safe).
     ``fsync``: on SQLite, also fsync each commit (power-loss safe; ~8 ms per commit on slow disks).
-    With ``durable: false`` records are committed within ``batch_window_ms`` after the response."""
+    With ``durable: false`` records are committed within ``batch_window_ms`` after the response.
+    Requests refused before authentication are not recorded one by one: they are counted per
+    (reason, source address) and written as one ``refusal`` record per pair every ``refusal_window_s``
+    (at most ``refusal_max_sources`` addresses per window; the rest are counted under ``*``)."""
 
     durable: bool = True
     fsync: bool = False
@@ -88,6 +107,8 @@ class AuditConfig(_Strict):
     checkpoint_every: int = Field(default=1000, ge=1)
     checkpoint_interval_s: float = Field(default=30.0, gt=0)
     key_path: Path | None = None
+    refusal_window_s: float = Field(default=10.0, ge=0.1, le=3600)
+    refusal_max_sources: int = Field(default=1000, ge=1, le=100_000)
 
 
 class RegistryConfig(_Strict):

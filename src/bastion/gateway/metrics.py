@@ -1,8 +1,15 @@
-"""Prometheus metrics for one gateway app (a private ``CollectorRegistry`` per app)."""
+"""Prometheus metrics for one gateway app (a private ``CollectorRegistry`` per app).
+
+Every label value comes from a closed set, so no caller can add series: route templates (never a
+raw path), HTTP methods from a fixed list, status codes, refusal reasons and credential problems
+from fixed lists, and model names and versions only once the caller is authenticated *and* the
+model version is registered — ``unknown`` otherwise. Client labels are registered client ids.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -19,6 +26,10 @@ def exposition(registry: CollectorRegistry) -> bytes:
         multiprocess.MultiProcessCollector(merged)
         return generate_latest(merged)
     return generate_latest(registry)
+
+
+UNKNOWN = "unknown"
+METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 
 
 class GatewayMetrics:
@@ -46,3 +57,21 @@ class GatewayMetrics:
                                        ["model", "reason"], registry=self.registry)
         self.audit_records = Counter("bastion_audit_records_total", "Audit records appended.", ["kind"],
                                      registry=self.registry)
+        self.http = Counter("bastion_http_requests_total", "HTTP requests by route template, method and status.",
+                            ["route", "method", "status"], registry=self.registry)
+        self.refused_anonymous = Counter(
+            "bastion_refused_unauthenticated_total",
+            "Requests refused before authentication, by credential problem (aggregated in the audit log).",
+            ["problem"], registry=self.registry)
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered (label values here are from closed sets, so this is bounded)."""
+        key = (id(metric), *labels)
+        got = self._children.get(key)
+        if got is None:
+            got = self._children[key] = metric.labels(*labels)
+        return got
+
+    def http_request(self, route: str, method: str, status: int) -> None:
+        self.child(self.http, route, method if method in METHODS else "other", str(status)).inc()

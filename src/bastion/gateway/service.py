@@ -3,6 +3,13 @@ sandboxed model → output policy → audit (durable) → observers.
 
 ``GatewayService`` owns the long-lived parts (registry, key store, budgets, audit writer, worker
 pools, observers); ``bastion.gateway.app.create_app`` wraps it in FastAPI.
+
+``predict`` runs on the event loop and never blocks it: a credential, model alias or output
+policy already verified within ``auth.cache_ttl_s`` is used from memory (a cache miss is looked
+up on a thread), the model worker's pipes are watched by the loop, and the audit record is
+group-committed before the answer is released. Until the caller is authenticated nothing is
+read, hashed or stored per request: the body is not read, and the refusal is counted per
+(reason, source address) and written to the audit log once per window (``refusals``).
 """
 
 from __future__ import annotations
@@ -11,23 +18,26 @@ import hashlib
 import json
 import logging
 import queue
+import secrets
 import threading
 import time
-from collections import Counter as CounterDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
+from starlette.concurrency import run_in_threadpool
 
 from bastion.core.errors import AuthError, RegistryError
 from bastion.core.model import InputSpec
-from bastion.gateway.auth import Authenticator, Forbidden, JWTVerifier, KeyStore, Principal
+from bastion.gateway.auth import Authenticator, CredentialError, Forbidden, JWTVerifier, KeyStore, Principal
 from bastion.gateway.budgets import QueryBudgets
 from bastion.gateway.config import GatewayConfig
-from bastion.gateway.metrics import GatewayMetrics
-from bastion.gateway.registry import ModelVersionInfo, Registry
+from bastion.gateway.metrics import UNKNOWN, GatewayMetrics
+from bastion.gateway.refusals import RefusalWindow
+from bastion.gateway.registry import NAME_RE, ModelVersionInfo, Registry
 from bastion.gateway.sandbox import SandboxError, WorkerPool, WorkerSpec
 from bastion.gateway.validation import InputProblem, parse_predict_body
 
@@ -74,8 +84,38 @@ class GatewayHTTPError(Exception):
 
 @dataclass
 class PredictResult:
-    body: dict[str, Any]
+    body: bytes
     headers: dict[str, str]
+    version: str
+
+
+@dataclass
+class _Ctx:
+    """What a refusal after authentication records: who, which model (clipped), the body digest."""
+
+    actor: str
+    name: str
+    version: str | None
+    request_id: str
+    started: float
+    registered: bool = False
+    body_sha: str | None = None
+
+
+JSON_TYPES = ("application/json",)
+
+
+def is_json(content_type: str | None) -> bool:
+    """``application/json`` or ``application/<x>+json``, with or without parameters (charset)."""
+    if not content_type:
+        return False
+    mt = content_type.split(";", 1)[0].strip().lower()
+    return mt in JSON_TYPES or (mt.startswith("application/") and mt.endswith("+json"))
+
+
+def clip(value: str | None, n: int = 128) -> str | None:
+    """A caller-chosen name as recorded: at most ``n`` characters (registered names are never longer)."""
+    return value if value is None or len(value) <= n else value[:n] + "…"
 
 
 class GatewayService:
@@ -92,10 +132,12 @@ class GatewayService:
                               fsync=config.audit.fsync)
         self.registry = Registry(config, audit_log=self.audit)
         self.keys = KeyStore(config.db_url, ttl_s=config.auth.cache_ttl_s)
-        jwt = JWTVerifier(config.auth.jwt) if config.auth.jwt is not None else None
+        jwt = JWTVerifier(config.auth.jwt, config.auth.cache_ttl_s) if config.auth.jwt is not None else None
         self.auth = Authenticator(self.keys, jwt)
         b = config.budgets
         self.budgets = QueryBudgets(b.requests, b.samples, b.strategy, config.resolved_redis_url())
+        self._budgets_in_memory = config.resolved_redis_url() is None
+        self.refusals = RefusalWindow(config.audit.refusal_window_s, config.audit.refusal_max_sources)
         self.pools: dict[tuple[str, str], WorkerPool] = {}
         self._pool_lock = threading.Lock()
         self._start_locks: dict[tuple[str, str], threading.Lock] = {}
@@ -107,6 +149,9 @@ class GatewayService:
             queue.Queue(maxsize=10_000)
         self._obs_thread = threading.Thread(target=self._observe_loop, name="bastion-observers", daemon=True)
         self._obs_thread.start()
+        self._stop = threading.Event()
+        self._refusal_thread = threading.Thread(target=self._refusal_loop, name="bastion-refusals", daemon=True)
+        self._refusal_thread.start()
         self.started = time.time()
 
     # ----------------------------------------------------------------- lifecycle
@@ -124,6 +169,9 @@ class GatewayService:
                     close()
                 except Exception:
                     log.exception("closing observer %r failed", obs)
+        self._stop.set()
+        self._refusal_thread.join(timeout=5)
+        self.write_refusals(force=True)
         self.audit.close()
 
     def invalidate(self) -> None:
@@ -131,17 +179,56 @@ class GatewayService:
         self._resolve_cache.clear()
         self._policy_cache.clear()
         self.keys.invalidate()
+        if self.auth.jwt is not None:
+            self.auth.jwt._verified.clear()
+
+    # ----------------------------------------------------------------- anonymous refusals
+    def refuse_anonymous(self, reason: str, problem: str, source: str, route: str, name: str | None,
+                         request_id: str) -> None:
+        """Count one request refused before authentication (constant cost; no per-request record)."""
+        self.refusals.count(reason, source, problem, route, name or "", request_id)
+        m = self.metrics
+        m.child(m.rejections, reason).inc()
+        m.child(m.refused_anonymous, problem).inc()
+
+    def write_refusals(self, force: bool = False) -> int:
+        """Append one ``refusal`` record per (reason, source) for every closed window; how many were written."""
+        recs = self.refusals.drain(force=force)
+        for rec in recs:
+            self.metrics.child(self.metrics.audit_records, "refusal").inc()
+            try:
+                self.audit.submit("refusal", "anonymous", "refused", rec)
+            except RuntimeError:  # closed
+                log.warning("audit log closed; refusal window lost", extra={"event": rec})
+        return len(recs)
+
+    def _refusal_loop(self) -> None:
+        tick = min(1.0, self.config.audit.refusal_window_s / 4)
+        while not self._stop.wait(tick):
+            try:
+                self.write_refusals()
+            except Exception:
+                log.exception("writing refusal windows failed")
 
     # ----------------------------------------------------------------- models
     def resolve(self, name: str, version: str | None) -> ModelVersionInfo:
+        hit = self.resolve_cached(name, version)
+        if hit is not None:
+            return hit
         key = (name, version or f"@{self.config.default_alias}")
-        now = time.monotonic()
-        hit = self._resolve_cache.get(key)
-        if hit is not None and now - hit[0] < self.config.auth.cache_ttl_s:
-            return hit[1]
         info = self.registry.get(name, version) if version else self.registry.resolve(name, self.config.default_alias)
-        self._resolve_cache[key] = (now, info)
+        self._resolve_cache[key] = (time.monotonic(), info)
         return info
+
+    def resolve_cached(self, name: str, version: str | None) -> ModelVersionInfo | None:
+        hit = self._resolve_cache.get((name, version or f"@{self.config.default_alias}"))
+        if hit is not None and time.monotonic() - hit[0] < self.config.auth.cache_ttl_s:
+            return hit[1]
+        return None
+
+    async def _resolve(self, name: str, version: str | None) -> ModelVersionInfo:
+        hit = self.resolve_cached(name, version)
+        return hit if hit is not None else await run_in_threadpool(self.resolve, name, version)
 
     def pool_for(self, info: ModelVersionInfo) -> WorkerPool:
         key = (info.name, info.version)
@@ -154,8 +241,10 @@ class GatewayService:
             pool = self.pools.get(key)
             if pool is None:
                 path = Path(info.path)
+                sb = self.config.sandbox
                 pool = WorkerPool(worker_spec(self.config, path.parent, path.name, info.input_spec),
-                                  size=self.config.sandbox.workers_per_model).start()
+                                  size=sb.workers_per_model, batching=sb.batching,
+                                  max_batch=sb.max_batch_samples).start()
                 self.metrics.model_version.labels(info.name, info.version, info.sha256[:16]).set(1)
                 with self._pool_lock:
                     self.pools[key] = pool
@@ -164,10 +253,10 @@ class GatewayService:
     def policy_for(self, name: str) -> tuple[dict[str, Any], Any]:
         from bastion.defenses.output_policy import OutputPolicy
 
-        now = time.monotonic()
         hit = self._policy_cache.get(name)
+        now = time.monotonic()
         if hit is not None and now - hit[0] < self.config.auth.cache_ttl_s:
-            return hit[1]
+            return hit[1]  # type: ignore[no-any-return]
         cfg = self.registry.output_policy(name) or dict(self.config.output_policy)
         ckey = json.dumps(cfg, sort_keys=True)
         pol = self._policies.get(ckey)
@@ -176,6 +265,12 @@ class GatewayService:
             self._policies[ckey] = pol
         self._policy_cache[name] = (now, (cfg, pol))
         return cfg, pol
+
+    async def _policy(self, name: str) -> tuple[dict[str, Any], Any]:
+        hit = self._policy_cache.get(name)
+        if hit is not None and time.monotonic() - hit[0] < self.config.auth.cache_ttl_s:
+            return hit[1]  # type: ignore[no-any-return]
+        return await run_in_threadpool(self.policy_for, name)
 
     # ----------------------------------------------------------------- observers
     def flush_observers(self, timeout: float = 30.0) -> bool:
@@ -216,113 +311,175 @@ class GatewayService:
             try:
                 self._obs_q.put_nowait((ev, rest))
             except queue.Full:
-                self.metrics.rejections.labels("observer_queue_full").inc()
+                self.metrics.child(self.metrics.rejections, "observer_queue_full").inc()
 
-    # ----------------------------------------------------------------- audit helpers
-    def _audit_request(self, actor: str, body: dict[str, Any], wait: bool) -> int | None:
-        self.metrics.audit_records.labels("request").inc()
-        if not wait:
-            self.audit.submit("request", actor, "predict", body)
-            return None
-        try:
-            return self.audit.append("request", actor, "predict", body)
-        except Exception as exc:
-            raise GatewayHTTPError(503, "audit_unavailable",
-                                   f"the audit log could not record this request ({type(exc).__name__}); "
-                                   "no prediction is returned without an audit record") from None
-
-    def reject(self, status: int, reason: str, detail: Any, *, actor: str, model: str | None,
-               version: str | None, body_sha: str | None, request_id: str, started: float,
+    # ----------------------------------------------------------------- refusals after authentication
+    def reject(self, status: int, reason: str, detail: Any, ctx: _Ctx,
                headers: dict[str, str] | None = None) -> GatewayHTTPError:
-        """Count, audit (without waiting) and build a refusal."""
-        self.metrics.rejections.labels(reason).inc()
-        self.metrics.requests.labels(model or "-", version or "-", str(status)).inc()
-        self._audit_request(actor, {
-            "request_id": request_id, "model": model, "version": version, "input_sha256": body_sha,
-            "decision": f"deny:{reason}", "status": status, "latency_ms": round((time.perf_counter() - started) * 1e3, 3),
+        """Count, audit (without waiting) and build a refusal of an authenticated caller."""
+        m = self.metrics
+        m.child(m.rejections, reason).inc()
+        model = ctx.name if ctx.registered else UNKNOWN
+        version = ctx.version if ctx.registered and ctx.version else UNKNOWN
+        m.child(m.requests, model, version, str(status)).inc()
+        m.child(m.audit_records, "request").inc()
+        self.audit.submit("request", ctx.actor, "predict", {
+            "request_id": ctx.request_id, "model": clip(ctx.name), "version": clip(ctx.version),
+            "input_sha256": ctx.body_sha, "decision": f"deny:{reason}", "status": status,
+            "latency_ms": round((time.perf_counter() - ctx.started) * 1e3, 3),
             "detail": detail if isinstance(detail, str) else json.dumps(detail)[:500],
-        }, wait=False)
-        return GatewayHTTPError(status, reason, detail, headers)
+        })
+        return GatewayHTTPError(status, reason, detail, {**(headers or {}), "X-Request-ID": ctx.request_id})
 
     # ----------------------------------------------------------------- predict
     def authenticate(self, authorization: str | None) -> Principal:
         return self.auth.authenticate(authorization)
 
-    def predict(self, authorization: str | None, name: str, version: str | None, body: bytes,
-                request_id: str) -> PredictResult:
-        started = time.perf_counter()
-        body_sha = hashlib.sha256(body).hexdigest()
-        ctx: dict[str, Any] = {"model": name, "version": version, "body_sha": body_sha, "request_id": request_id,
-                               "started": started, "actor": "anonymous"}
+    async def authenticate_async(self, authorization: str | None) -> Principal:
+        """From the event loop: from memory when the credential was verified within the TTL, else on a thread."""
+        p = self.auth.authenticate_cached(authorization)
+        return p if p is not None else await run_in_threadpool(self.auth.authenticate, authorization)
+
+    async def admit(self, authorization: str | None, source: str, where: Callable[[], tuple[str, str | None]],
+                    ) -> Principal:
+        """The caller's principal, or a constant-cost refusal: a 401 (503 when credentials cannot be checked)
+        that is counted per (reason, source) and window instead of read, hashed or recorded per request.
+
+        ``where()`` gives the route template and, for predict, the model name from the URL; it is only
+        called for a refusal."""
+        problem: str
         try:
-            principal = self.auth.authenticate(authorization)
+            return await self.authenticate_async(authorization)
         except AuthError as exc:
-            raise self.reject(401, "unauthenticated", str(exc), headers={"WWW-Authenticate": "Bearer"},
-                              **ctx) from None
+            problem, reason, status = (exc.problem if isinstance(exc, CredentialError) else "invalid_key",
+                                       "unauthenticated", 401)
+            detail, headers = str(exc), {"WWW-Authenticate": "Bearer"}
         except Exception as exc:  # the key store is unreachable: fail closed
             log.exception("credential lookup failed")
-            raise self.reject(503, "auth_unavailable", f"credentials cannot be checked now ({type(exc).__name__})",
-                              **ctx) from None
-        ctx["actor"] = f"{principal.via}:{principal.id}"
+            problem, reason, status = "store_unreachable", "auth_unavailable", 503
+            detail, headers = f"credentials cannot be checked now ({type(exc).__name__})", {"Retry-After": "1"}
+        rid = secrets.token_hex(16)
+        route, name = where()
+        self.refuse_anonymous(reason, problem, source, route, name, rid)
+        if name is not None:
+            self.metrics.child(self.metrics.requests, UNKNOWN, UNKNOWN, str(status)).inc()
+        raise GatewayHTTPError(status, reason, detail, {**headers, "X-Request-ID": rid})
+
+    async def predict(self, principal: Principal, name: str, version: str | None,
+                      read_body: Callable[[], Awaitable[bytes]], *, content_type: str | None = None,
+                      request_id: str | None = None) -> PredictResult:
+        """Serve one predict request of an authenticated ``principal`` (``GatewayHTTPError`` for every refusal).
+
+        Authentication happens before this (``bastion.gateway.app``'s edge), so that a request without
+        valid credentials never gets this far."""
+        started = time.perf_counter()
+        rid = request_id or secrets.token_hex(16)
+        ctx = _Ctx(f"{principal.via}:{principal.id}", name, version, rid, started)
         try:
             principal.require("predict", name)
         except Forbidden as exc:
-            raise self.reject(403, "forbidden", str(exc), **ctx) from None
-        try:
-            info = self.resolve(name, version)
-        except RegistryError as exc:
-            raise self.reject(404, "unknown_model", str(exc), **ctx) from None
-        except Exception as exc:
-            log.exception("registry lookup failed")
-            raise self.reject(503, "registry_unavailable", f"the model registry is unreachable ({type(exc).__name__})",
-                              **ctx) from None
-        ctx["version"] = info.version
+            raise self.reject(403, "forbidden", str(exc), ctx) from None
+        if not is_json(content_type):
+            raise self.reject(415, "unsupported_media_type",
+                              f"send the body as JSON (Content-Type: application/json), not {clip(content_type, 64)!r}",
+                              ctx)
+        info = await self._resolve_for(principal, name, version, ctx)
+        ctx.registered, ctx.version = True, info.version
+        body = await read_body()
+        ctx.body_sha = hashlib.sha256(body).hexdigest()
+        await self._spend(principal, name, None, ctx)  # every attempt costs a request, valid or not
         spec = InputSpec.from_dict(info.input_spec)
         try:
             x = parse_predict_body(body, spec)
         except InputProblem as exc:
-            raise self.reject(422, "invalid_input", exc.to_detail(), **ctx) from None
+            raise self.reject(422, "invalid_input", exc.to_detail(), ctx) from None
+        await self._spend(principal, name, len(x), ctx)
+        t_model = time.perf_counter()
         try:
-            decision = self.budgets.spend(principal.id, name, len(x), principal.budget)
+            pool = self.pools.get((info.name, info.version))
+            if pool is None:
+                pool = await run_in_threadpool(self.pool_for, info)
+            proba = await pool.apredict(x, self.config.sandbox.timeout_s)
+        except SandboxError as exc:
+            if exc.reason in ("timeout", "worker_crashed"):
+                self.metrics.child(self.metrics.worker_restarts, name, exc.reason).inc()
+            raise self.reject(exc.status, exc.reason, str(exc), ctx) from None
+        m = self.metrics
+        m.child(m.model_latency, name).observe(time.perf_counter() - t_model)
+        policy_cfg, policy = await self._policy(name)
+        out = policy.apply(proba)
+        labels = np.asarray(out.labels)
+        label_list = labels.tolist()
+        answer: dict[str, Any] = {"model": name, "version": info.version, "predictions": label_list}
+        if out.probabilities is not None:
+            answer["probabilities"] = np.asarray(out.probabilities, dtype=np.float64)
+        payload = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+        counts: dict[str, int] = {}
+        for v in label_list:
+            counts[str(v)] = counts.get(str(v), 0) + 1
+        latency = time.perf_counter() - started
+        record = {
+            "request_id": rid, "model": name, "version": info.version, "model_sha256": info.sha256,
+            "input_sha256": ctx.body_sha, "n": len(x), "decision": "allow", "status": 200,
+            "output": {"labels": label_list if len(label_list) <= 32 else None,
+                       "label_counts": dict(sorted(counts.items(), key=lambda kv: int(kv[0]))),
+                       "response_sha256": hashlib.sha256(payload).hexdigest()},
+            "policy": policy_cfg.get("type", "none"), "latency_ms": round(latency * 1e3, 3),
+        }
+        m.child(m.audit_records, "request").inc()
+        headers = {"X-Request-ID": rid}
+        if self.config.audit.durable:
+            try:
+                headers["X-Audit-Seq"] = str(await self.audit.append_async("request", ctx.actor, "predict", record))
+            except Exception as exc:
+                raise GatewayHTTPError(503, "audit_unavailable",
+                                       f"the audit log could not record this request ({type(exc).__name__}); "
+                                       "no prediction is returned without an audit record") from None
+        else:
+            self.audit.submit("request", ctx.actor, "predict", record)
+        m.child(m.requests, name, info.version, "200").inc()
+        m.child(m.latency, name).observe(latency)
+        m.child(m.samples, principal.id, name).inc(len(x))
+        if self.observers:
+            self._notify(PredictEvent(principal.id, name, info.version, x, proba, labels, latency, rid))
+        return PredictResult(payload, headers, info.version)
+
+    async def _resolve_for(self, principal: Principal, name: str, version: str | None, ctx: _Ctx) -> ModelVersionInfo:
+        """The version to serve; a pinned version other than the current production one needs ``predict:versions``."""
+        try:
+            if not NAME_RE.match(name) or (version is not None and not NAME_RE.match(version)):
+                raise RegistryError(f"model {clip(name, 64)!r} (version {clip(version, 64)!r}) is not registered")
+            if version is not None and "predict:versions" not in principal.scopes:
+                current = await self._resolve(name, None)
+                if current.version != version:
+                    raise Forbidden(f"{principal.via} principal {principal.name!r} lacks scope 'predict:versions' "
+                                    f"(needed for a version other than {self.config.default_alias})")
+                return current
+            return await self._resolve(name, version)
+        except Forbidden as exc:
+            raise self.reject(403, "forbidden", str(exc), ctx) from None
+        except RegistryError as exc:
+            raise self.reject(404, "unknown_model", str(exc), ctx) from None
+        except Exception as exc:
+            log.exception("registry lookup failed")
+            raise self.reject(503, "registry_unavailable", f"the model registry is unreachable "
+                              f"({type(exc).__name__})", ctx) from None
+
+    async def _spend(self, principal: Principal, name: str, n: int | None, ctx: _Ctx) -> None:
+        """Spend the request (``n is None``) or the samples; 429 when over, 503 when the store is down."""
+        try:
+            if n is None:
+                fn = self.budgets.spend_request
+                decision = fn(principal.id, name, principal.budget) if self._budgets_in_memory else \
+                    await run_in_threadpool(fn, principal.id, name, principal.budget)
+            else:
+                fs = self.budgets.spend_samples
+                decision = fs(principal.id, name, n, principal.budget) if self._budgets_in_memory else \
+                    await run_in_threadpool(fs, principal.id, name, n, principal.budget)
         except Exception as exc:  # e.g. Redis down: fail closed rather than serve unmetered
             log.exception("budget storage failed")
             raise self.reject(503, "budget_unavailable", f"query budgets cannot be checked now "
-                              f"({type(exc).__name__})", headers={"Retry-After": "1"}, **ctx) from None
+                              f"({type(exc).__name__})", ctx, {"Retry-After": "1"}) from None
         if not decision.allowed:
-            raise self.reject(429, "budget_exhausted", decision.reason, headers={
-                "Retry-After": str(decision.retry_after_s)}, **ctx)
-        t_model = time.perf_counter()
-        try:
-            pool = self.pool_for(info)
-            proba = pool.predict(x, self.config.sandbox.timeout_s)
-        except SandboxError as exc:
-            if exc.reason in ("timeout", "worker_crashed"):
-                self.metrics.worker_restarts.labels(name, exc.reason).inc()
-            raise self.reject(exc.status, exc.reason, str(exc), **ctx) from None
-        self.metrics.model_latency.labels(name).observe(time.perf_counter() - t_model)
-        policy_cfg, policy = self.policy_for(name)
-        out = policy.apply(proba)
-        labels = np.asarray(out.labels)
-        answer: dict[str, Any] = {"model": name, "version": info.version, "predictions": labels.tolist()}
-        if out.probabilities is not None:
-            answer["probabilities"] = np.asarray(out.probabilities).tolist()
-        resp_sha = hashlib.sha256(json.dumps(answer, separators=(",", ":")).encode()).hexdigest()
-        latency = time.perf_counter() - started
-        counts = CounterDict(int(v) for v in labels.tolist())
-        seq = self._audit_request(ctx["actor"], {
-            "request_id": request_id, "model": name, "version": info.version, "model_sha256": info.sha256,
-            "input_sha256": body_sha, "n": len(x), "decision": "allow", "status": 200,
-            "output": {"labels": labels.tolist() if len(labels) <= 32 else None,
-                       "label_counts": {str(k): v for k, v in sorted(counts.items())}, "response_sha256": resp_sha},
-            "policy": policy_cfg.get("type", "none"), "latency_ms": round(latency * 1e3, 3),
-        }, wait=self.config.audit.durable)
-        self.metrics.requests.labels(name, info.version, "200").inc()
-        self.metrics.latency.labels(name).observe(latency)
-        self.metrics.samples.labels(principal.id, name).inc(len(x))
-        if self.observers:
-            self._notify(PredictEvent(principal.id, name, info.version, x, proba, labels, latency, request_id))
-        headers = {"X-Request-ID": request_id}
-        if seq is not None:
-            headers["X-Audit-Seq"] = str(seq)
-        return PredictResult(answer, headers)
-
+            raise self.reject(429, "budget_exhausted", decision.reason, ctx,
+                              {"Retry-After": str(decision.retry_after_s)})

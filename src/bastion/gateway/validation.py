@@ -1,9 +1,14 @@
 """Validate a predict body against a model's ``InputSpec`` before it reaches the model.
 
 Problems are reported like FastAPI's own 422s — ``{"loc": ["body", "inputs", 3, 0, 5], "msg": …,
-"type": …}`` — naming the exact element: wrong nesting or length, a non-number, NaN/Infinity
-(Python's JSON parser accepts them; Bastion does not), a value outside the clip range, or a batch
-larger than ``max_batch``.
+"type": …}`` — naming the exact element: wrong nesting or length, anything that is not a JSON number
+(a boolean, a string or a null is refused at its own position, also inside a flat sample),
+NaN/Infinity (Python's JSON parser accepts them; Bastion does not), a value outside the clip range or
+beyond float32, or a batch larger than ``max_batch``.
+
+Well-formed bodies take the fast path: ``orjson`` parses, numpy converts in one call, and a byte
+search for ``true``/``false`` catches the booleans numpy would silently turn into 1.0/0.0. Only a
+body that fails one of these is walked element by element to name the problem.
 
 Examples:
     >>> from bastion.core.model import InputSpec
@@ -20,6 +25,7 @@ import json
 from typing import Any
 
 import numpy as np
+import orjson
 
 from bastion.core.errors import InvalidInputError
 from bastion.core.model import InputSpec
@@ -36,16 +42,25 @@ class InputProblem(InvalidInputError):
         return [{"loc": self.loc, "msg": self.msg, "type": self.kind}]
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+_JSON_TYPES = {bool: "a boolean", str: "a string", type(None): "null", dict: "an object", list: "a list"}
+
+
+def _leaf_problem(v: Any, loc: list[str | int]) -> InputProblem | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        got = _JSON_TYPES.get(type(v), type(v).__name__)
+        return InputProblem(loc, f"expected a number, got {got}", "type_error.number")
+    if isinstance(v, int):
+        try:
+            float(v)
+        except OverflowError:
+            return InputProblem(loc, "integer is too large for a float", "value_error.range")
+    return None
 
 
 def _locate(value: Any, shape: tuple[int, ...], loc: list[str | int]) -> InputProblem | None:
-    """Walk a nested list against ``shape``; the first structural problem, or ``None``."""
+    """Walk a nested list against ``shape``; the first structural or type problem, or ``None``."""
     if not shape:
-        if not _number(value):
-            return InputProblem(loc, f"expected a number, got {type(value).__name__}", "type_error.number")
-        return None
+        return _leaf_problem(value, loc)
     if not isinstance(value, list):
         return InputProblem(loc, f"expected a list of length {shape[0]}, got {type(value).__name__}",
                             "type_error.list")
@@ -59,27 +74,37 @@ def _locate(value: Any, shape: tuple[int, ...], loc: list[str | int]) -> InputPr
 
 
 def _sample_problem(sample: Any, spec: InputSpec, loc: list[str | int]) -> InputProblem | None:
-    first = _locate(sample, tuple(spec.shape), loc)
-    if first is None:
-        return None
-    if spec.n_features != (spec.shape[0] if len(spec.shape) == 1 else -1):
-        flat = _locate(sample, (spec.n_features,), loc)
-        if flat is None:
-            return None
-    return InputProblem(first.loc, first.msg + f" (each input must be shaped {list(spec.shape)} "
-                                                f"or flat with {spec.n_features} numbers)", first.kind)
+    """The first problem of one sample, read as shaped when its length fits the shape's first axis and as
+    flat when it has ``n_features`` entries, so a bad element is named at its own position either way."""
+    shape = tuple(spec.shape)
+    flat_ok = len(shape) > 1 and isinstance(sample, list) and len(sample) == spec.n_features != shape[0]
+    if flat_ok:
+        return _locate(sample, (spec.n_features,), loc)
+    problem = _locate(sample, shape, loc)
+    if problem is None or problem.loc != loc or len(shape) == 1:
+        return problem
+    return InputProblem(loc, problem.msg + f" (each input must be shaped {list(shape)} "
+                                           f"or flat with {spec.n_features} numbers)", problem.kind)
 
 
 def _reject_constant(name: str) -> float:
     return float(name)  # NaN / Infinity become floats here and are located below
 
 
-def parse_predict_body(body: bytes, spec: InputSpec) -> np.ndarray:
-    """The validated batch as float32 ``(n, *spec.shape)``; ``InputProblem`` names the first problem."""
+def _loads(body: bytes) -> Any:
     try:
-        doc = json.loads(body, parse_constant=_reject_constant)
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # NaN/Infinity/1e400 are not JSON: parse them to floats so that their element can be named
+        return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise InputProblem(["body"], f"body is not valid JSON: {exc}", "value_error.jsondecode") from None
+
+
+def parse_predict_body(body: bytes, spec: InputSpec) -> np.ndarray:
+    """The validated batch as float32 ``(n, *spec.shape)``; ``InputProblem`` names the first problem."""
+    doc = _loads(body)
     if not isinstance(doc, dict):
         raise InputProblem(["body"], "body must be a JSON object with an 'inputs' list", "type_error.dict")
     extra = sorted(set(doc) - {"inputs"})
@@ -97,7 +122,9 @@ def parse_predict_body(body: bytes, spec: InputSpec) -> np.ndarray:
                            "value_error.max_batch")
     try:
         arr = np.asarray(inputs)
-        ok = arr.dtype.kind in "iuf" and arr.shape[0] == len(inputs)
+        # numpy turns booleans mixed with numbers into 1.0/0.0: a literal true/false sends the body to the walk
+        ok = arr.dtype.kind in "iuf" and arr.shape[0] == len(inputs) and b"true" not in body \
+            and b"false" not in body
     except (ValueError, TypeError, OverflowError):
         ok = False
     if ok and tuple(arr.shape[1:]) == tuple(spec.shape):

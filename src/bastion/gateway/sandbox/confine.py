@@ -22,7 +22,6 @@ CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 _AUDIT_ARCH = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}  # arch id, __NR_socket
-SANDBOX_DIR = "/tmp"  # noqa: S108 - a private tmpfs in the worker's mount namespace
 
 
 class ConfinementError(Exception):
@@ -49,27 +48,29 @@ def _check(rc: int, what: str) -> None:
 
 
 def _private_readonly_fs(libc: ctypes.CDLL, model_dir: Path, size_bytes: int) -> str:
-    """New mount namespace: model files copied alone onto a tmpfs at /tmp, then every mount read-only."""
-    # Open the files first: the tmpfs may shadow the directory they come from.
-    sources = [(f.name, open(f, "rb")) for f in sorted(model_dir.iterdir()) if f.is_file() and not f.is_symlink()]
+    """New mount namespace: the model files copied alone onto a private tmpfs mounted on the model's *own*
+    directory, then every mount read-only.
+
+    The tmpfs hides nothing but the directory the model came from (its registry copy): not ``/tmp``,
+    where Bastion itself or its interpreter may be installed and still has modules to import."""
+    target = model_dir.resolve()
+    # Open the files first: the tmpfs shadows the directory they come from.
+    sources = [(f.name, open(f, "rb")) for f in sorted(target.iterdir()) if f.is_file() and not f.is_symlink()]
     _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
     opts = f"size={max(size_bytes + (4 << 20), 8 << 20)},mode=0755".encode()
-    _check(libc.mount(b"tmpfs", SANDBOX_DIR.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts), "mount tmpfs")
-    dest = Path(SANDBOX_DIR) / "model"
-    dest.mkdir(mode=0o755)
+    _check(libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts), "mount tmpfs")
     for name, src in sources:
-        with src, open(dest / name, "wb") as dst:
+        with src, open(target / name, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
-        os.chmod(dest / name, 0o444)
-    os.chmod(dest, 0o555)  # noqa: S103 - read-only model directory
+        os.chmod(target / name, 0o444)
+    os.chmod(target, 0o555)  # noqa: S103 - read-only model directory
     with open("/proc/self/mountinfo") as fh:
         points = [line.split()[4] for line in fh]
-    for mp in points:
-        # Best effort for each mount; the root and /tmp must succeed.
-        rc = libc.mount(None, mp.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
-        if rc != 0 and mp in ("/", SANDBOX_DIR):
-            _check(rc, f"remount {mp} read-only")
-    return str(dest)
+    for mp in points:  # best effort for each mount (mountinfo escapes some characters) ...
+        libc.mount(None, mp.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+    for mp in ("/", str(target)):  # ... but the root and the model's tmpfs must be read-only
+        _check(libc.mount(None, mp.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None), f"remount {mp} read-only")
+    return str(target)
 
 
 def _seccomp_deny_sockets(libc: ctypes.CDLL) -> None:

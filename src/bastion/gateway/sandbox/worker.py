@@ -28,7 +28,14 @@ def main() -> int:
     out_fd = os.dup(1)
     os.dup2(2, 1)
     in_fd = 0
-    from bastion.gateway.sandbox.protocol import FrameError, FrameReader, write_frame
+    import bastion
+    from bastion.gateway.sandbox.protocol import (
+        FrameError,
+        FrameReader,
+        array_payload,
+        read_array,
+        write_frame,
+    )
 
     reader = FrameReader(in_fd)
     init, _ = reader.read()
@@ -50,24 +57,28 @@ def main() -> int:
             sys.modules["torch"].set_num_threads(threads)
         spec = model.input_spec
         write_frame(out_fd, {"op": "ready", "layers": conf.layers, "skipped": conf.skipped,
-                             "input_spec": spec.to_dict(), "n_classes": int(model.n_classes), "pid": os.getpid()})
+                             "input_spec": spec.to_dict(), "n_classes": int(model.n_classes), "pid": os.getpid(),
+                             "model_path": model_path, "bastion_path": str(Path(bastion.__file__).parent)})
     except Exception as exc:
         write_frame(out_fd, {"op": "fatal", "error": type(exc).__name__, "message": str(exc)[:2000]})
         return 3
 
     while True:
         try:
-            header, payload = reader.read()
+            header, plen, _ = reader.read_header()
+            op = header.get("op")
+            if op == "predict":  # the input batch goes straight from the pipe into its array
+                x = read_array(reader, plen, header.get("shape", [0]), np.float32, None)
+            else:
+                reader.skip(plen, None)
         except FrameError:
             return 0
-        op = header.get("op")
         if op == "predict":
             try:
-                x = np.frombuffer(bytearray(payload), dtype=np.float32).reshape(header["shape"])
                 proba = np.ascontiguousarray(model.predict_proba(x), dtype=np.float64)
                 if proba.ndim != 2 or proba.shape[0] != x.shape[0]:
                     raise ValueError(f"model returned shape {proba.shape} for a batch of {x.shape[0]}")
-                write_frame(out_fd, {"ok": True, "shape": list(proba.shape)}, proba.tobytes())
+                write_frame(out_fd, {"ok": True, "shape": list(proba.shape)}, array_payload(proba))
             except MemoryError:
                 write_frame(out_fd, {"ok": False, "error": "MemoryError",
                                      "message": "the model exceeded the worker's memory limit"})

@@ -105,8 +105,7 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
             if sess.key_id is not None:  # a revoked or expired key ends its sessions
                 rec = await run_in_threadpool(service.keys._lookup, sess.key_id)
                 now = time.time()
-                if rec is None or rec.revoked_at is not None or (
-                        rec.expires_at is not None and rec.expires_at.timestamp() <= now):
+                if rec is None or rec.revoked or (rec.expires_at is not None and rec.expires_at <= now):
                     store.delete(request.cookies.get(COOKIE))
                     raise _LoginRequired("/ui")
             try:
@@ -139,11 +138,13 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
         nxt = _safe_next(str(form.get("next", "/ui")))
         try:
             p = await run_in_threadpool(service.authenticate, f"Bearer {cred}")
-        except AuthError as exc:
-            service.metrics.rejections.labels("ui_login").inc()
+        except AuthError as exc:  # counted per source and window, like every refusal before authentication
+            service.refuse_anonymous("ui_login", getattr(exc, "problem", "invalid_key"),
+                                     (request.client.host if request.client else "-"), "/ui/login", None,
+                                     secrets.token_hex(16))
             return page(request, "login.html", 401, next=nxt, error=str(exc), session=None)
         if p.role not in VIEW_ROLES or "models:read" not in p.scopes:
-            service.metrics.rejections.labels("ui_login").inc()
+            service.metrics.child(service.metrics.rejections, "ui_login").inc()
             return page(request, "login.html", 403, next=nxt, session=None,
                         error=f"role {p.role!r} may not use the dashboard (operator, auditor or admin only)")
         not_after = None

@@ -64,7 +64,8 @@ def traffic(registry: Any) -> dict[str, Any]:
                 le = s.labels.get("le", "+Inf")
                 buckets.setdefault(m, []).append((float("inf") if le == "+Inf" else float(le), s.value))
             elif s.name == "bastion_rejections_total":
-                rejected[s.labels.get("reason", "?")] = s.value
+                reason = s.labels.get("reason", "?")
+                rejected[reason] = rejected.get(reason, 0.0) + s.value
     for m, row in models.items():
         n = row.get("latency_count", 0.0)
         row["mean_ms"] = 1000 * row.get("latency_sum", 0.0) / n if n else None
