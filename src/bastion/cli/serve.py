@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,6 +45,9 @@ def app_factory() -> Any:
     from bastion.gateway.config import load_config
 
     configure_json_logging()
+    # Background threads (audit writer, cache refreshes, detectors' hand-off) hand the GIL back to the event
+    # loop after 1 ms instead of 5 ms: a request never waits long behind bookkeeping.
+    sys.setswitchinterval(0.001)
     app = create_app(load_config(), apply_migrations=os.environ.get("BASTION_GATEWAY_MIGRATED") != "1")
     config_path = os.environ.get("BASTION_GATEWAY_CONFIG")
     if config_path:  # a `monitoring:` section in bastion.yaml turns on detectors, alerts and playbooks
@@ -104,6 +108,8 @@ def serve(
         kwargs.update(ssl_certfile=str(ssl_certfile), ssl_keyfile=str(ssl_keyfile))
     if ssl_ca_certs is not None:
         kwargs.update(ssl_ca_certs=str(ssl_ca_certs), ssl_cert_reqs=ssl.CERT_REQUIRED)
-    # uvloop + httptools (gateway extra): the event loop and HTTP parser in C
+    # uvloop + httptools (gateway extra): the event loop and HTTP parser in C. X-Forwarded-For is not
+    # trusted: the source of a request (rate of refusals per source, audit) is the peer address.
     uvicorn.run("bastion.cli.serve:app_factory", factory=True, host=host or cfg.host, port=port or cfg.port,
-                workers=workers, log_config=None, access_log=False, loop="uvloop", http="httptools", **kwargs)
+                workers=workers, log_config=None, access_log=False, loop="uvloop", http="httptools",
+                proxy_headers=False, **kwargs)

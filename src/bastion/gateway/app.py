@@ -14,6 +14,7 @@ route *template* (never by raw path).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -30,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -116,11 +118,13 @@ class Edge:
     for JSON routes, and per-route-template HTTP metrics."""
 
     def __init__(self, app: ASGIApp, service: GatewayService, limit: int, upload_limit: int | None = None,
-                 gated: Callable[[str], bool] | None = None, router: Any = None) -> None:
+                 gated: Callable[[str], bool] | None = None, router: Any = None,
+                 handlers: dict[str, Any] | None = None) -> None:
         self.app, self.service, self.default_limit = app, service, limit
         self.upload_limit = upload_limit or limit
         self.gated = gated or (lambda path: path.startswith("/v1/"))
         self.router = router  # the app's routes: to name a refused path's template
+        self.handlers = handlers if handlers is not None else {}  # "predict": served here, without the router
 
     def template(self, scope: Scope) -> str:
         """The route template a path matches (``unmatched`` when none): never the raw path."""
@@ -163,23 +167,6 @@ class Edge:
             if too_big:
                 await _send_json(send, 413, {"error": "body_too_large", "detail": f"body exceeds {limit} bytes"})
                 return
-        if self.gated(path):
-            try:
-                principal = await self.service.admit(
-                    _header(headers, b"authorization"), (scope.get("client") or ("-",))[0], lambda: self._where(scope))
-            except GatewayHTTPError as exc:
-                await _send_json(send, exc.status, {"error": exc.reason, "detail": exc.detail}, exc.headers)
-                return
-            scope[PRINCIPAL_KEY] = principal
-            has_body = (length not in (None, b"0")) or b"transfer-encoding" in headers
-            if method in ("POST", "PUT", "PATCH") and has_body and PREDICT_RE.match(path) is None:
-                ctype = _header(headers, b"content-type")
-                ok = (ctype or "").split(";")[0].strip().lower() == "multipart/form-data" if upload else is_json(ctype)
-                if not ok:
-                    want = "multipart/form-data" if upload else "application/json"
-                    await _send_json(send, 415, {"error": "unsupported_media_type",
-                                                 "detail": f"send the body as {want}, not {clip(ctype, 64)!r}"})
-                    return
         seen = 0
         sent_413 = False
 
@@ -196,15 +183,55 @@ class Edge:
             if not sent_413:
                 await send(msg)
 
+        predict = None
+        if self.gated(path):
+            try:
+                principal = await self.service.admit(
+                    _header(headers, b"authorization"), (scope.get("client") or ("-",))[0], lambda: self._where(scope))
+            except GatewayHTTPError as exc:
+                await _send_json(send, exc.status, {"error": exc.reason, "detail": exc.detail}, exc.headers)
+                return
+            scope[PRINCIPAL_KEY] = principal
+            predict = PREDICT_RE.match(path) if method == "POST" else None
+            has_body = (length not in (None, b"0")) or b"transfer-encoding" in headers
+            if method in ("POST", "PUT", "PATCH") and has_body and predict is None:
+                ctype = _header(headers, b"content-type")
+                ok = (ctype or "").split(";")[0].strip().lower() == "multipart/form-data" if upload else is_json(ctype)
+                if not ok:
+                    want = "multipart/form-data" if upload else "application/json"
+                    await _send_json(send, 415, {"error": "unsupported_media_type",
+                                                 "detail": f"send the body as {want}, not {clip(ctype, 64)!r}"})
+                    return
         try:
-            await self.app(scope, limited, guarded_send)
+            if predict is not None and "predict" in self.handlers:  # the hot path skips the router's layers
+                await self._predict(scope, limited, guarded_send, predict.group(1), predict.group(2))
+            else:
+                await self.app(scope, limited, guarded_send)
         except _TooLarge:
             sent_413 = True
             await _send_json(send, 413, {"error": "body_too_large", "detail": f"body exceeds {limit} bytes"})
 
+    async def _predict(self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None) -> None:
+        scope["route"] = self.handlers["predict_routes"][version is not None]
+        scope["path_params"] = {"name": name} if version is None else {"name": name, "version": version}
+        try:
+            response, after = await self.handlers["predict"](Request(scope, receive), name, version)
+        except _TooLarge:
+            raise
+        except Exception:  # what ServerErrorMiddleware does for the other routes
+            logging.getLogger("bastion.gateway").exception("predict failed")
+            await _send_json(send, 500, {"error": "internal", "detail": "internal error"})
+            return
+        await response(scope, receive, send)
+        after()
+
     def _where(self, scope: Scope) -> tuple[str, str | None]:
         m = PREDICT_RE.match(scope.get("path", ""))
         return self.template(scope), (m.group(1) if m else None)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
@@ -230,6 +257,7 @@ def create_app(config: GatewayConfig | None = None, *, apply_migrations: bool = 
             threading.Thread(target=_preload, args=(service, app), daemon=True).start()
         else:
             app.state.preloaded = True
+        gc.freeze()  # the app's long-lived objects leave the collector's work: shorter pauses under load
         yield
         await run_in_threadpool(service.close)
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -244,9 +272,10 @@ def create_app(config: GatewayConfig | None = None, *, apply_migrations: bool = 
     app.state.observers = service.observers
     app.state.preloaded = False
     metrics_public = config.metrics_public
+    handlers: dict[str, Any] = {}
     app.add_middleware(Edge, service=service, limit=config.max_body_bytes, upload_limit=config.max_upload_bytes,
                        gated=lambda path: path.startswith("/v1/") or (path == "/metrics" and not metrics_public),
-                       router=app.router)
+                       router=app.router, handlers=handlers)
 
     def principal_for(scope_name: str) -> Callable[..., Awaitable[Principal]]:
         async def _dep(request: Request, creds: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal:
@@ -359,7 +388,8 @@ def create_app(config: GatewayConfig | None = None, *, apply_migrations: bool = 
     route("GET", "/metrics", metrics_scope, **metrics_kw)(metrics_route)
 
     # ------------------------------------------------------------------ predict
-    async def _predict(request: Request, name: str, version: str | None) -> Response:
+    async def _predict(request: Request, name: str, version: str | None) -> tuple[Response, Callable[[], None]]:
+        """The predict answer and the bookkeeping to run once it is sent (the Edge calls this directly)."""
         p = request.scope.get(PRINCIPAL_KEY)
         if p is None:  # the Edge authenticates every /v1 path; this is a second lock on the door
             raise GatewayHTTPError(401, "unauthenticated", "missing credentials", {"WWW-Authenticate": "Bearer"})
@@ -368,9 +398,15 @@ def create_app(config: GatewayConfig | None = None, *, apply_migrations: bool = 
                                         content_type=request.headers.get("content-type"))
         except GatewayHTTPError as exc:
             _log(config, exc.headers.get("X-Request-ID", "-"), name, version, exc.status, exc.reason)
-            raise
-        _log(config, res.headers["X-Request-ID"], name, res.version, 200, "ok")
-        return Response(res.body, media_type="application/json", headers=res.headers)
+            return _error(exc.status, exc.reason, exc.detail, exc.headers), _nothing
+
+        def after() -> None:
+            res.after()
+            _log(config, res.headers["X-Request-ID"], name, res.version, 200, "ok")
+
+        return Response(res.body, media_type="application/json", headers=res.headers), after
+
+    handlers["predict"] = _predict
 
     predict_kw: dict[str, Any] = {
         "tags": ["predict"], "responses": PREDICT_RESPONSES,
@@ -378,16 +414,25 @@ def create_app(config: GatewayConfig | None = None, *, apply_migrations: bool = 
             "application/json": {"schema": PREDICT_BODY_SCHEMA}}}},
     }
 
+    async def _routed(request: Request, name: str, version: str | None) -> Response:
+        response, after = await _predict(request, name, version)
+        response.background = BackgroundTask(after)
+        return response
+
     @route("POST", "/v1/models/{name}/predict", "predict", **predict_kw)
     async def predict(request: Request, name: str) -> Response:
         """Predict with the model's production version (scope ``predict`` and a grant for the model)."""
-        return await _predict(request, name, None)
+        return await _routed(request, name, None)
 
     @route("POST", "/v1/models/{name}/versions/{version}/predict", "predict",
            **{**predict_kw, "openapi_extra": dict(predict_kw["openapi_extra"])})
     async def predict_version(request: Request, name: str, version: str) -> Response:
         """Predict with one pinned version (``predict:versions`` unless it is the production version)."""
-        return await _predict(request, name, version)
+        return await _routed(request, name, version)
+
+    by_path = {r.path: r for r in app.routes if isinstance(r, APIRoute)}
+    handlers["predict_routes"] = (by_path["/v1/models/{name}/predict"],
+                                  by_path["/v1/models/{name}/versions/{version}/predict"])
 
     # ------------------------------------------------------------------ admin: models
     from bastion.gateway.admin import add_admin_routes

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -219,29 +220,37 @@ class _Appender:
 
 
 def write_checkpoint(engine: Engine, key_path: Path, min_records: int = 1) -> dict[str, Any] | None:
-    """Sign the Merkle root of the records not yet under a checkpoint (if at least ``min_records``)."""
+    """Sign the Merkle root of the records not yet under a checkpoint (if at least ``min_records``).
+
+    The range is read and hashed outside the chain lock (records are immutable once committed, so a
+    snapshot is final); only the insert of the checkpoint row takes the lock, after checking that no
+    other writer checkpointed the same range meanwhile. Appends are never held up by the hashing."""
     from bastion.artifacts.keys import b64, load_private_key, public_key_fingerprint, sign_bytes
     from bastion.gateway.merkle import merkle_root
 
     key = load_private_key(key_path)
     key_id = public_key_fingerprint(key.public_key())
-
-    def _do(conn: Connection) -> dict[str, Any] | None:
-        done = conn.execute(select(func.max(_C.c.last_seq))).scalar()
-        first = int(done or 0) + 1
-        rows = conn.execute(select(_T.c.seq, _T.c.hash).where(_T.c.seq >= first).order_by(_T.c.seq)).all()
+    for _ in range(5):
+        with engine.connect() as conn:
+            done = int(conn.execute(select(func.max(_C.c.last_seq))).scalar() or 0)
+            rows = conn.execute(select(_T.c.seq, _T.c.hash).where(_T.c.seq > done).order_by(_T.c.seq)).all()
         if len(rows) < min_records or not rows:
             return None
-        last_seq, last_hash = int(rows[-1][0]), str(rows[-1][1])
+        first, last_seq, last_hash = done + 1, int(rows[-1][0]), str(rows[-1][1])
         root = merkle_root([bytes.fromhex(r[1]) for r in rows]).hex()
         sig = b64(sign_bytes(key, checkpoint_message(first, last_seq, last_hash, root)))
         row = {"first_seq": first, "last_seq": last_seq, "last_hash": last_hash, "merkle_root": root,
                "signature": sig, "key_id": key_id, "ts": time.time()}
-        conn.execute(insert(_C), row)
-        return row
 
-    out: dict[str, Any] | None = _with_retry(engine, _do)
-    return out
+        def _do(conn: Connection, row: dict[str, Any] = row, done: int = done) -> bool:
+            if int(conn.execute(select(func.max(_C.c.last_seq))).scalar() or 0) != done:
+                return False  # another writer checkpointed meanwhile: start again from its end
+            conn.execute(insert(_C), row)
+            return True
+
+        if _with_retry(engine, _do):
+            return row
+    return None
 
 
 _audit_engines: dict[tuple[str, bool], Engine] = {}
@@ -309,6 +318,7 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval_s = checkpoint_interval_s
         self._writer = _Appender(self.engine)
+        self._wal = _Appender(self.engine)  # the writer thread's own connection for WAL checkpoints
         sqlite = self.engine.dialect.name == "sqlite"
         self._inline = _Appender(self.engine, busy_timeout_ms=0, autocheckpoint=False) \
             if sqlite and not fsync else None
@@ -357,7 +367,10 @@ class AuditLog:
         if self._closed:
             raise RuntimeError("audit log is closed")
         loop = asyncio.get_running_loop()
-        item = _Pending(kind, actor, action, canonical(body), time.time(), waiter=loop.create_future())
+        # The body is stored as the exact text that is hashed, so any stable encoding verifies; orjson with
+        # sorted keys is the fast one (verification never re-encodes a stored body).
+        item = _Pending(kind, actor, action, orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode(), time.time(),
+                        waiter=loop.create_future())
         self._loop_batch.append(item)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -420,6 +433,7 @@ class AuditLog:
                 self._commit(batch)
             self._maybe_checkpoint(force=stop)
         self._writer.close()
+        self._wal.close()
         if self._inline is not None:
             with self._commit_lock:
                 self._inline.close()
@@ -472,19 +486,17 @@ class AuditLog:
         if self._inline is not None and time.monotonic() - self._last_wal_checkpoint >= 1.0:
             self._last_wal_checkpoint = time.monotonic()
             try:  # the inline connection never checkpoints the WAL itself (that would stall a request)
-                with self._commit_lock:
-                    self._writer.wal_checkpoint()
-            except Exception:  # noqa: S110 - retried next second
-                pass
+                self._wal.wal_checkpoint()
+            except Exception:  # retried next second
+                self._wal.close()
         if self.key_path is None or self._since_checkpoint == 0:
             return
         due = self._since_checkpoint >= self.checkpoint_every
         due = due or time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s
         if not (due or force):
             return
-        try:
-            with self._commit_lock:
-                write_checkpoint(self.engine, self.key_path)
+        try:  # outside the commit lock: appends go on while the range is hashed and signed
+            write_checkpoint(self.engine, self.key_path)
         except Exception:  # a failed checkpoint is retried on the next round
             return
         self._since_checkpoint = 0

@@ -29,6 +29,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -157,6 +158,11 @@ class _TTLCache:
             return None
         return hit[1]
 
+    def remaining(self, key: str, now: float) -> float:
+        """Seconds before ``key`` expires (0 when absent or expired)."""
+        hit = self._d.get(key)
+        return 0.0 if hit is None else max(hit[0] - now, 0.0)
+
     def put(self, key: str, value: Any, until: float) -> None:
         with self._lock:
             self._d[key] = (until, value)
@@ -192,10 +198,11 @@ class KeyStore:
             return True, rec
         return self._unknown.get(key_id, now) is not None, None
 
-    def _lookup(self, key_id: str) -> _KeyRecord | None:
-        hit, rec = self._cached(key_id)
-        if hit:
-            return rec
+    def _lookup(self, key_id: str, refresh: bool = False) -> _KeyRecord | None:
+        if not refresh:
+            hit, rec = self._cached(key_id)
+            if hit:
+                return rec
         from sqlalchemy import select
 
         from bastion.store.db import session_scope
@@ -237,6 +244,13 @@ class KeyStore:
         """Like ``authenticate`` when the key id is cached (no database work); ``None`` when it is not."""
         hit, rec = self._cached(parse_key_id(key) or "0" * 24)
         return self.check(key, rec) if hit else None
+
+    def stale(self, key: str) -> bool:
+        """The key's record is past half its TTL: time to re-read it in the background (``refresh``)."""
+        return self._found.remaining(parse_key_id(key) or "0" * 24, time.monotonic()) < self.ttl_s / 2
+
+    def refresh(self, key: str) -> None:
+        self._lookup(parse_key_id(key) or "0" * 24, refresh=True)
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -409,6 +423,14 @@ class Authenticator:
             return self.jwt.verify(cred)
         # Unknown format: same work as a failed key lookup.
         return self.keys.authenticate(cred)
+
+    def refresh_if_stale(self, authorization: str | None) -> Callable[[], None] | None:
+        """For an API key whose cached record is past half its TTL: the call that re-reads it (to run off the
+        event loop, once), so hot keys are re-checked before they expire instead of all at once after."""
+        cred = self._credential(authorization)
+        if cred.startswith(KEY_PREFIX) and self.keys.stale(cred):
+            return lambda: self.keys.refresh(cred)
+        return None
 
     def authenticate_cached(self, authorization: str | None) -> Principal | None:
         """The principal when the answer needs no database or network work (a cached key or token, or a

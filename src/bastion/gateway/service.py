@@ -14,6 +14,7 @@ read, hashed or stored per request: the body is not read, and the refusal is cou
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -87,6 +88,8 @@ class PredictResult:
     body: bytes
     headers: dict[str, str]
     version: str
+    after: Callable[[], None] = lambda: None
+    """Metrics and observer hand-off: run it once the response is sent (they never change the answer)."""
 
 
 @dataclass
@@ -144,6 +147,8 @@ class GatewayService:
         self._resolve_cache: dict[tuple[str, str], tuple[float, ModelVersionInfo]] = {}
         self._policy_cache: dict[str, tuple[float, Any]] = {}
         self._policies: dict[str, Any] = {}
+        self._specs: dict[tuple[str, str, str], InputSpec] = {}
+        self._inflight: dict[Any, asyncio.Future[Any]] = {}  # one lookup per key at a time
         self.observers: list[Observer] = []
         self._obs_q: queue.Queue[tuple[PredictEvent, list[Observer]] | threading.Event | None] = \
             queue.Queue(maxsize=10_000)
@@ -211,10 +216,11 @@ class GatewayService:
                 log.exception("writing refusal windows failed")
 
     # ----------------------------------------------------------------- models
-    def resolve(self, name: str, version: str | None) -> ModelVersionInfo:
-        hit = self.resolve_cached(name, version)
-        if hit is not None:
-            return hit
+    def resolve(self, name: str, version: str | None, refresh: bool = False) -> ModelVersionInfo:
+        if not refresh:
+            hit = self.resolve_cached(name, version)
+            if hit is not None:
+                return hit
         key = (name, version or f"@{self.config.default_alias}")
         info = self.registry.get(name, version) if version else self.registry.resolve(name, self.config.default_alias)
         self._resolve_cache[key] = (time.monotonic(), info)
@@ -227,8 +233,33 @@ class GatewayService:
         return None
 
     async def _resolve(self, name: str, version: str | None) -> ModelVersionInfo:
-        hit = self.resolve_cached(name, version)
-        return hit if hit is not None else await run_in_threadpool(self.resolve, name, version)
+        key = (name, version or f"@{self.config.default_alias}")
+        return await self._cached(self._resolve_cache.get(key), ("resolve", key),  # type: ignore[no-any-return]
+                                  lambda: self.resolve(name, version, refresh=True))
+
+    async def _cached(self, hit: tuple[float, Any] | None, key: Any, load: Callable[[], Any]) -> Any:
+        """Refresh-ahead read of a TTL cache entry: fresh → as is; past half the TTL → as is, and one background
+        reload; expired or absent → one reload that every concurrent caller waits for (never a herd of lookups)."""
+        ttl = self.config.auth.cache_ttl_s
+        if hit is not None:
+            age = time.monotonic() - hit[0]
+            if age < ttl:
+                if age > ttl / 2:
+                    self._refresh_soon(key, load)
+                return hit[1]
+        return await self._single_flight(key, load)
+
+    def _single_flight(self, key: Any, load: Callable[[], Any]) -> asyncio.Future[Any]:
+        fut = self._inflight.get(key)
+        if fut is None:
+            fut = asyncio.ensure_future(run_in_threadpool(load))
+            self._inflight[key] = fut
+            fut.add_done_callback(lambda f: (self._inflight.pop(key, None), f.cancelled() or f.exception()))
+        return asyncio.shield(fut)
+
+    def _refresh_soon(self, key: Any, load: Callable[[], Any]) -> None:
+        if key not in self._inflight:
+            self._single_flight(key, load)
 
     def pool_for(self, info: ModelVersionInfo) -> WorkerPool:
         key = (info.name, info.version)
@@ -250,12 +281,12 @@ class GatewayService:
                     self.pools[key] = pool
         return pool
 
-    def policy_for(self, name: str) -> tuple[dict[str, Any], Any]:
+    def policy_for(self, name: str, refresh: bool = False) -> tuple[dict[str, Any], Any]:
         from bastion.defenses.output_policy import OutputPolicy
 
         hit = self._policy_cache.get(name)
         now = time.monotonic()
-        if hit is not None and now - hit[0] < self.config.auth.cache_ttl_s:
+        if not refresh and hit is not None and now - hit[0] < self.config.auth.cache_ttl_s:
             return hit[1]  # type: ignore[no-any-return]
         cfg = self.registry.output_policy(name) or dict(self.config.output_policy)
         ckey = json.dumps(cfg, sort_keys=True)
@@ -267,10 +298,8 @@ class GatewayService:
         return cfg, pol
 
     async def _policy(self, name: str) -> tuple[dict[str, Any], Any]:
-        hit = self._policy_cache.get(name)
-        if hit is not None and time.monotonic() - hit[0] < self.config.auth.cache_ttl_s:
-            return hit[1]  # type: ignore[no-any-return]
-        return await run_in_threadpool(self.policy_for, name)
+        return await self._cached(self._policy_cache.get(name), ("policy", name),  # type: ignore[no-any-return]
+                                  lambda: self.policy_for(name, refresh=True))
 
     # ----------------------------------------------------------------- observers
     def flush_observers(self, timeout: float = 30.0) -> bool:
@@ -336,9 +365,16 @@ class GatewayService:
         return self.auth.authenticate(authorization)
 
     async def authenticate_async(self, authorization: str | None) -> Principal:
-        """From the event loop: from memory when the credential was verified within the TTL, else on a thread."""
+        """From the event loop: from memory when the credential was verified within the TTL (re-read in the
+        background once past half of it), else one lookup on a thread that concurrent callers share."""
         p = self.auth.authenticate_cached(authorization)
-        return p if p is not None else await run_in_threadpool(self.auth.authenticate, authorization)
+        if p is not None:
+            refresh = self.auth.refresh_if_stale(authorization)
+            if refresh is not None:
+                self._refresh_soon(("auth", hashlib.sha256((authorization or "").encode()).digest()), refresh)
+            return p
+        key = ("auth", hashlib.sha256((authorization or "").encode()).digest())
+        return await self._single_flight(key, lambda: self.auth.authenticate(authorization))  # type: ignore[no-any-return]
 
     async def admit(self, authorization: str | None, source: str, where: Callable[[], tuple[str, str | None]],
                     ) -> Principal:
@@ -388,7 +424,9 @@ class GatewayService:
         body = await read_body()
         ctx.body_sha = hashlib.sha256(body).hexdigest()
         await self._spend(principal, name, None, ctx)  # every attempt costs a request, valid or not
-        spec = InputSpec.from_dict(info.input_spec)
+        spec = self._specs.get((info.name, info.version, info.sha256))
+        if spec is None:
+            spec = self._specs[(info.name, info.version, info.sha256)] = InputSpec.from_dict(info.input_spec)
         try:
             x = parse_predict_body(body, spec)
         except InputProblem as exc:
@@ -405,7 +443,7 @@ class GatewayService:
                 self.metrics.child(self.metrics.worker_restarts, name, exc.reason).inc()
             raise self.reject(exc.status, exc.reason, str(exc), ctx) from None
         m = self.metrics
-        m.child(m.model_latency, name).observe(time.perf_counter() - t_model)
+        t_answer = time.perf_counter()
         policy_cfg, policy = await self._policy(name)
         out = policy.apply(proba)
         labels = np.asarray(out.labels)
@@ -427,6 +465,7 @@ class GatewayService:
             "policy": policy_cfg.get("type", "none"), "latency_ms": round(latency * 1e3, 3),
         }
         m.child(m.audit_records, "request").inc()
+        m.child(m.model_latency, name).observe(t_answer - t_model)
         headers = {"X-Request-ID": rid}
         if self.config.audit.durable:
             try:
@@ -437,12 +476,14 @@ class GatewayService:
                                        "no prediction is returned without an audit record") from None
         else:
             self.audit.submit("request", ctx.actor, "predict", record)
-        m.child(m.requests, name, info.version, "200").inc()
-        m.child(m.latency, name).observe(latency)
-        m.child(m.samples, principal.id, name).inc(len(x))
-        if self.observers:
-            self._notify(PredictEvent(principal.id, name, info.version, x, proba, labels, latency, rid))
-        return PredictResult(payload, headers, info.version)
+        def after() -> None:  # bookkeeping that can wait until the answer is on its way
+            m.child(m.requests, name, info.version, "200").inc()
+            m.child(m.latency, name).observe(latency)
+            m.child(m.samples, principal.id, name).inc(len(x))
+            if self.observers:
+                self._notify(PredictEvent(principal.id, name, info.version, x, proba, labels, latency, rid))
+
+        return PredictResult(payload, headers, info.version, after)
 
     async def _resolve_for(self, principal: Principal, name: str, version: str | None, ctx: _Ctx) -> ModelVersionInfo:
         """The version to serve; a pinned version other than the current production one needs ``predict:versions``."""

@@ -22,6 +22,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -129,7 +130,7 @@ def parse_predict_body(body: bytes, spec: InputSpec) -> np.ndarray:
         ok = False
     if ok and tuple(arr.shape[1:]) == tuple(spec.shape):
         pass
-    elif ok and arr.ndim == 2 and arr.shape[1] == spec.n_features:
+    elif ok and arr.ndim == 2 and arr.shape[1] == math.prod(spec.shape):
         arr = arr.reshape((len(inputs), *spec.shape))
     else:
         for i, sample in enumerate(inputs):

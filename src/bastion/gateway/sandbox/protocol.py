@@ -1,4 +1,8 @@
-"""Length-prefixed frames over pipes: ``>I`` header length, JSON header, ``>Q`` payload length, payload.
+"""Length-prefixed frames over pipes: ``>I`` header length, header, ``>Q`` payload length, payload.
+
+The header is a JSON object, except for the two frames of every request — ``predict`` and its ``ok``
+answer, which only carry an array shape — whose header is packed: one op byte (1 predict, 2 ok), the
+number of dimensions and each dimension as ``>I`` (a JSON header always starts with ``{``).
 
 Array payloads are not copied on their way through: the writer hands the array's own buffer to
 ``writev`` next to the prefix, and a reader that knows the payload's shape from the header reads
@@ -31,9 +35,21 @@ class FrameTimeout(Exception):
     """No complete frame arrived before the deadline."""
 
 
+_PACKED_OPS = {1: ("op", "predict"), 2: ("ok", True)}
+
+
+def _encode_header(header: dict[str, Any]) -> bytes:
+    shape = header.get("shape")
+    if isinstance(shape, list) and len(header) == 2 and len(shape) <= 16:
+        op = 1 if header.get("op") == "predict" else 2 if header.get("ok") is True else 0
+        if op:
+            return struct.pack(f">BB{len(shape)}I", op, len(shape), *shape)
+    return json.dumps(header, separators=(",", ":")).encode()
+
+
 def frame_parts(header: dict[str, Any], payload: bytes | memoryview = b"") -> list[bytes | memoryview]:
     """The frame as buffers for ``writev``: the prefix, header and length in one, the payload as it is."""
-    h = json.dumps(header, separators=(",", ":")).encode()
+    h = _encode_header(header)
     head = _PREFIX.pack(len(h)) + h + _PLEN.pack(len(payload))
     return [head, payload] if len(payload) else [head]
 
@@ -71,8 +87,11 @@ def write_frame(fd: int, header: dict[str, Any], payload: bytes | memoryview = b
 
 
 def _wait_readable(fd: int, deadline: float | None) -> None:
-    left = None if deadline is None else deadline - time.monotonic()
-    if left is not None and left <= 0:
+    """Wait for data until ``deadline``; without a deadline the (blocking) read itself waits."""
+    if deadline is None:
+        return
+    left = deadline - time.monotonic()
+    if left <= 0:
         raise FrameTimeout()
     ready, _, _ = select.select([fd], [], [], left)
     if not ready:
@@ -80,6 +99,12 @@ def _wait_readable(fd: int, deadline: float | None) -> None:
 
 
 def _header(raw: bytes) -> dict[str, Any]:
+    if raw[:1] in (b"\x01", b"\x02"):
+        ndim = raw[1] if len(raw) > 1 else -1
+        if len(raw) != 2 + 4 * ndim:
+            raise FrameError("malformed packed header")
+        key, value = _PACKED_OPS[raw[0]]
+        return {key: value, "shape": list(struct.unpack_from(f">{ndim}I", raw, 2))}
     try:
         header = json.loads(raw)
     except ValueError as exc:
