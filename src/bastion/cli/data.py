@@ -125,7 +125,12 @@ def encrypt(
     chunk_size: Annotated[int, typer.Option("--chunk-size", help="Plaintext bytes per chunk.")] = 1 << 20,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
-    """AES-256-GCM envelope encryption, streamed in authenticated chunks."""
+    """AES-256-GCM envelope encryption, streamed in authenticated chunks (PATH a file, or a registered data set
+    NAME: encrypted once, the key wrapped for every current reader)."""
+    from bastion.cli.data_access import encrypt_dataset_cmd, is_dataset_name
+
+    if is_dataset_name(path):
+        return encrypt_dataset_cmd(str(path), out, chunk_size, fmt)
     from bastion.data.privacy.encryption import encrypt_file, load_kek
 
     info = encrypt_file(path, out or path.with_name(path.name + ".enc"), load_kek(key), chunk_size=chunk_size)
@@ -143,7 +148,12 @@ def decrypt(
     out: Annotated[Path | None, typer.Option("--out", help="Output (default: PATH without .enc).")] = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
-    """Decrypt and authenticate; a modified file fails with exit 2 and writes nothing."""
+    """Decrypt and authenticate; a modified file fails with exit 2 and writes nothing (PATH a file, or a data set
+    NAME with --key MY_PRIVATE: current grantees only, audited)."""
+    from bastion.cli.data_access import decrypt_dataset_cmd, is_dataset_name
+
+    if is_dataset_name(path):
+        return decrypt_dataset_cmd(str(path), key, out, fmt)
     from bastion.core.errors import ConfigError
     from bastion.data.privacy.encryption import decrypt_file, load_kek
 

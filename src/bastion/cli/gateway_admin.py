@@ -285,6 +285,8 @@ def export(
     from_: Annotated[str | None, typer.Option("--from", help="First record number or ISO time.")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Last record number or ISO time.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write JSON here (default stdout).")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        "--dataset", help="Only the records about this data set: grants, revocations, re-keys, reads, refusals.")] = None,
     config: ConfigOpt = None,
     fmt: FormatOpt = OutputFormat.json,
 ) -> None:
@@ -298,6 +300,11 @@ def export(
     s_from, t_from = _when(from_)
     s_to, t_to = _when(to)
     recs = export_records(cfg.db_url, s_from, s_to, t_from, t_to)
+    if dataset is not None:
+        from bastion.gateway.datasets import about_dataset, show_dataset
+
+        show_dataset(dataset, cfg.db_url)  # an unknown name is an error, not an empty answer
+        recs = [r for r in recs if about_dataset(r, dataset)]
     pub = public_path_for(cfg.audit_key_path())
     doc = {"log": "bastion-gateway-audit/v1", "public_key": pub.read_text() if pub.exists() else None,
            "records": recs}

@@ -47,6 +47,7 @@ incident_app = _group("incident", "Incidents: list, acknowledge, resolve, export
 govern_app = _group("govern", "Governance: control coverage, EU AI Act tiering, risks, reports, Annex IV.")
 he_app = _group("he", "Encrypted inference (CKKS via TenSEAL): keys, encrypt, serve, decrypt.")
 demo_app = _group("demo", "End-to-end demonstrations.")
+principals_app = _group("principals", "People, teams and gateway clients that data sets are granted to (X25519 keys).")
 
 GROUPS: list[typer.Typer] = [
     attack_app,
@@ -63,4 +64,5 @@ GROUPS: list[typer.Typer] = [
     govern_app,
     he_app,
     demo_app,
+    principals_app,
 ]

@@ -190,8 +190,30 @@ def _load_table(path: Path, fmt: str, label: str | None) -> tuple[DataSplits, li
     return splits, [str(c) for c in df.columns], class_names
 
 
+def data_source(text: str) -> Any:
+    """The ``bastion.data_sources`` entry point for ``SCHEME:NAME`` (e.g. ``dataset:credit``, a registered data
+    set read with the caller's grant), or None when ``text`` names no such source."""
+    from importlib.metadata import entry_points
+
+    scheme, sep, name = text.partition(":")
+    if not sep or not name or len(scheme) < 2 or Path(text).exists():
+        return None
+    found = [ep for ep in entry_points(group="bastion.data_sources") if ep.name == scheme]
+    return found[0].load() if found else None
+
+
 def read_data_file(path: str | Path, label: str | None = None, n_classes: int | None = None) -> DataFile:
-    """Load ``path`` with its metadata; checks labels against ``n_classes`` when given."""
+    """Load ``path`` with its metadata; checks labels against ``n_classes`` when given.
+
+    ``dataset:NAME`` reads a registered data set: the caller's grant is checked and the read audited
+    (``bastion.gateway.dataset_keys.open_for_reading``)."""
+    source = data_source(str(path))
+    if source is not None:
+        scheme, _, name = str(path).partition(":")
+        with source(name, purpose=f"--data {scheme}:{name}") as local:
+            data = read_data_file(local, label=label, n_classes=n_classes)
+        data.path = str(path)
+        return data
     p = Path(path)
     if not p.exists():
         raise InvalidInputError(f"data file {p} does not exist")

@@ -33,6 +33,7 @@ MODEL_MODULES: list[str] = [
     "bastion.store.models_gateway",
     "bastion.store.models_respond",
     "bastion.store.models_govern",
+    "bastion.store.models_data",
 ]
 
 _engines: dict[str, Engine] = {}

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import struct
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -159,49 +160,160 @@ def _tmp_for(out: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- encrypt/decrypt
+def _new_header(envelope: dict[str, Any], chunk_size: int, file_id: bytes) -> tuple[dict[str, Any], bytes]:
+    if chunk_size < 1 or chunk_size > 1 << 30:
+        raise ConfigError(f"chunk size {chunk_size} out of range (1 B .. 1 GiB)")
+    prefix = os.urandom(4)
+    header: dict[str, Any] = {
+        "version": 1, "algorithm": "AES-256-GCM", "chunk_size": chunk_size,
+        "file_id": base64.b64encode(file_id).decode(), "nonce_prefix": base64.b64encode(prefix).decode(),
+        "envelope": envelope,
+    }
+    return header, prefix
+
+
+def _write_encrypted(dst: Path, header: dict[str, Any], dek: bytes, blocks: Iterator[bytes]) -> tuple[int, int]:
+    """Encrypt ``blocks`` (plaintext chunks, at most ``chunk_size`` each) into ``dst`` atomically."""
+    base = _aad_base(header)
+    prefix = base64.b64decode(header["nonce_prefix"])
+    aes = AESGCM(dek)
+    tmp = _tmp_for(dst)
+    n_chunks = total = 0
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fout:
+            _write_header(fout, header)
+            block = next(blocks, b"")
+            while True:
+                nxt = next(blocks, None)
+                final = nxt is None
+                ct = aes.encrypt(_nonce(prefix, n_chunks), block, _aad(base, n_chunks, final))
+                fout.write(_U32.pack(len(ct)) + ct)
+                total += len(block)
+                n_chunks += 1
+                if nxt is None:
+                    break
+                block = nxt
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return total, n_chunks
+
+
+def _plain_blocks(path: Path, chunk_size: int) -> Iterator[bytes]:
+    with open(path, "rb") as fin:
+        while block := fin.read(chunk_size):
+            yield block
+
+
+def _decrypted_blocks(fin: BinaryIO, header: dict[str, Any], dek: bytes, where: str) -> Iterator[bytes]:
+    """Authenticated plaintext chunks of an open ``BASTENC1`` file positioned after its header."""
+    prefix = base64.b64decode(header["nonce_prefix"])
+    aes = AESGCM(dek)
+    base = _aad_base(header)
+    max_ct = int(header["chunk_size"]) + 16
+    index = 0
+    ct = _read_chunk(fin, max_ct, where, index)
+    if ct is None:
+        raise IntegrityError(f"{where}: no data chunks (file truncated)")
+    while ct is not None:
+        nxt = _read_chunk(fin, max_ct, where, index + 1)
+        try:
+            yield aes.decrypt(_nonce(prefix, index), ct, _aad(base, index, nxt is None))
+        except InvalidTag:
+            raise IntegrityError(
+                f"{where}: chunk {index} failed authentication (modified, reordered or "
+                "truncated ciphertext); no plaintext was written"
+            ) from None
+        index += 1
+        ct = nxt
+
+
+def read_file_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The header of an encrypted file (ids, chunk size, key envelope); nothing is decrypted."""
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInputError(f"{p} not found")
+    with open(p, "rb") as fin:
+        return _read_header(fin, str(p))[0]
+
+
+def encrypt_with_data_key(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], dek: bytes, envelope: dict[str, Any],
+    file_id: bytes, chunk_size: int = DEFAULT_CHUNK,
+) -> dict[str, Any]:
+    """Encrypt ``src`` under a data key the caller manages (``envelope`` says how it is wrapped)."""
+    src_p, dst_p = Path(src), Path(dst)
+    if not src_p.is_file():
+        raise InvalidInputError(f"{src_p} not found")
+    if len(dek) != 32 or len(file_id) != 16:
+        raise ConfigError("a data key has 32 bytes and a file id 16")
+    header, _ = _new_header(envelope, chunk_size, file_id)
+    total, n_chunks = _write_encrypted(dst_p, header, dek, _plain_blocks(src_p, chunk_size))
+    return {"path": str(dst_p), "bytes": total, "chunks": n_chunks, "file_id": header["file_id"]}
+
+
+def decrypt_with_data_key(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], dek: bytes | Callable[[dict[str, Any]], bytes]
+) -> dict[str, Any]:
+    """Decrypt and authenticate ``src`` into ``dst`` (atomic, nothing written on failure).
+
+    ``dek`` is the data key, or a function of the file's header that returns it (so the key can
+    depend on the file id)."""
+    src_p, dst_p = Path(src), Path(dst)
+    if not src_p.is_file():
+        raise InvalidInputError(f"{src_p} not found")
+    tmp = _tmp_for(dst_p)
+    total = n_chunks = 0
+    try:
+        with open(src_p, "rb") as fin:
+            header, _ = _read_header(fin, str(src_p))
+            key = dek(header) if callable(dek) else dek
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fout:
+                for pt in _decrypted_blocks(fin, header, key, str(src_p)):
+                    fout.write(pt)
+                    total += len(pt)
+                    n_chunks += 1
+                fout.flush()
+                os.fsync(fout.fileno())
+        os.replace(tmp, dst_p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"path": str(dst_p), "bytes": total, "chunks": n_chunks, "header": header}
+
+
+def reencrypt_with_data_key(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], old_dek: bytes | Callable[[dict[str, Any]], bytes],
+    new_dek: bytes, envelope: dict[str, Any], file_id: bytes,
+) -> dict[str, Any]:
+    """Move ``src`` to a new data key in one streamed pass: each chunk is authenticated under the old key and
+    encrypted under the new one in memory (the plaintext never reaches the disk)."""
+    src_p, dst_p = Path(src), Path(dst)
+    if not src_p.is_file():
+        raise InvalidInputError(f"{src_p} not found")
+    with open(src_p, "rb") as fin:
+        old_header, _ = _read_header(fin, str(src_p))
+        key = old_dek(old_header) if callable(old_dek) else old_dek
+        header, _ = _new_header(envelope, int(old_header["chunk_size"]), file_id)
+        total, n_chunks = _write_encrypted(dst_p, header, new_dek, _decrypted_blocks(fin, old_header, key, str(src_p)))
+    return {"path": str(dst_p), "bytes": total, "chunks": n_chunks, "file_id": header["file_id"]}
+
+
 def encrypt_file(
     src: str | os.PathLike[str], dst: str | os.PathLike[str], kek: bytes | str | os.PathLike[str],
     chunk_size: int = DEFAULT_CHUNK,
 ) -> dict[str, Any]:
     """Encrypt ``src`` to ``dst`` (atomic); returns a summary (chunks, bytes, kek_id)."""
     key = kek if isinstance(kek, bytes) else load_kek(kek)
-    src_p, dst_p = Path(src), Path(dst)
-    if not src_p.is_file():
-        raise InvalidInputError(f"{src_p} not found")
-    if chunk_size < 1 or chunk_size > 1 << 30:
-        raise ConfigError(f"chunk size {chunk_size} out of range (1 B .. 1 GiB)")
-    dek, file_id, prefix = os.urandom(32), os.urandom(16), os.urandom(4)
-    header: dict[str, Any] = {
-        "version": 1, "algorithm": "AES-256-GCM", "chunk_size": chunk_size,
-        "file_id": base64.b64encode(file_id).decode(), "nonce_prefix": base64.b64encode(prefix).decode(),
-        "envelope": _wrap(key, dek, file_id),
-    }
-    base = _aad_base(header)
-    aes = AESGCM(dek)
-    tmp = _tmp_for(dst_p)
-    n_chunks = total = 0
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(src_p, "rb") as fin, os.fdopen(fd, "wb") as fout:
-            _write_header(fout, header)
-            block = fin.read(chunk_size)
-            while True:
-                nxt = fin.read(chunk_size)
-                final = not nxt
-                ct = aes.encrypt(_nonce(prefix, n_chunks), block, _aad(base, n_chunks, final))
-                fout.write(_U32.pack(len(ct)) + ct)
-                total += len(block)
-                n_chunks += 1
-                if final:
-                    break
-                block = nxt
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, dst_p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return {"path": str(dst_p), "bytes": total, "chunks": n_chunks, "kek_id": header["envelope"]["kek_id"]}
+    dek, file_id = os.urandom(32), os.urandom(16)
+    envelope = _wrap(key, dek, file_id)
+    info = encrypt_with_data_key(src, dst, dek, envelope, file_id, chunk_size)
+    return {"path": info["path"], "bytes": info["bytes"], "chunks": info["chunks"], "kek_id": envelope["kek_id"]}
 
 
 def decrypt_file(
@@ -209,47 +321,13 @@ def decrypt_file(
 ) -> dict[str, Any]:
     """Decrypt and authenticate ``src`` into ``dst``; on any failure nothing is written."""
     key = kek if isinstance(kek, bytes) else load_kek(kek)
-    src_p, dst_p = Path(src), Path(dst)
-    if not src_p.is_file():
-        raise InvalidInputError(f"{src_p} not found")
-    tmp = _tmp_for(dst_p)
-    n_chunks = total = 0
-    try:
-        with open(src_p, "rb") as fin:
-            header, _ = _read_header(fin, str(src_p))
-            file_id = base64.b64decode(header["file_id"])
-            prefix = base64.b64decode(header["nonce_prefix"])
-            aes = AESGCM(_unwrap(key, header.get("envelope", {}), file_id, str(src_p)))
-            base = _aad_base(header)
-            max_ct = int(header["chunk_size"]) + 16
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fout:
-                ct = _read_chunk(fin, max_ct, str(src_p), n_chunks)
-                while True:
-                    if ct is None:
-                        raise IntegrityError(f"{src_p}: no data chunks (file truncated)")
-                    nxt = _read_chunk(fin, max_ct, str(src_p), n_chunks + 1)
-                    final = nxt is None
-                    try:
-                        pt = aes.decrypt(_nonce(prefix, n_chunks), ct, _aad(base, n_chunks, final))
-                    except InvalidTag:
-                        raise IntegrityError(
-                            f"{src_p}: chunk {n_chunks} failed authentication (modified, reordered or "
-                            "truncated ciphertext); no plaintext was written"
-                        ) from None
-                    fout.write(pt)
-                    total += len(pt)
-                    n_chunks += 1
-                    if final:
-                        break
-                    ct = nxt
-                fout.flush()
-                os.fsync(fout.fileno())
-        os.replace(tmp, dst_p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return {"path": str(dst_p), "bytes": total, "chunks": n_chunks, "kek_id": header["envelope"]["kek_id"]}
+
+    def unwrap(header: dict[str, Any]) -> bytes:
+        return _unwrap(key, header.get("envelope", {}), base64.b64decode(header["file_id"]), str(src))
+
+    info = decrypt_with_data_key(src, dst, unwrap)
+    return {"path": info["path"], "bytes": info["bytes"], "chunks": info["chunks"],
+            "kek_id": info["header"]["envelope"]["kek_id"]}
 
 
 def _read_chunk(fh: BinaryIO, max_ct: int, where: str, index: int) -> bytes | None:
