@@ -65,6 +65,8 @@ BUILTIN_CHECK_MODULES: list[str] = [
     "bastion.assess.checks.privacy",
     "bastion.assess.checks.explain",
     "bastion.assess.checks.defenses",
+    "bastion.assess.checks.fairness",
+    "bastion.monitor.representativeness_check",  # needs the monitor's shift statistics
 ]
 
 _loaded = False

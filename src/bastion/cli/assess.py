@@ -44,6 +44,8 @@ def assess(
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster address (with --executor ray).")] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json (json: the summary on stdout).")] = OutputFormat.text,
     threads: ThreadsOpt = None,
+    sensitive: Annotated[list[str] | None, typer.Option("--sensitive", help="Sensitive feature column(s) for fairness.group_metrics and explain.sensitive_features (repeatable or comma-separated).")] = None,
+    reference: Annotated[Path | None, typer.Option("--reference", help="Reference population table (CSV/Parquet) for data.representativeness of the training split.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Resolve the target, its input range (and where it came from), "
                                           "threads and each check's settings; print them and stop (nothing is attacked or written).")] = False,
 ) -> None:
@@ -68,6 +70,7 @@ def assess(
         model=model, data=data, demo=demo, endpoint=endpoint, query_budget=query_budget, label=label,
         clip_min=clip_min, clip_max=clip_max, seed=seed,
     )
+    declare_groups(target, sensitive, reference, label)
     text = fmt == OutputFormat.text
     if dry_run:
         from bastion.assess.runner import plan_assessment
@@ -101,6 +104,21 @@ def assess(
     worst = assessment.max_severity
     if worst is not None and worst >= threshold:
         raise typer.Exit(EXIT_FINDINGS)
+
+
+def declare_groups(target: Any, sensitive: list[str] | None, reference: Path | None, label: str | None) -> None:
+    """``--sensitive`` columns onto the target's metadata; ``--reference`` (and the label column) for
+    ``data.representativeness``."""
+    from bastion.core.errors import InvalidInputError
+
+    cols = [c.strip() for item in (sensitive or []) for c in item.split(",") if c.strip()]
+    if cols:
+        target.metadata.sensitive_features = list(dict.fromkeys([*target.metadata.sensitive_features, *cols]))
+    if reference is not None:
+        if not reference.is_file():
+            raise InvalidInputError(f"--reference {reference} not found")
+        target.metadata.extra["reference_population"] = str(reference)
+        target.metadata.extra["label_column"] = label
 
 
 def parse_options(items: list[str]) -> dict[str, object]:

@@ -135,6 +135,39 @@ def _result_context(res: CheckResult, out_dir: Path | None) -> dict[str, Any]:
     }
 
 
+def bias_context(a: Assessment) -> dict[str, Any] | None:
+    """Outcome bias (``fairness.group_metrics``) beside SHAP reliance on the same sensitive features
+    (``explain.sensitive_features``) and the training data's representativeness, for one section."""
+    by_id = {r.check_id: r for r in a.results}
+    fair, shap, rep = (by_id.get(k) for k in ("fairness.group_metrics", "explain.sensitive_features",
+                                                "data.representativeness"))
+    if fair is None and shap is None:
+        return None
+    ctx: dict[str, Any] = {"fairness": None, "shap": None, "representativeness": None}
+    if fair is not None and fair.metrics.get("by_group"):
+        m = fair.metrics
+        ci = m.get("ci95", {})
+        ctx["fairness"] = {
+            "status": fair.status.value, "worst": fair.max_severity.value if fair.max_severity else None,
+            "columns": fair.params.get("sensitive_features", []), "groups": m["by_group"],
+            "rows": [("selection-rate ratio (four-fifths rule: ≥ 0.80)", m["demographic_parity_ratio"],
+                      ci.get("selection_rate", {}).get("ratio")),
+                     ("selection-rate difference", m["demographic_parity_difference"],
+                      ci.get("selection_rate", {}).get("difference")),
+                     ("equalised-odds difference", m["equalized_odds_difference"], None),
+                     ("TPR difference", None, ci.get("tpr", {}).get("difference")),
+                     ("FPR difference", None, ci.get("fpr", {}).get("difference")),
+                     ("accuracy difference", m["accuracy_difference"], ci.get("accuracy", {}).get("difference"))],
+            "n_boot": fair.params.get("n_boot"), "samples": m.get("samples"),
+        }
+    if shap is not None and "sensitive_share" in shap.metrics:
+        ctx["shap"] = {"status": shap.status.value, "share": shap.metrics["sensitive_share"],
+                       "per_feature": shap.metrics.get("per_feature_share", {}), "rank": shap.metrics.get("rank", {})}
+    if rep is not None:
+        ctx["representativeness"] = {"status": rep.status.value, "summary": rep.summary}
+    return ctx
+
+
 def render_html(assessment: Assessment, out_dir: str | Path | None = None,
                 comparison: Comparison | None = None) -> str:
     """The report as one self-contained HTML string."""
@@ -162,7 +195,7 @@ def render_html(assessment: Assessment, out_dir: str | Path | None = None,
             assessment.results,
             key=lambda r: (_STATUS_ORDER.get(r.status.value, 9), -(r.max_severity.rank if r.max_severity else -1),
                            r.check_id))],
-        severity_words=SEVERITY_WORDS, glossary=GLOSSARY, comparison=cmp_ctx,
+        severity_words=SEVERITY_WORDS, glossary=GLOSSARY, comparison=cmp_ctx, bias=bias_context(assessment),
         fingerprints={k: v for k, v in t.get("fingerprints", {}).items()},
         env=assessment.environment,
     )
