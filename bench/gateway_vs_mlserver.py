@@ -150,7 +150,7 @@ def measured(pid: int, url: str, script: Path, connections: int, seconds: float)
 
 
 def start_bastion(home: Path, models: dict[str, tuple[Path, list[int]]], port: int,
-                  monitoring: bool) -> tuple[subprocess.Popen[bytes], str]:
+                  monitoring: bool, extra_yaml: str = "") -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "BASTION_HOME": str(home)}
     os.environ["BASTION_HOME"] = str(home)
     from bastion.artifacts.keys import generate_keypair
@@ -165,7 +165,7 @@ def start_bastion(home: Path, models: dict[str, tuple[Path, list[int]]], port: i
     cfg_path.write_text(
         f"gateway:\n  registry:\n    trusted_keys: ['{pub}']\n"
         "  budgets:\n    requests: 10000000/minute\n    samples: 100000000/minute\n"
-        "  output_policy: {type: rounding, decimals: 4}\n"
+        "  output_policy: {type: rounding, decimals: 4}\n" + extra_yaml
         + ("monitoring: {}\n" if monitoring else ""))
     upgrade()
     reg = Registry(GatewayConfig.model_validate({"registry": {"trusted_keys": [str(pub)]}}))

@@ -1,7 +1,8 @@
 """Test models for the sandbox: each misbehaves in one way when predicting (numpy only, fast to start).
 
 The gateway's ``sandbox.loader`` points here in tests; the behaviour is picked by the model's file
-name (``socket.pt``, ``write.pt``, ``memory.pt``, ``hang.pt``, ``crash.pt``, ``benign.pt``).
+name (``socket.pt``, ``write.pt``, ``memory.pt``, ``hang.pt``, ``crash.pt``, ``benign.pt``; ``picky.pt``
+fails only on inputs whose first value is above 0.9).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class HostileModel:
             time.sleep(3600)
         elif b == "crash":
             os.kill(os.getpid(), 9)
+        elif b == "picky" and (x.reshape(len(x), -1)[:, 0] > 0.9).any():
+            raise ValueError("this model refuses inputs whose first value is above 0.9")
         flat = x.reshape(len(x), -1)
         logits = np.stack([flat.mean(axis=1) * (k + 1) for k in range(self._n)], axis=1)
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -62,7 +65,7 @@ class HostileModel:
 def load(path: str, spec: dict[str, Any] | None) -> Any:
     """Hostile models by file name; anything else through Bastion's default loader."""
     stem = Path(path).stem
-    if stem in {"socket", "unix", "write", "writetmp", "memory", "hang", "crash", "benign"}:
+    if stem in {"socket", "unix", "write", "writetmp", "memory", "hang", "crash", "benign", "picky"}:
         m = HostileModel(stem, InputSpec.from_dict(spec) if spec else InputSpec(shape=(1, 8, 8), clip_min=0.0,
                                                                                  clip_max=1.0))
         m.model_file = path  # type: ignore[assignment]

@@ -27,7 +27,7 @@ def _spec(gwt: Any, model_dir: Path, name: str, **over: Any) -> Any:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("hostile")
-    for name in [*HOSTILE, "benign"]:
+    for name in [*HOSTILE, "benign", "picky"]:
         (d / f"{name}.pt").write_bytes(b"not a real model: the test loader picks behaviour by name")
     return d
 
@@ -73,6 +73,32 @@ def test_hostile_model_fails_cleanly_and_the_worker_recovers(gwt: Any, model_dir
         with pytest.raises(sandbox.SandboxError):
             pool.predict(np.full((1, 1, 8, 8), 0.5, dtype=np.float32), timeout=1.5)
         assert pool.restarts == (2 if error in ("SandboxTimeout", "SandboxCrash") else 0)
+    finally:
+        pool.close()
+
+
+def test_concurrent_requests_are_batched_and_one_bad_input_fails_alone(gwt: Any, model_dir: Path) -> None:
+    """From the event loop, requests queued behind a busy worker go to it as one batch; each gets its own rows,
+    and a batch the model refuses is retried request by request, so only the bad input fails."""
+    import asyncio
+
+    from bastion.gateway.sandbox import ModelFailure, WorkerPool
+
+    pool = WorkerPool(_spec(gwt, model_dir, "picky.pt")).start()
+    rng = np.random.default_rng(0)
+    xs = [rng.uniform(0, 0.8, size=(int(rng.integers(1, 4)), 1, 8, 8)).astype(np.float32) for _ in range(24)]
+    bad = np.full((1, 1, 8, 8), 0.95, dtype=np.float32)
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(*[pool.apredict(x, 5) for x in [*xs[:12], bad, *xs[12:]]],
+                                    return_exceptions=True)
+
+    try:
+        out = asyncio.run(run())
+        assert pool.batches >= 1 and pool.batched_requests >= 2  # the queue went to the worker together
+        assert isinstance(out[12], ModelFailure) and "above 0.9" in str(out[12])
+        for x, got in zip(xs, out[:12] + out[13:], strict=True):
+            assert np.allclose(got, pool.predict(x, 5), atol=1e-6)  # each request its own rows
     finally:
         pool.close()
 

@@ -40,9 +40,11 @@ from bastion.gateway.metrics import UNKNOWN, GatewayMetrics
 from bastion.gateway.refusals import RefusalWindow
 from bastion.gateway.registry import NAME_RE, ModelVersionInfo, Registry
 from bastion.gateway.sandbox import SandboxError, WorkerPool, WorkerSpec
+from bastion.gateway.sandbox.pool import running_loop
 from bastion.gateway.validation import InputProblem, parse_predict_body
 
 log = logging.getLogger("bastion.gateway")
+OBSERVER_BATCH_S = 0.005
 
 
 def worker_spec(config: GatewayConfig, model_dir: Path, file_name: str,
@@ -149,6 +151,9 @@ class GatewayService:
         self._policies: dict[str, Any] = {}
         self._specs: dict[tuple[str, str, str], InputSpec] = {}
         self._inflight: dict[Any, asyncio.Future[Any]] = {}  # one lookup per key at a time
+        self.in_flight = 0  # requests being served now (the Edge counts them)
+        self._events: list[PredictEvent] = []  # answered, not yet handed to the observers
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.observers: list[Observer] = []
         self._obs_q: queue.Queue[tuple[PredictEvent, list[Observer]] | threading.Event | None] = \
             queue.Queue(maxsize=10_000)
@@ -276,6 +281,8 @@ class GatewayService:
                 pool = WorkerPool(worker_spec(self.config, path.parent, path.name, info.input_spec),
                                   size=sb.workers_per_model, batching=sb.batching,
                                   max_batch=sb.max_batch_samples).start()
+                pool.spin_s = sb.spin_us / 1e6
+                pool.idle_elsewhere = lambda: self.in_flight <= 1
                 self.metrics.model_version.labels(info.name, info.version, info.sha256[:16]).set(1)
                 with self._pool_lock:
                     self.pools[key] = pool
@@ -302,8 +309,37 @@ class GatewayService:
                                   lambda: self.policy_for(name, refresh=True))
 
     # ----------------------------------------------------------------- observers
+    def notify_soon(self, ev: PredictEvent) -> None:
+        """Hand ``ev`` to the observers within ``OBSERVER_BATCH_S``, together with the events answered meanwhile:
+        at low load the detectors wake once per batch, not once per request (from the event loop)."""
+        self._events.append(ev)
+        if len(self._events) == 1:
+            asyncio.get_running_loop().call_later(OBSERVER_BATCH_S, self._hand_events)
+
+    def _hand_events(self) -> None:
+        events, self._events = self._events, []
+        for ev in events:
+            self._notify(ev)
+
     def flush_observers(self, timeout: float = 30.0) -> bool:
-        """Wait until every event queued so far has been handed to the observers (False on timeout)."""
+        """Wait until every event answered so far has been handed to the observers (False on timeout)."""
+        loop = self._loop
+        if self._events and loop is not None and not loop.is_closed():
+            handed = threading.Event()
+
+            def hand() -> None:
+                self._hand_events()
+                handed.set()
+
+            try:
+                if running_loop() is loop:
+                    hand()
+                else:
+                    loop.call_soon_threadsafe(hand)
+                    if not handed.wait(timeout):
+                        return False
+            except RuntimeError:  # the loop stopped meanwhile
+                pass
         done = threading.Event()
         try:
             self._obs_q.put(done, timeout=timeout)
@@ -410,6 +446,7 @@ class GatewayService:
         valid credentials never gets this far."""
         started = time.perf_counter()
         rid = request_id or secrets.token_hex(16)
+        self._loop = asyncio.get_running_loop()
         ctx = _Ctx(f"{principal.via}:{principal.id}", name, version, rid, started)
         try:
             principal.require("predict", name)
@@ -481,7 +518,7 @@ class GatewayService:
             m.child(m.latency, name).observe(latency)
             m.child(m.samples, principal.id, name).inc(len(x))
             if self.observers:
-                self._notify(PredictEvent(principal.id, name, info.version, x, proba, labels, latency, rid))
+                self.notify_soon(PredictEvent(principal.id, name, info.version, x, proba, labels, latency, rid))
 
         return PredictResult(payload, headers, info.version, after)
 
