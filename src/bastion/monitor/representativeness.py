@@ -201,7 +201,7 @@ def representativeness(train: pd.DataFrame, reference: pd.DataFrame, groups: lis
                 raise InvalidInputError(f"the {name} has no column {c!r}; columns: {', '.join(map(str, df.columns))}")
     train, reference, banded = _band_groups(train, reference, groups)
     groups = [banded.get(g, g) for g in groups]
-    common = [c for c in reference.columns if c in train.columns and c != "split"]
+    common = [c for c in reference.columns if c in train.columns and c != "split" and c not in banded.values()]
     if not common:
         raise InvalidInputError("the training table and the reference share no column")
     coverage, shift = [], []
@@ -221,7 +221,7 @@ def representativeness(train: pd.DataFrame, reference: pd.DataFrame, groups: lis
                                    _mmd(reference[common], train[common], n_perm, seed),
                                    params={"min_count": min_count, "thresholds": THRESHOLDS, "n_perm": n_perm,
                                            "seed": seed, "coverage_bins": "reference deciles / categories"})
-    res.findings = _findings(res, min_count)
+    res.findings = sorted(_findings(res, min_count), key=lambda f: f.severity.rank, reverse=True)
     res.duration_s = time.perf_counter() - t0
     return res
 

@@ -69,7 +69,8 @@ def representativeness_html(result: dict[str, Any], train: str, reference: str) 
     esc = html.escape
     bad = result["verdict"] != "representative"
     color = "#b42318" if bad else "#067647"
-    imgs = "".join(f'<h2>{esc(k)}</h2><img alt="{esc(k)}" src="data:image/png;base64,{v}">'
+    titles = {"balance": "Groups and classes", "coverage": "Coverage of the reference", "cells": "Intersectional groups"}
+    imgs = "".join(f'<h2>{titles.get(k, k)}</h2><img alt="{esc(k)}" src="data:image/png;base64,{v}">'
                    for k, v in plots(result).items())
     findings = "".join(
         f"<tr><td>{esc(f['severity'])}</td><td>{esc(f['title'])}</td><td>{esc(', '.join(f['controls']))}</td></tr>"

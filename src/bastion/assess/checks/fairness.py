@@ -15,7 +15,8 @@ reaches the passing side, i.e. the gap is not distinguishable from chance on thi
 - equalised-odds difference ≥ 0.20 **high**, ≥ 0.10 **medium**, ≥ 0.05 **low**;
 - accuracy difference ≥ 0.10 **medium**, ≥ 0.05 **low**.
 
-The positive class is ``--option positive_class=K`` (default 1; multi-class models are measured one
+The check passes when no finding is above ``low``, warns at ``medium`` and fails at ``high``. The positive
+class is ``--option positive_class=K`` (default 1; multi-class models are measured one
 class against the rest). A numeric sensitive column with more than 10 distinct values (e.g. age) is cut
 into ``--option sensitive_bins=4`` quantile bands, named by their ranges.
 """
@@ -145,7 +146,8 @@ class GroupMetricsCheck:
         }
         findings = self._findings(summary_metrics, ci, eo_metric, per_group, group_cols)
         worst = max((f.severity for f in findings), default=None)
-        status = Status.PASS if worst is None else (Status.FAIL if worst >= Severity.HIGH else Status.WARN)
+        status = Status.PASS if worst is None or worst <= Severity.LOW else \
+            (Status.FAIL if worst >= Severity.HIGH else Status.WARN)
         out_metrics: dict[str, Any] = {**summary_metrics, "ci95": ci, "by_group": per_group,
                                        "groups": len(per_group), "samples": len(y_true), "split": split}
         ctx.progress(3, 3)
