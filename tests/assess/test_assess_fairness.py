@@ -106,3 +106,29 @@ def test_report_shows_fairness_beside_shap_reliance(demo: dict, tmp_path: Path) 
     section = page[page.index('id="bias"'):page.index("Checks in detail")]
     assert "Outcomes per group" in section and "Reliance on the sensitive features (SHAP)" in section
     assert "selection-rate ratio (four-fifths rule" in section and "95% bootstrap interval" in section
+
+
+@pytest.mark.parametrize("seed", [31, 32, 33])
+def test_no_false_alarm_on_a_fresh_multiclass_model_with_a_random_group(seed: int, tmp_path: Path) -> None:
+    """Wine (3 classes, gradient boosting, never used to set a threshold) with a group assigned at random: whatever
+    the model does, it cannot treat the groups differently beyond chance, so the check must not fail."""
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.datasets import load_wine
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from bastion.assess.target import build_target
+    from bastion.cli.assess import declare_groups
+
+    x, y = load_wine(return_X_y=True, as_frame=True)
+    rng = np.random.default_rng(seed)
+    x = x.assign(group=rng.integers(0, 2, len(x)))
+    split = np.where(rng.random(len(x)) < 0.6, "train", "test")
+    model = GradientBoostingClassifier(random_state=seed).fit(x[split == "train"].to_numpy(float), y[split == "train"])
+    (tmp_path / "m.skops").write_bytes(sio.dumps(model))
+    pd.concat([x, y.rename("label")], axis=1).assign(split=split).to_csv(tmp_path / "d.csv", index=False)
+    t = build_target(model=tmp_path / "m.skops", data=tmp_path / "d.csv", label="label")
+    declare_groups(t, ["group"], None, "label")
+    res = get_check("fairness.group_metrics").run(t, CheckContext(profile="quick", seed=seed))
+    assert res.status != Status.FAIL, [f.title for f in res.findings]
+    assert res.params["positive_class"] == 1 and res.metrics["groups"] == 2

@@ -315,7 +315,8 @@ def export(
         print_json(doc)
     else:
         for r in recs:
-            stdout.print(f"{r['seq']:>8} {r['kind']:<8} {r['actor']:<28} {r['action']:<24} "
+            when = datetime.fromtimestamp(r["ts"]).astimezone().isoformat(timespec="seconds")
+            stdout.print(f"{r['seq']:>8} {when} {r['kind']:<8} {r['actor']:<28} {r['action']:<24} "
                          f"{'proof' if r['proof'] else 'no proof yet'}", soft_wrap=True, highlight=False)
 
 
