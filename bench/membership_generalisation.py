@@ -11,7 +11,9 @@ reference architecture, recipe fit and time budget), with ``--n-reference 32`` a
 Targets are ``tuning`` (the recipe-fit grid and the planning constants were checked on them) or
 ``held-out`` (built and run only after those were frozen). ``--oracle`` adds LiRA whose 32
 reference models copy the target's *true* architecture and recipe (the issue's yardstick: what a
-perfect recipe fit would give on that target).
+perfect recipe fit would give on that target). ``--compare-methods`` adds offline LiRA and RMIA on 32
+cloned references with the fitted recipe, trained on 1,000 population records (``x_pop``) the
+target never saw: how the default method (online LiRA) was chosen.
 
 ART's ``MembershipInferenceBlackBox`` (random forest on the prediction vector, and its neural
 attack model on the loss) needs labelled members to fit, so the head-to-head uses a held-out half
@@ -19,7 +21,7 @@ of members and non-members (ART is fitted on the other half) and Bastion's score
 to the same half; Bastion's own figures are also given on the full split.
 
 Run: ``nice .venv/bin/python bench/membership_generalisation.py [--only NAME ...] [--role tuning|held-out]
-[--budget-only] [--oracle] [--no-art] [--threads N]``.
+[--budget-only] [--oracle] [--compare-methods] [--no-art] [--threads N] [--keep DIR] [--verbose]``.
 """
 
 from __future__ import annotations
@@ -120,8 +122,10 @@ def train(spec: TargetSpec, x: np.ndarray, y: np.ndarray) -> nn.Module:
 
 
 def split(spec: TargetSpec) -> tuple[np.ndarray, ...]:
-    """(members, their labels, non-members, their labels): members drawn from the training split by the
-    target's seed; non-members: the test split (MNIST, digits) or it plus the unused training records."""
+    """(members, their labels, non-members, their labels, population, its labels): members drawn from the
+    training split by the target's seed; non-members: the test split (MNIST, digits) or it plus the unused
+    training records (breast cancer: no population left); population: up to 1,000 other training records
+    (only the offline attacks of ``--compare-methods`` use it)."""
     from bastion.datasets import load_demo_data
 
     d = load_demo_data(spec.data).splits
@@ -129,10 +133,12 @@ def split(spec: TargetSpec) -> tuple[np.ndarray, ...]:
     perm = np.random.default_rng(spec.seed).permutation(len(d.x_train))
     mi = perm[: spec.n_members]
     xn, yn = d.x_test, d.y_test
+    pi = perm[spec.n_members : spec.n_members + 1000]
     if spec.data == "breast-cancer":  # 143 test records: add the training records the target does not use
-        xn, yn = np.concatenate([xn, d.x_train[perm[spec.n_members :]]]), np.concatenate([yn, d.y_train[perm[spec.n_members :]]])
+        xn, yn = np.concatenate([xn, d.x_train[pi]]), np.concatenate([yn, d.y_train[pi]])
+        pi = pi[:0]
     return (d.x_train[mi].astype(np.float32), d.y_train[mi].astype(np.int64), xn.astype(np.float32),
-            yn.astype(np.int64))
+            yn.astype(np.int64), d.x_train[pi].astype(np.float32), d.y_train[pi].astype(np.int64))
 
 
 def fmt(v: float | None) -> str:
@@ -176,13 +182,27 @@ def oracle_lira(spec: TargetSpec, model_path: Path, data_path: Path) -> tuple[fl
     return r.metrics.auc, r.metrics.tpr_at_1pct_fpr
 
 
+def compare_methods(target: object, xm: np.ndarray, ym: np.ndarray, xn: np.ndarray, yn: np.ndarray, xp: np.ndarray,
+                    yp: np.ndarray) -> list[tuple[str, object]]:
+    """Offline LiRA (32 cloned references with the fitted recipe, on the population) and RMIA on the same
+    references: the alternatives to the default online LiRA, on the same candidates."""
+    from bastion.attacks.inference.membership import MembershipConfig, run_membership
+
+    model = target.model  # type: ignore[attr-defined]
+    off = run_membership(model, xm, ym, xn, yn, MembershipConfig(n_reference=N_REF, reference_mode="offline"), xp, yp)
+    rmia = run_membership(model, xm, ym, xn, yn, MembershipConfig(method="rmia", n_reference=N_REF,
+                                                                  reference_mode="offline"), xp, yp,
+                          reference=off.reference)
+    return [("lira-offline", off), ("rmia-offline", rmia)]
+
+
 def run_target(spec: TargetSpec, work: Path, args: argparse.Namespace) -> dict[str, object]:
     from bastion.assess.checks.privacy import target_membership
     from bastion.assess.target import build_target
     from bastion.attacks.inference.membership import MembershipConfig
     from bastion.attacks.inference.metrics import membership_metrics
 
-    xm, ym, xn, yn = split(spec)
+    xm, ym, xn, yn, xp, yp = split(spec)
     model_path, data_path = work / f"{spec.name}.pt", work / f"{spec.name}.npz"
     t0 = time.perf_counter()
     if model_path.exists():  # --keep DIR: reuse a target built by an earlier run
@@ -195,7 +215,8 @@ def run_target(spec: TargetSpec, work: Path, args: argparse.Namespace) -> dict[s
         acc_n = float((net(torch.from_numpy(xn)).argmax(1).numpy() == yn).mean())
     if not model_path.exists():
         torch.jit.save(torch.jit.script(net), str(model_path))  # no sidecar
-    np.savez(data_path, x_train=xm, y_train=ym, x_test=xn, y_test=yn)
+    pop = {"x_pop": xp, "y_pop": yp} if len(xp) else {}
+    np.savez(data_path, x_train=xm, y_train=ym, x_test=xn, y_test=yn, **pop)
     load = os.getloadavg()[0]
     print(f"\n== {spec.name} ({spec.role}): {spec.optimizer} lr {spec.lr} wd {spec.weight_decay}, {spec.epochs} epochs, "
           f"batch {spec.batch_size}; {len(xm)} members / {len(xn)} non-members; train acc {acc_m:.3f}, "
@@ -243,6 +264,11 @@ def run_target(spec: TargetSpec, work: Path, args: argparse.Namespace) -> dict[s
                                         yn, fit_m, ev_m, fit_n, ev_n, kind)
             row[f"art_{kind}_auc"], row[f"art_{kind}_tpr1"] = auc, tpr
             print(f"  ART black-box ({kind}): AUC {auc:.3f} TPR@1%FPR {fmt(tpr)} ({secs:.1f}s)", flush=True)
+    if args.compare_methods and len(xp):
+        for name, r2 in compare_methods(target, xm, ym, xn, yn, xp, yp):
+            row[f"{name}_auc"], row[f"{name}_tpr1"] = r2.metrics.auc, r2.metrics.tpr_at_1pct_fpr
+            print(f"  {name}: AUC {r2.metrics.auc:.3f} TPR@1%FPR {fmt(r2.metrics.tpr_at_1pct_fpr)} TPR@0.1%FPR "
+                  f"{fmt(r2.metrics.tpr_at_0_1pct_fpr)} ({r2.duration_s:.0f}s)", flush=True)
     if args.oracle:
         auc, tpr = oracle_lira(spec, model_path, data_path)
         row.update(oracle_auc=auc, oracle_tpr1=tpr)
@@ -267,6 +293,7 @@ def main() -> None:
     ap.add_argument("--budget-only", action="store_true", help="n from the default 180 s budget, not 32")
     ap.add_argument("--oracle", action="store_true", help="add LiRA with the true architecture and recipe")
     ap.add_argument("--no-art", action="store_true")
+    ap.add_argument("--compare-methods", action="store_true", help="add offline LiRA and RMIA (32 cloned references)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
     ap.add_argument("--keep", type=Path, default=None, help="keep targets in this directory (reused when present)")
     ap.add_argument("--verbose", action="store_true", help="print every recipe candidate")
