@@ -214,9 +214,15 @@ class _Appender:
                 delay = min(delay * 2, 0.25)
         raise AssertionError("unreachable")
 
-    def wal_checkpoint(self) -> None:
+    def wal_checkpoint(self, restart_frames: int = 65536) -> None:
+        """Copy the WAL into the database without blocking writers. Under sustained load a passive checkpoint
+        never catches up with the writers, so the WAL would only grow: once it holds ``restart_frames``
+        pages a RESTART checkpoint copies the short tail and makes the next writer start the WAL over."""
         if self.engine.dialect.name == "sqlite":
-            self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            db = self._connect()
+            _, wal_frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if 0 < restart_frames <= wal_frames:
+                db.execute("PRAGMA wal_checkpoint(RESTART)")
 
 
 def write_checkpoint(engine: Engine, key_path: Path, min_records: int = 1) -> dict[str, Any] | None:
@@ -310,15 +316,16 @@ class AuditLog:
         checkpoint_every: int = 1000,
         checkpoint_interval_s: float = 30.0,
         fsync: bool = False,
+        wal_restart_pages: int = 65536,
     ) -> None:
         self.engine = audit_engine(db_url, fsync)
+        self.wal_restart_pages = wal_restart_pages
         self.key_path = key_path
         self.durable = durable
         self.batch_window_s = batch_window_ms / 1000.0
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval_s = checkpoint_interval_s
         self._writer = _Appender(self.engine)
-        self._wal = _Appender(self.engine)  # the writer thread's own connection for WAL checkpoints
         sqlite = self.engine.dialect.name == "sqlite"
         self._inline = _Appender(self.engine, busy_timeout_ms=0, autocheckpoint=False) \
             if sqlite and not fsync else None
@@ -330,12 +337,13 @@ class AuditLog:
         self._flush_scheduled = False
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
-        self._last_wal_checkpoint = time.monotonic()
         self.commits = 0
         self.records = 0
         self._thread = threading.Thread(target=self._run, name="bastion-audit-writer", daemon=True)
         self._closed = False
         self._thread.start()
+        if self._inline is not None:  # the inline connection never checkpoints the WAL: this thread does
+            threading.Thread(target=self._checkpoint_wal, name="bastion-audit-wal", daemon=True).start()
 
     def submit(self, kind: str, actor: str, action: str, body: dict[str, Any]) -> Future[int]:
         """Queue a record; the future resolves to its seq once committed."""
@@ -433,7 +441,6 @@ class AuditLog:
                 self._commit(batch)
             self._maybe_checkpoint(force=stop)
         self._writer.close()
-        self._wal.close()
         if self._inline is not None:
             with self._commit_lock:
                 self._inline.close()
@@ -477,18 +484,26 @@ class AuditLog:
             except RuntimeError:  # the loop is closed: nobody waits any more
                 pass
 
+    def _checkpoint_wal(self, every_s: float = 0.1) -> None:
+        """Keep the WAL short from a thread of its own: a passive checkpoint every ``every_s`` (writers go on),
+        and a restart once it has grown anyway (a few milliseconds' wait for writers, never on the event loop)."""
+        wal = _Appender(self.engine)
+        try:
+            while not self._closed:
+                time.sleep(every_s)
+                try:
+                    wal.wal_checkpoint(self.wal_restart_pages)
+                except Exception:  # retried next time
+                    wal.close()
+        finally:
+            wal.close()
+
     def _committed(self, n: int) -> None:
         self._since_checkpoint += n
         self.commits += 1
         self.records += n
 
     def _maybe_checkpoint(self, force: bool = False) -> None:
-        if self._inline is not None and time.monotonic() - self._last_wal_checkpoint >= 1.0:
-            self._last_wal_checkpoint = time.monotonic()
-            try:  # the inline connection never checkpoints the WAL itself (that would stall a request)
-                self._wal.wal_checkpoint()
-            except Exception:  # retried next second
-                self._wal.close()
         if self.key_path is None or self._since_checkpoint == 0:
             return
         due = self._since_checkpoint >= self.checkpoint_every

@@ -111,6 +111,9 @@ class AuditConfig(_Strict):
     checkpoint_every: int = Field(default=1000, ge=1)
     checkpoint_interval_s: float = Field(default=30.0, gt=0)
     key_path: Path | None = None
+    wal_restart_pages: int = Field(default=65536, ge=0)
+    """SQLite: once the write-ahead log holds this many pages (65536: 256 MiB) it is restarted — a short wait for
+    writers, rare; 0: passive checkpoints only, which under sustained load never let it shrink."""
     refusal_window_s: float = Field(default=10.0, ge=0.1, le=3600)
     refusal_max_sources: int = Field(default=1000, ge=1, le=100_000)
 

@@ -134,7 +134,7 @@ class GatewayService:
                               batch_window_ms=config.audit.batch_window_ms,
                               checkpoint_every=config.audit.checkpoint_every,
                               checkpoint_interval_s=config.audit.checkpoint_interval_s,
-                              fsync=config.audit.fsync)
+                              fsync=config.audit.fsync, wal_restart_pages=config.audit.wal_restart_pages)
         self.registry = Registry(config, audit_log=self.audit)
         self.keys = KeyStore(config.db_url, ttl_s=config.auth.cache_ttl_s)
         jwt = JWTVerifier(config.auth.jwt, config.auth.cache_ttl_s) if config.auth.jwt is not None else None
