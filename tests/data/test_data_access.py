@@ -119,7 +119,8 @@ def test_grant_encrypt_decrypt_refuse_revoke_rekey_end_to_end(store: str, people
     # and cryptographically: bob's old key does not open the re-encrypted file
     with session_scope() as s:
         ds = _get_dataset(s, "credit")
-        fid, e2 = bytes.fromhex(ds.encrypted_files[0]["file_id"]), Path(str(ds.encrypted_dir)) / "e2" / "credit.csv.benc"
+        fid, e2 = bytes.fromhex(ds.encrypted_files[0]["file_id"]), Path(str(ds.encrypted_dir)) / ds.encrypted_files[0]["ciphertext"]
+    assert e2.parent.name.startswith("e2-") and e2.is_file()
     with pytest.raises(IntegrityError):
         decrypt_with_data_key(e2, people / "stolen.csv", file_key(bob_old_key, fid))
     assert not (people / "stolen.csv").exists()
@@ -228,3 +229,44 @@ def test_wrap_is_bound_to_dataset_epoch_and_reader() -> None:
             unwrap_key(w, a, other_ctx)
     with pytest.raises(IntegrityError):
         unwrap_key(w, b, ctx)
+
+
+@pytest.mark.parametrize("when", ["before_reading", "before_commit"])
+def test_concurrent_rekey_loses_cleanly_and_the_data_stays_readable(when: str, bastion_home: Path, people: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two re-keys race: the one that commits second is refused (its ciphertext removed), the store stays on the
+    winner's epoch and the remaining reader decrypts it."""
+    import bastion.data.privacy.encryption as enc
+    from bastion.core.errors import RegistryError
+    from bastion.data.privacy.recipients import generate_identity
+    from bastion.gateway import dataset_keys, datasets
+    from bastion.store.db import upgrade
+
+    upgrade()
+    for who in ("ann", "ben"):
+        generate_identity(who)
+        datasets.add_principal(who, f"{who}.pub")
+    datasets.register_dataset("credit.csv", "c3")
+    datasets.grant("c3", "ann")
+    dataset_keys.encrypt_dataset("c3")
+    real = enc.reencrypt_with_data_key
+    raced: list[dict[str, Any]] = []
+    started: list[bool] = []
+
+    def racing(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        first = not started
+        started.append(True)
+        if first and when == "before_reading":  # another process re-keys and commits before this one reads
+            raced.append(dataset_keys.rekey_dataset("c3", reason="winner"))
+        out = real(*args, **kwargs)
+        if first and when == "before_commit":  # ... or after this one re-encrypted, before it commits
+            raced.append(dataset_keys.rekey_dataset("c3", reason="winner"))
+        return out
+
+    monkeypatch.setattr(enc, "reencrypt_with_data_key", racing)
+    root = Path(str(datasets.show_dataset("c3").encrypted_dir))
+    with pytest.raises(RegistryError, match="meanwhile"):
+        dataset_keys.rekey_dataset("c3", reason="loser")
+    assert raced and raced[0]["epoch"] == 2 and datasets.show_dataset("c3").key_epoch == 2
+    assert [d.name for d in root.iterdir()] == [Path(raced[0]["encrypted_dir"]).name]  # loser's files removed
+    assert dataset_keys.decrypt_dataset("c3", "ann.key", "out")["epoch"] == 2

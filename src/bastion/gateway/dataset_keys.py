@@ -22,6 +22,7 @@ administrator's host.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -32,7 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
 from bastion.core.errors import AuthError, ConfigError, IntegrityError, InvalidInputError, RegistryError
@@ -126,7 +128,27 @@ def _base(ds: DataDataset) -> Path:
 
 
 def _epoch_dir(ds: DataDataset, epoch: int) -> Path:
-    return Path(str(ds.encrypted_dir)) / f"e{epoch}"
+    """A fresh directory for one attempt at an epoch (two concurrent attempts never write the same files)."""
+    return Path(str(ds.encrypted_dir)) / f"e{epoch}-{secrets.token_hex(4)}"
+
+
+def _ciphertext(ds: DataDataset, f: dict[str, Any]) -> Path:
+    return Path(str(ds.encrypted_dir)) / f["ciphertext"]
+
+
+def _commit_epoch(s: Session, ds: DataDataset, old_epoch: int, new_epoch: int, files: list[dict[str, Any]],
+                  wraps: list[DataKeyWrap], encrypted_dir: str | None = None) -> None:
+    """Point the data set at the new epoch only if nobody else did meanwhile (optimistic concurrency)."""
+    values: dict[str, Any] = {"key_epoch": new_epoch, "encrypted_files": files}
+    if encrypted_dir is not None:
+        values["encrypted_dir"] = encrypted_dir
+    res = s.execute(update(DataDataset).where(DataDataset.id == ds.id, DataDataset.key_epoch == old_epoch)
+                    .values(**values).execution_options(synchronize_session=False))
+    if getattr(res, "rowcount", 1) != 1:
+        raise RegistryError(f"{ds.name!r} was encrypted or re-keyed by another process meanwhile; nothing was "
+                            "changed, run the command again")
+    s.execute(delete(DataKeyWrap).where(DataKeyWrap.dataset_id == ds.id))
+    s.add_all(wraps)
 
 
 def _envelope(ds: DataDataset, epoch: int, rel: str) -> dict[str, Any]:
@@ -145,21 +167,23 @@ def encrypt_dataset(name: str, out_dir: str | Path | None = None, chunk_size: in
 
     actor = actor or local_actor()
     t0 = time.perf_counter()
-    with session_scope(db_url) as s:
-        ds = _get_dataset(s, name)
-        if ds.key_epoch > 0:
-            raise RegistryError(f"{name!r} is already encrypted (key epoch {ds.key_epoch}) in {ds.encrypted_dir}; "
-                                "revoking a reader or bastion data rotate re-keys it")
-        readers, without = _readers(s, ds)
-        if not readers:
-            raise ConfigError(f"no current reader of {name!r} has a public key: grant one first "
-                              "(bastion principals add NAME --key PUB; bastion data grant ...)")
-        _, cust = _custodian(s, create=True)
-        ds.encrypted_dir = str(Path(out_dir).resolve() if out_dir else bastion_home() / "datasets" / name)
-        out = _epoch_dir(ds, 1)
-        epoch_key = os.urandom(32)
-        files, total = [], 0
-        try:
+    out: Path | None = None
+    try:
+        with session_scope(db_url) as s:
+            ds = _get_dataset(s, name)
+            if ds.key_epoch > 0:
+                raise RegistryError(f"{name!r} is already encrypted (key epoch {ds.key_epoch}) in {ds.encrypted_dir}; "
+                                    "revoking a reader or bastion data rotate re-keys it")
+            readers, without = _readers(s, ds)
+            if not readers:
+                raise ConfigError(f"no current reader of {name!r} has a public key: grant one first "
+                                  "(bastion principals add NAME --key PUB; bastion data grant ...)")
+            _, cust = _custodian(s, create=True)
+            root = str(Path(out_dir).resolve() if out_dir else bastion_home() / "datasets" / name)
+            ds.encrypted_dir = root
+            out = _epoch_dir(ds, 1)
+            epoch_key = os.urandom(32)
+            files, total = [], 0
             for f in ds.manifest["files"]:
                 src = _base(ds) / f["path"]
                 if not src.is_file() or sha256_file(src) != f["sha256"]:
@@ -170,16 +194,16 @@ def encrypt_dataset(name: str, out_dir: str | Path | None = None, chunk_size: in
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 info = encrypt_with_data_key(src, dst, file_key(epoch_key, fid), _envelope(ds, 1, f["path"]), fid,
                                              chunk_size)
-                files.append({"path": f["path"], "file_id": fid.hex()})
+                files.append({"path": f["path"], "file_id": fid.hex(), "ciphertext": f"{out.name}/{f['path']}{SUFFIX}"})
                 total += info["bytes"]
-        except BaseException:
+            _commit_epoch(s, ds, 0, 1, files, _wrap_rows(ds, 1, epoch_key, files, [*readers, cust]), root)
+            summary = {"dataset": name, "epoch": 1, "encrypted_dir": str(out), "files": len(files), "bytes": total,
+                       "readers": sorted(p.name for p in readers), "readers_without_key": without,
+                       "custodian_key": cust.key_fingerprint, "seconds": round(time.perf_counter() - t0, 3)}
+    except BaseException:
+        if out is not None:
             shutil.rmtree(out, ignore_errors=True)
-            raise
-        ds.encrypted_files, ds.key_epoch = files, 1
-        s.add_all(_wrap_rows(ds, 1, epoch_key, list(ds.encrypted_files), [*readers, cust]))
-        summary = {"dataset": name, "epoch": 1, "encrypted_dir": str(out), "files": len(files), "bytes": total,
-                   "readers": sorted(p.name for p in readers), "readers_without_key": without,
-                   "custodian_key": cust.key_fingerprint, "seconds": round(time.perf_counter() - t0, 3)}
+        raise
     audit_data(db_url, actor, "data.encrypt", {k: v for k, v in summary.items() if k != "seconds"})
     return summary
 
@@ -198,7 +222,27 @@ def wrap_for_reader(name: str, principal: str, db_url: str | None = None) -> boo
         cust_key, _ = _custodian(s, create=False)
         key = _open_epoch_key(s, ds, CUSTODIAN, cust_key)
         s.add_all(_wrap_rows(ds, ds.key_epoch, key, list(ds.encrypted_files), [p]))
+        try:
+            s.flush()
+        except SAIntegrityError:  # another process wrapped it meanwhile
+            s.rollback()
     return True
+
+
+def show_epoch(name: str, db_url: str | None = None) -> int:
+    with session_scope(db_url) as s:
+        return int(_get_dataset(s, name).key_epoch)
+
+
+def _reconcile(name: str, db_url: str | None) -> list[str]:
+    """Wrap the current key for every current reader that lacks a wrap (a grant that raced a re-key)."""
+    with session_scope(db_url) as s:
+        ds = _get_dataset(s, name)
+        readers, _ = _readers(s, ds)
+        have = set(s.execute(select(DataKeyWrap.principal).where(DataKeyWrap.dataset_id == ds.id,
+                                                                  DataKeyWrap.epoch == ds.key_epoch)).scalars())
+        missing = [p.name for p in readers if p.name not in have]
+    return [p for p in missing if wrap_for_reader(name, p, db_url)]
 
 
 def rekey_dataset(name: str, reason: str = "", db_url: str | None = None, actor: str | None = None) -> dict[str, Any]:
@@ -209,37 +253,46 @@ def rekey_dataset(name: str, reason: str = "", db_url: str | None = None, actor:
 
     actor = actor or local_actor()
     t0 = time.perf_counter()
-    with session_scope(db_url) as s:
-        ds = _get_dataset(s, name)
-        if ds.key_epoch == 0:
-            raise RegistryError(f"{name!r} is not encrypted; nothing to re-key")
-        old_epoch, new_epoch = int(ds.key_epoch), int(ds.key_epoch) + 1
-        cust_key, cust = _custodian(s, create=False)
-        old_key = _open_epoch_key(s, ds, CUSTODIAN, cust_key)
-        readers, without = _readers(s, ds)
-        new_key = os.urandom(32)
-        out, old_dir = _epoch_dir(ds, new_epoch), _epoch_dir(ds, old_epoch)
-        files, total = [], 0
-        try:
-            for f in ds.encrypted_files:
+    out: Path | None = None
+    old_epoch = 0
+    try:
+        with session_scope(db_url) as s:
+            ds = _get_dataset(s, name)
+            if ds.key_epoch == 0:
+                raise RegistryError(f"{name!r} is not encrypted; nothing to re-key")
+            old_epoch, new_epoch = int(ds.key_epoch), int(ds.key_epoch) + 1
+            cust_key, cust = _custodian(s, create=False)
+            old_key = _open_epoch_key(s, ds, CUSTODIAN, cust_key)
+            readers, without = _readers(s, ds)
+            new_key = os.urandom(32)
+            old_files = list(ds.encrypted_files)
+            old_dirs = {Path(str(ds.encrypted_dir)) / f["ciphertext"].split("/", 1)[0] for f in old_files}
+            out = _epoch_dir(ds, new_epoch)
+            files, total = [], 0
+            for f in old_files:
                 fid = os.urandom(16)
                 dst = out / (f["path"] + SUFFIX)
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                info = reencrypt_with_data_key(old_dir / (f["path"] + SUFFIX), dst,
-                                               file_key(old_key, bytes.fromhex(f["file_id"])),
+                info = reencrypt_with_data_key(_ciphertext(ds, f), dst, file_key(old_key, bytes.fromhex(f["file_id"])),
                                                file_key(new_key, fid), _envelope(ds, new_epoch, f["path"]), fid)
-                files.append({"path": f["path"], "file_id": fid.hex()})
+                files.append({"path": f["path"], "file_id": fid.hex(), "ciphertext": f"{out.name}/{f['path']}{SUFFIX}"})
                 total += info["bytes"]
-        except BaseException:
+            _commit_epoch(s, ds, old_epoch, new_epoch, files, _wrap_rows(ds, new_epoch, new_key, files, [*readers, cust]))
+            summary: dict[str, Any] = {"dataset": name, "old_epoch": old_epoch, "epoch": new_epoch, "reason": reason,
+                       "readers": sorted(p.name for p in readers), "readers_without_key": without,
+                       "files": len(files), "bytes_reencrypted": total, "encrypted_dir": str(out)}
+    except BaseException as exc:
+        if out is not None:
             shutil.rmtree(out, ignore_errors=True)
-            raise
-        s.execute(delete(DataKeyWrap).where(DataKeyWrap.dataset_id == ds.id))
-        ds.encrypted_files, ds.key_epoch = files, new_epoch
-        s.add_all(_wrap_rows(ds, new_epoch, new_key, files, [*readers, cust]))
-        summary = {"dataset": name, "old_epoch": old_epoch, "epoch": new_epoch, "reason": reason,
-                   "readers": sorted(p.name for p in readers), "readers_without_key": without,
-                   "files": len(files), "bytes_reencrypted": total, "encrypted_dir": str(out)}
-    shutil.rmtree(old_dir, ignore_errors=True)  # after the commit: the store never points at a deleted epoch
+        if old_epoch and not isinstance(exc, RegistryError) and show_epoch(name, db_url) != old_epoch:
+            raise RegistryError(f"{name!r} was re-keyed by another process meanwhile; nothing was changed, "
+                                "run the command again") from exc
+        raise
+    for d in old_dirs:  # after the commit: the store never points at a deleted epoch
+        shutil.rmtree(d, ignore_errors=True)
+    late = _reconcile(name, db_url)
+    if late:
+        summary["readers"] = sorted({*summary["readers"], *late})
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     audit_data(db_url, actor, "data.rekey", {k: v for k, v in summary.items() if k != "seconds"})
     return summary
@@ -294,14 +347,14 @@ def _decrypt_files(name: str, identity: Any, principal: str, out: Path, db_url: 
         key = _open_epoch_key(s, ds, principal, identity)
         epoch, files = int(ds.key_epoch), list(ds.encrypted_files)
         digests = {f["path"]: f["sha256"] for f in ds.manifest["files"]}
-        src_dir = _epoch_dir(ds, epoch)
+        sources = {f["path"]: _ciphertext(ds, f) for f in files}
     total = 0
     written: list[Path] = []
     try:
         for f in files:
             dst = out / f["path"]
             dst.parent.mkdir(parents=True, exist_ok=True)
-            info = decrypt_with_data_key(src_dir / (f["path"] + SUFFIX), dst, file_key(key, bytes.fromhex(f["file_id"])))
+            info = decrypt_with_data_key(sources[f["path"]], dst, file_key(key, bytes.fromhex(f["file_id"])))
             written.append(dst)
             if sha256_file(dst) != digests[f["path"]]:
                 raise IntegrityError(f"{f['path']}: the decrypted file does not match the registered digest")
