@@ -270,3 +270,24 @@ def test_concurrent_rekey_loses_cleanly_and_the_data_stays_readable(when: str, b
     assert raced and raced[0]["epoch"] == 2 and datasets.show_dataset("c3").key_epoch == 2
     assert [d.name for d in root.iterdir()] == [Path(raced[0]["encrypted_dir"]).name]  # loser's files removed
     assert dataset_keys.decrypt_dataset("c3", "ann.key", "out")["epoch"] == 2
+
+
+def test_gateway_clients_are_principals(bastion_home: Path, people: Path) -> None:
+    from bastion.data.privacy.recipients import generate_identity
+    from bastion.gateway import dataset_keys, datasets
+    from bastion.gateway.clients import create_client
+    from bastion.store.db import upgrade
+
+    upgrade()
+    info, _ = create_client("scoring-svc", "client", ["*"])
+    assert any(p.name == "scoring-svc" and p.kind == "client" for p in datasets.list_principals())
+    datasets.register_dataset("credit.csv", "c4")
+    g = datasets.grant("c4", "scoring-svc", purpose="batch scoring")  # a client becomes a principal on its grant
+    assert g.principal == "scoring-svc" and g.key_fingerprint is None
+    with pytest.raises(Exception, match="public key"):
+        dataset_keys.encrypt_dataset("c4")  # nobody could decrypt it
+    generate_identity("svc")
+    p = datasets.add_principal("scoring-svc", "svc.pub", client=info.id)
+    assert p.client_id == info.id and p.kind == "client" and p.key_fingerprint
+    assert dataset_keys.encrypt_dataset("c4")["readers"] == ["scoring-svc"]
+    assert dataset_keys.decrypt_dataset("c4", "svc.key", "out")["principal"] == "scoring-svc"
