@@ -231,6 +231,9 @@ def layer_costs(home: Path, digits: Path) -> list[tuple[str, float]]:
     d.mkdir()
     shutil.copyfile(digits, d / "digits.pt")
     pool = WorkerPool(WorkerSpec(model_dir=d, file_name="digits.pt", input_spec=spec.to_dict())).start()
+    import torch
+
+    torch.set_num_threads(1)  # as in the sandbox worker (sandbox.threads_per_worker) and the MLServer runtime
     local = load_model(d / "digits.pt", input_spec=spec)
     x = parse_predict_body(body, spec)
     proba = local.predict_proba(x)

@@ -148,11 +148,9 @@ class Edge:
                 status[0] = msg["status"]
             await send(msg)
 
-        self.service.in_flight += 1
         try:
             await self._handle(scope, receive, counted_send)
         finally:
-            self.service.in_flight -= 1
             self.service.metrics.http_request(self.template(scope), scope.get("method", ""), status[0] or 500)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -91,10 +91,6 @@ class SandboxConfig(_Strict):
     batching: bool = True
     """Requests waiting for a busy worker go to it together, as one batch, when it is free (no added wait)."""
     max_batch_samples: int = Field(default=256, ge=1)
-    spin_us: int = Field(default=250, ge=0, le=5000)
-    """While a request is the only one in flight and the model's usual round trip is shorter than this, the
-    gateway polls for the worker's answer (up to twice the usual round trip) instead of sleeping until it
-    arrives: a wake-up saved at low load, for CPU time that would have been idle. 0 turns it off."""
 
 
 class AuditConfig(_Strict):

@@ -151,7 +151,6 @@ class GatewayService:
         self._policies: dict[str, Any] = {}
         self._specs: dict[tuple[str, str, str], InputSpec] = {}
         self._inflight: dict[Any, asyncio.Future[Any]] = {}  # one lookup per key at a time
-        self.in_flight = 0  # requests being served now (the Edge counts them)
         self._events: list[PredictEvent] = []  # answered, not yet handed to the observers
         self._loop: asyncio.AbstractEventLoop | None = None
         self.observers: list[Observer] = []
@@ -281,8 +280,6 @@ class GatewayService:
                 pool = WorkerPool(worker_spec(self.config, path.parent, path.name, info.input_spec),
                                   size=sb.workers_per_model, batching=sb.batching,
                                   max_batch=sb.max_batch_samples).start()
-                pool.spin_s = sb.spin_us / 1e6
-                pool.idle_elsewhere = lambda: self.in_flight <= 1
                 self.metrics.model_version.labels(info.name, info.version, info.sha256[:16]).set(1)
                 with self._pool_lock:
                     self.pools[key] = pool

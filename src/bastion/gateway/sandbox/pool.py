@@ -241,8 +241,7 @@ class SandboxWorker:
             raise self._crash() from None
         return self._result(header, proba)
 
-    def begin(self, x: np.ndarray, timeout: float, loop: asyncio.AbstractEventLoop, done: Done,
-              spin_s: float = 0.0) -> None:
+    def begin(self, x: np.ndarray, timeout: float, loop: asyncio.AbstractEventLoop, done: Done) -> None:
         """Start a round trip from the event loop; ``done(result, error)`` is called on the loop exactly once.
 
         The worker's stdout stays registered with the loop while the worker lives (one ``epoll_ctl`` per
@@ -292,11 +291,6 @@ class SandboxWorker:
         timer = loop.call_later(timeout, on_timeout)
         if push() and pending:
             loop.add_writer(out_fd, on_writable)
-        elif spin_s > 0 and not pending:  # nothing else to do: poll for the answer instead of sleeping for it
-            until = time.perf_counter() + spin_s
-            while self._done is not None and time.perf_counter() < until:
-                self._on_readable(loop)
-                os.sched_yield()  # the worker may be queued on this very CPU: let it run
 
     _done: Callable[[np.ndarray | None, SandboxError | None], None] | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -363,9 +357,6 @@ class WorkerPool:
         self.size = size
         self.batching = batching
         self.max_batch = max_batch
-        self.spin_s = 0.0  # poll for an answer up to this long (only when its round trip is usually shorter)
-        self.rtt_s = 0.0  # moving average of a worker round trip
-        self.idle_elsewhere: Callable[[], bool] | None = None  # True when this request is the only one in flight
         self._cond = threading.Condition()
         self._idle: list[SandboxWorker] = []
         self._all: list[SandboxWorker] = []
@@ -516,11 +507,6 @@ class WorkerPool:
             self.batched_requests += len(batch)
         x = batch[0].x if len(batch) == 1 else np.concatenate([j.x for j in batch])
 
-        def timed(proba: np.ndarray | None, err: SandboxError | None) -> None:
-            if err is None:  # the usual round trip, to decide whether polling for the answer pays
-                self.rtt_s = 0.9 * self.rtt_s + 0.1 * (time.perf_counter() - t0)
-            done(proba, err)
-
         def done(proba: np.ndarray | None, err: SandboxError | None) -> None:
             if err is None and proba is not None and proba.shape[0] != len(x):
                 err = ModelFailure(f"the model returned {proba.shape[0]} rows for a batch of {len(x)}")
@@ -548,11 +534,7 @@ class WorkerPool:
                 self._replace(worker)
             self._dispatch()
 
-        spin = 0.0
-        if self.spin_s > 0 and self.rtt_s <= self.spin_s and self.idle_elsewhere is not None and self.idle_elsewhere():
-            spin = min(self.spin_s, 2 * self.rtt_s)
-        t0 = time.perf_counter()
-        worker.begin(x, max(j.timeout for j in batch), loop, timed, spin)
+        worker.begin(x, max(j.timeout for j in batch), loop, done)
 
     def close(self) -> None:
         with self._cond:
