@@ -96,6 +96,16 @@ class EvidenceSet:
         return {r.control.id: r.status for r in self.results()}
 
 
+# scan verdicts (safe|unsafe|error|unscanned; "suspicious" in records written before the vocabulary changed)
+_SCAN_STATUS: dict[str, EvidenceStatus] = {"safe": "pass", "unsafe": "fail", "error": "fail",
+                                           "unscanned": "warn", "suspicious": "warn"}
+
+
+def scan_evidence_status(verdict: str) -> EvidenceStatus:
+    """Evidence status of a scan verdict: ``error`` (a file not fully read) fails like ``unsafe``."""
+    return _SCAN_STATUS.get(verdict, "warn")
+
+
 def worst_status(statuses: list[str]) -> str:
     """The worst of some control statuses (``no evidence`` when none is judged)."""
     judged = [s for s in statuses if s in ("pass", "warn", "fail")]
@@ -294,8 +304,7 @@ def signature_evidence(pairs: list[str]) -> list[EvidenceItem]:
                                                     "attested": att}))
         if res.current_scan:
             verdict = str(res.current_scan.get("verdict", "unknown"))
-            st: EvidenceStatus = {"safe": "pass", "suspicious": "warn", "unsafe": "fail"}.get(  # type: ignore[assignment]
-                verdict, "warn")
+            st = scan_evidence_status(verdict)
             items.append(EvidenceItem("BC-SC-01", "signature", mp.name, st,
                                       f"{mp.name}: scan at verification: {verdict}", str(mp), now))
     return items

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bastion.govern.evidence import EvidenceItem, EvidenceStatus, _iso
+from bastion.govern.evidence import EvidenceItem, EvidenceStatus, _iso, scan_evidence_status
 
 
 def _tables(url: str | None) -> set[str]:
@@ -69,8 +69,7 @@ def _registry_evidence(url: str | None, tables: set[str], model: str | None, ver
                                                          if signed else "not verified (pushed unsigned by an admin)"),
             f"store:gateway_model_versions/{r['id']}", at, {"sha256": r.get("sha256")}))
         verdict = str(r.get("scan_verdict", "unknown"))
-        scan_status: EvidenceStatus = {"safe": "pass", "suspicious": "warn", "unsafe": "fail"}.get(  # type: ignore[assignment]
-            verdict, "warn")
+        scan_status = scan_evidence_status(verdict)
         items.append(EvidenceItem("BC-SC-01", "signature", ref, scan_status,
                                   f"{r['name']} {r['version']}: registry scan verdict {verdict}",
                                   f"store:gateway_model_versions/{r['id']}", at))
