@@ -343,16 +343,24 @@ def local_bar_png(items: list[dict[str, Any]], title: str, key: str = "shap", la
     return _fig_png(fig, None)
 
 
-def heatmap_png(maps: np.ndarray, titles: list[str], title: str) -> bytes:
-    """A row of attribution heat maps (images: channel-summed magnitude)."""
+def heatmap_png(maps: np.ndarray, titles: list[str], title: str, cols: int = 4) -> bytes:
+    """Attribution heat maps (images: channel-summed magnitude) in a grid of ``cols`` columns.
+
+    A grid keeps every panel legible when the PNG is shown at a page's width (one row of 16 panels was
+    2,592 px wide and unreadable once shrunk to fit).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = len(maps)
-    fig, axes = plt.subplots(1, n, figsize=(1.8 * n, 2.2), squeeze=False)
-    for ax, m, t in zip(axes[0], maps, titles, strict=True):
+    ncols = max(1, min(cols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.0 * nrows + 0.3), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    for ax, m, t in zip(axes.ravel(), maps, titles, strict=False):
         img = np.abs(m).sum(axis=0) if m.ndim == 3 else np.abs(m)
         ax.imshow(img, cmap="hot")
         ax.set_title(t, fontsize=8)

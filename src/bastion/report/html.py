@@ -44,17 +44,41 @@ GLOSSARY = [
 ]
 
 
+PREVIEW_CHARS = 120
+
+
+def _rounded(v: Any, digits: int = 4) -> Any:
+    """``v`` with every float rounded to ``digits`` significant digits (for display only)."""
+    if isinstance(v, float):
+        return v if v != v or v in (float("inf"), float("-inf")) else float(f"{v:.{digits}g}")
+    if isinstance(v, dict):
+        return {k: _rounded(x, digits) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_rounded(x, digits) for x in v]
+    return v
+
+
 def _fmt(v: Any) -> str:
+    """A value for a table cell: 3 significant digits; lists/objects as a one-line preview."""
     if isinstance(v, bool) or v is None:
         return str(v).lower()
     if isinstance(v, float):
         if v != v:  # NaN
             return "n/a"
-        return f"{v:.4g}"
+        return f"{v:.3g}"
     if isinstance(v, list | dict):
-        text = json.dumps(v, default=str)
-        return text if len(text) <= 160 else text[:157] + "…"
+        text = json.dumps(_rounded(v), default=str)
+        return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
     return str(v)
+
+
+def _folded(items: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``(key, preview, full JSON or "")``: long values get their whole, rounded JSON behind a ``<details>``."""
+    out = []
+    for k, v in items.items():
+        full = json.dumps(_rounded(v), indent=1, default=str) if isinstance(v, list | dict) else ""
+        out.append((k, _fmt(v), full if len(full) > PREVIEW_CHARS or ("\n" in full and len(v) > 3) else ""))
+    return out
 
 
 def _images(res: CheckResult, out_dir: Path | None) -> list[dict[str, str]]:
@@ -112,7 +136,7 @@ def _finding_context(f: Finding) -> dict[str, Any]:
     simple = [(k, _fmt(v)) for k, v in f.evidence.items() if not isinstance(v, list | dict)]
     raw = {k: v for k, v in f.evidence.items() if isinstance(v, list | dict)}
     return {"severity": f.severity, "title": f.title, "evidence": simple,
-            "raw_evidence": json.dumps(raw, indent=1, default=str) if raw else "",
+            "raw_evidence": json.dumps(_rounded(raw), indent=1, default=str) if raw else "",
             "recommendation": f.recommendation, "controls": f.controls}
 
 
@@ -122,13 +146,13 @@ def _result_context(res: CheckResult, out_dir: Path | None) -> dict[str, Any]:
         isinstance(p, dict) and "eps" in p and "robust_accuracy" in p for p in raw)
     curve = raw if is_robustness else None
     scalars = [(k, _fmt(v)) for k, v in res.metrics.items() if not isinstance(v, list | dict)]
-    complex_metrics = [(k, _fmt(v)) for k, v in res.metrics.items()
-                       if isinstance(v, list | dict) and not (k == "curve" and curve is not None)]
+    complex_metrics = _folded({k: v for k, v in res.metrics.items()
+                               if isinstance(v, list | dict) and not (k == "curve" and curve is not None)})
     return {
         "id": res.check_id, "title": res.title, "status": res.status.value, "summary": res.summary,
         "duration": f"{res.duration_s:.1f}", "error": res.error,
         "metrics": scalars, "complex_metrics": complex_metrics, "curve": curve,
-        "params": [(k, _fmt(v)) for k, v in res.params.items()],
+        "params": _folded(res.params),
         "findings": [_finding_context(f) for f in sorted(res.findings, key=lambda f: f.severity.rank, reverse=True)],
         "worst": res.max_severity.value if res.max_severity else None,
         "images": _images(res, out_dir), "controls": res.controls,

@@ -195,7 +195,7 @@ class AdversarialAttributionCheck:
             titles = ([f"clean #{i}" for i in idx] + [f"IG clean #{i}" for i in idx] + [f"adv #{i}" for i in idx]
                       + [f"IG adv #{i}" for i in idx])
             artifacts["attributions_clean_vs_adversarial.png"] = heatmap_png(
-                maps, titles, f"integrated gradients, clean vs PGD eps={eps:g}")
+                maps, titles, f"integrated gradients, clean vs PGD eps={eps:g}", cols=len(idx))
         return CheckResult(self.id, self.title, Status.PASS, metrics=metrics,
                            params={"eps": eps, "norm": "linf", "steps": 20, "ig_steps": 16, "samples": len(x),
                                    "seed": ctx.seed},

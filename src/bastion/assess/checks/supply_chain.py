@@ -101,6 +101,22 @@ class ModelScanCheck:
         )
 
 
+KEY_PATH = "keys/release"
+
+
+def sign_command(path: Path | str, ctx: CheckContext, with_keygen: bool = False) -> str:
+    """The runnable command that signs ``path`` with this assessment attached as its evidence attestation.
+
+    ``keys/release`` is the private key (``keys/release.pub`` its public half); ``with_keygen`` prepends the
+    one-time command that creates it.
+    """
+    report = (Path(ctx.out_dir) / "assessment.json") if ctx.out_dir is not None else Path("assessment.json")
+    sign = f"bastion model sign {path} --key {KEY_PATH} --attest {report}"
+    if not with_keygen:
+        return sign
+    return f"bastion keys generate --out {KEY_PATH}   # once: private key {KEY_PATH}, public key {KEY_PATH}.pub\n{sign}"
+
+
 class SignatureCheck:
     """Verify the model's OpenSSF model-signing bundle and Bastion evidence attestation."""
 
@@ -121,7 +137,7 @@ class SignatureCheck:
         pub = ctx.option("public_key") or os.environ.get("BASTION_MODEL_PUBKEY")
         bundle = bundle_path_for(path)
         params = {"path": str(path), "bundle": str(bundle), "public_key": pub}
-        rec = f"sign it: `bastion model sign {path} --key PREFIX --attest assessment.json`"
+        rec = sign_command(path, ctx, with_keygen=True)
         if not bundle.is_file():
             f = Finding("supply_chain.signature.unsigned", Severity.MEDIUM, "model file is not signed",
                         {"file": str(path)}, rec, list(SIGNATURE_CONTROLS))
@@ -137,7 +153,7 @@ class SignatureCheck:
             res = verify_model(path, pub)
         except BastionError as exc:
             f = Finding("supply_chain.signature.invalid", Severity.CRITICAL, "model does not match its signature",
-                        {"error": str(exc)}, f"restore the signed model or re-{rec}", list(SIGNATURE_CONTROLS))
+                        {"error": str(exc)}, f"restore the signed model, or sign this one again: {sign_command(path, ctx)}", list(SIGNATURE_CONTROLS))
             return CheckResult(self.id, self.title, Status.FAIL, {"signed": True, "verified": False}, params,
                                [f], controls=list(SIGNATURE_CONTROLS), summary=str(exc))
         findings = []
@@ -174,7 +190,7 @@ class ProvenanceCheck:
         att = attestation_path_for(path)
         params = {"path": str(path), "attestation": str(att), "public_key": pub}
         controls = list(self.controls)
-        rec = f"attest it: `bastion model sign {path} --key PREFIX --attest assessment.json`"
+        rec = sign_command(path, ctx)
 
         def result(status: Status, metrics: dict[str, object], findings: list[Finding], summary: str) -> CheckResult:
             return CheckResult(self.id, self.title, status, dict(metrics), params, findings, controls=controls,
@@ -194,7 +210,7 @@ class ProvenanceCheck:
         except BastionError as exc:
             return result(Status.FAIL, {"attested": True, "verified": False}, [Finding(
                 "supply_chain.provenance.invalid", Severity.CRITICAL, "attestation or signature does not verify",
-                {"error": str(exc)}, f"restore the attested model or re-{rec}", controls)], str(exc))
+                {"error": str(exc)}, f"restore the attested model, or attest this one again: {sign_command(path, ctx)}", controls)], str(exc))
         predicate = res.attestation or {}
         attested = {d.get("name"): (d.get("digest") or {}).get("sha256") for d in predicate.get("datasets", [])}
         current = {k: v for k, v in target.fingerprints.items() if k != "model"}

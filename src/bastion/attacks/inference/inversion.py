@@ -51,8 +51,12 @@ class InversionResult:
         import matplotlib.pyplot as plt
 
         k = len(self.images)
-        fig, axes = plt.subplots(1, k, figsize=(1.1 * k, 1.4), dpi=100)
-        for c, ax in enumerate(np.atleast_1d(axes)):
+        cols = min(k, 5)  # a grid, not a strip: legible at a phone's width
+        rows = -(-k // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows), dpi=100, squeeze=False)
+        for ax in axes.ravel()[k:]:
+            ax.axis("off")
+        for c, ax in enumerate(axes.ravel()[:k]):
             img = self.images[c]
             ax.imshow(img[0] if img.ndim == 3 else img.reshape(-1, int(np.sqrt(img.size))), cmap="gray")
             ax.set_title(str(c), fontsize=8)
