@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import attack_app
-from bastion.cli.output import OutputFormat, ThreadsOpt, console, print_json, stdout, use_threads
+from bastion.cli.output import OutputFormat, ThreadsOpt, console, print_json, print_table, use_threads
 
 
 class AttackName(str, Enum):
@@ -120,6 +120,6 @@ def evasion(
                 "duration_s", "samples_per_s", "queries"):
         v = out[key]
         table.add_row(key, "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)))
-    stdout.print(table)
+    print_table(table)
     if save_adv is not None:
         console.print(f"wrote {save_adv}")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import data_app
-from bastion.cli.output import OutputFormat, print_json, stdout
+from bastion.cli.output import OutputFormat, print_json, print_table, stdout
 from bastion.cli.principals import store_url
 
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
@@ -57,7 +57,7 @@ def list_cmd(fmt: FormatOpt = OutputFormat.text) -> None:
     for r in rows:
         t.add_row(r.name, r.classification, r.owner, str(len(r.files)), str(r.size),
                   f"epoch {r.key_epoch}" if r.encrypted else "no", r.manifest_sha256[:12])
-    stdout.print(t)
+    print_table(t)
 
 
 @data_app.command("show")
@@ -87,7 +87,7 @@ def _print_grants(grants: list[Any]) -> None:
     for g in grants:
         t.add_row(g.principal, g.role, g.purpose or "-", (g.expires_at or "no expiry")[:19], g.status(),
                   g.granted_by, (g.key_fingerprint or "none (cannot decrypt)")[:16])
-    stdout.print(t)
+    print_table(t)
 
 
 @data_app.command("grant")

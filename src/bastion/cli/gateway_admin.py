@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from bastion.cli.groups import audit_app, clients_app, db_app, registry_app
-from bastion.cli.output import EXIT_FINDINGS, OutputFormat, console, print_json, stdout
+from bastion.cli.output import EXIT_FINDINGS, OutputFormat, console, print_json, print_table, stdout
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Gateway config (bastion.yaml).")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
@@ -85,7 +85,7 @@ def list_models(
     for r in rows:
         t.add_row(r.name, r.version, r.format, r.sha256[:12], "yes" if r.verified else "NO", r.scan_verdict,
                   _spec_text(r), ",".join(r.aliases), r.created_at[:19])
-    stdout.print(t)
+    print_table(t)
 
 
 def _spec_text(r) -> str:  # type: ignore[no-untyped-def]
@@ -201,7 +201,7 @@ def list_clients(config: ConfigOpt = None, fmt: FormatOpt = OutputFormat.text) -
     for r in rows:
         status = "revoked" if r.revoked_at else ("active" if r.active else "expired")
         t.add_row(r.id, r.name, r.role, ",".join(r.models), ",".join(r.scopes), (r.expires_at or "-")[:19], status)
-    stdout.print(t)
+    print_table(t)
 
 
 @clients_app.command("revoke")

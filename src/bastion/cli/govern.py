@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import govern_app
-from bastion.cli.output import OutputFormat, console, print_json, stdout
+from bastion.cli.output import OutputFormat, console, print_json, print_table, stdout
 
 risks_app = typer.Typer(name="risks", help="The AI risk register: list, add, update, seed, history.",
                         no_args_is_help=True, pretty_exceptions_enable=False)
@@ -123,7 +123,7 @@ def coverage(
     for s in matrix["summary"].values():
         table.add_row(f"{s['name']} {s['version']}", *(str(s[k]) for k in ("items", "fail", "warn", "pass",
                                                                            "no evidence", "not covered")))
-    stdout.print(table)
+    print_table(table)
     ctl_table = Table(title="Controls")
     for col in ("control", "status", "latest evidence"):
         ctl_table.add_column(col)
@@ -186,7 +186,7 @@ def _print_risks(views: list[Any]) -> None:
                       f"{v.residual} {v.residual_band}", v.owner or "—", v.status,
                       (v.review_date or "—") + (" OVERDUE" if v.review_overdue else ""),
                       ",".join(v.control_ids))
-    stdout.print(table)
+    print_table(table)
 
 
 @risks_app.command("list")

@@ -10,7 +10,7 @@ import typer
 
 from bastion.cli.govern import AssessmentOpt, _runs
 from bastion.cli.groups import govern_app
-from bastion.cli.output import OutputFormat, console, print_json, stdout
+from bastion.cli.output import OutputFormat, console, print_json, print_table
 
 
 class DocOutFormat(str, Enum):
@@ -123,4 +123,4 @@ def ethics_cmd(
         table.add_column(col)
     for i in items:
         table.add_row(i.item, i.principle, i.answer or "—", i.owner or "—", (i.notes or "")[:60])
-    stdout.print(table)
+    print_table(table)

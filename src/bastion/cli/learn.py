@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import app
-from bastion.cli.output import EXIT_FINDINGS, OutputFormat, console, print_json, stdout
+from bastion.cli.output import EXIT_FINDINGS, OutputFormat, console, print_json, print_table, stdout
 
 learn_app = typer.Typer(name="learn", help="Security training: hands-on labs, quizzes and completion records.",
                         no_args_is_help=True, pretty_exceptions_enable=False)
@@ -66,7 +66,7 @@ def list_labs(
     for r in rows:
         table.add_row(str(r["lab"]), r["title"], "yes" if r["available"] else "not yet",
                       "✓" if r["goal_passed"] else "·", "✓" if r["quiz_passed"] else "·")
-    stdout.print(table)
+    print_table(table)
     for r in rows:
         if not r["available"]:
             console.print(f"lab {r['lab']}: {r['availability']}")
@@ -216,7 +216,7 @@ def records_cmd(
     for c in cov:
         table.add_row(c["team"], str(c["learners"]), *(str(c["completed_per_lab"][i]) for i in range(1, 7)),
                       f"{c['coverage']:.0%}")
-    stdout.print(table)
+    print_table(table)
     for r in recs[-20:]:
         stdout.print(f"{r.completed_at[:19]} {r.learner} ({r.team}) lab {r.lab} {r.kind} {r.score:.2f} "
                      f"{'passed' if r.passed else 'failed'}")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import demo_app, incident_app, monitor_app
-from bastion.cli.output import EXIT_FINDINGS, OutputFormat, console, print_json, stdout
+from bastion.cli.output import EXIT_FINDINGS, OutputFormat, console, print_json, print_table, stdout
 
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json")]
 
@@ -112,7 +112,7 @@ def incident_list(
     for r in rows:
         table.add_row(str(r["id"]), r["opened_at"], r["severity"], r["status"], r["alert_type"], str(r["model"]),
                       str(r["version"]), ",".join(r["affected_clients"]), ",".join(r["actions_done"]))
-    stdout.print(table)
+    print_table(table)
 
 
 @incident_app.command("show")

@@ -45,6 +45,15 @@ def use_threads(threads: int | None) -> int:
     return int(torch.get_num_threads())
 
 
+def print_table(table: Any) -> None:
+    """Print a rich ``Table`` on stdout: fitted to a terminal, never wrapped or cut when piped or redirected
+    (scripts and ``grep`` see every column in full)."""
+    if stdout.is_terminal:
+        stdout.print(table)
+        return
+    Console(width=100_000, soft_wrap=True, highlight=False).print(table)
+
+
 class OutputFormat(str, Enum):
     text = "text"
     json = "json"

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from bastion.cli.groups import principals_app
-from bastion.cli.output import OutputFormat, print_json, stdout
+from bastion.cli.output import OutputFormat, print_json, print_table, stdout
 
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
 
@@ -76,4 +76,4 @@ def list_cmd(fmt: FormatOpt = OutputFormat.text) -> None:
     t = Table("name", "kind", "key fingerprint", "gateway client", "note")
     for r in rows:
         t.add_row(r.name, r.kind, (r.key_fingerprint or "-")[:16], r.client_id or "-", r.note)
-    stdout.print(t)
+    print_table(t)
