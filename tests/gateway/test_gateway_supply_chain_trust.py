@@ -84,3 +84,27 @@ def test_registry_list_shows_the_spec_in_force(reg: Any, gw_home: Path, signer: 
     out = CliRunner().invoke(build_app(), ["registry", "list", "listed", "--config", str(cfg)], env={"COLUMNS": "250"})
     assert out.exit_code == 0, out.output
     assert "[1, 8, 8]" in out.output and "signed benign.pt.bastion.json" in out.output
+
+
+def test_registry_applies_its_max_attestation_age(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    import bastion.artifacts.signing as signing
+    from bastion.gateway import registry as registry_mod
+    from bastion.gateway.config import RegistryConfig
+
+    with pytest.raises(Exception, match="greater than 0"):
+        RegistryConfig(max_attestation_age_days=0)
+    seen: dict[str, Any] = {}
+
+    class _Res:
+        serving_specs: list[dict[str, Any]] = []
+
+    def fake_verify(path: Path, key: Path, **kw: Any) -> _Res:
+        seen.update(kw)
+        return _Res()
+
+    monkeypatch.setattr(signing, "verify_model", fake_verify)
+    monkeypatch.setattr("bastion.artifacts.keys.public_key_fingerprint", lambda key: "fp")
+    registry_mod._verify(tmp_path / "m.pt", [tmp_path / "k.pub"], True, "medium", tmp_path / "m.pt", [], 30.0)
+    assert seen["max_attestation_age"] == timedelta(days=30) and seen["require_attestation"] is True

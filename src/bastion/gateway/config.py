@@ -118,6 +118,7 @@ class RegistryConfig(_Strict):
     trusted_keys: list[Path] = Field(default_factory=list)
     require_attestation: bool = False
     max_severity: Literal["info", "low", "medium", "high", "critical"] = "medium"
+    max_attestation_age_days: float | None = Field(default=None, gt=0)  # refuse assessments older than this
     store_dir: Path | None = None
 
 

@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ def _scan(path: Path) -> str:
 
 
 def _verify(path: Path, keys: list[Path], require_attestation: bool, max_severity: str, shown: Path,
-            specs: list[dict[str, Any]] | None = None) -> str:
+            specs: list[dict[str, Any]] | None = None, max_age_days: float | None = None) -> str:
     """Verify the model's signature with one of ``keys``; returns the signer's key fingerprint.
 
     ``specs`` receives the signed serving specs (sidecars) the verification established."""
@@ -120,7 +120,8 @@ def _verify(path: Path, keys: list[Path], require_attestation: bool, max_severit
     sev = Severity(max_severity) if require_attestation else None
     for key in keys:
         try:
-            res = verify_model(path, key, require_attestation=require_attestation, max_severity=sev)
+            res = verify_model(path, key, require_attestation=require_attestation, max_severity=sev,
+                               max_attestation_age=None if max_age_days is None else timedelta(days=max_age_days))
             if specs is not None:
                 specs.extend(res.serving_specs)
             return public_key_fingerprint(key)
@@ -210,7 +211,8 @@ class Registry:
             specs: list[dict[str, Any]] = []
             try:
                 signer = _verify(model_file, trusted, self.config.registry.require_attestation,
-                                 self.config.registry.max_severity, src, specs)
+                                 self.config.registry.max_severity, src, specs,
+                                 self.config.registry.max_attestation_age_days)
             except (SignatureError, DependencyError) as exc:
                 if not allow_unsigned:
                     raise SignatureError(f"refusing unsigned or unverified model: {exc} "
