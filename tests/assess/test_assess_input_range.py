@@ -227,3 +227,22 @@ def test_cli_conventions_version_short_help_and_only_prefix(tmp_path: Path, caps
     code, stdout, _ = run_cli(["assess", "--model", str(p), "--data", str(data), "--only", "evasion.robust",
                                "--dry-run", "--format", "json"], capsys)
     assert code == 0 and [c["id"] for c in json.loads(stdout)["checks"]] == ["evasion.robustness_curve"]
+
+
+def test_demo_data_is_one_spelling_everywhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bastion.data.arrays import load_labelled
+    from bastion.datasets.files import read_data_file
+
+    a, b = read_data_file("demo:digits"), read_data_file("builtin:digits")
+    assert a.path == b.path == "demo:digits" and a.sha256 == b.sha256 and a.sample_shape == (1, 8, 8)
+    assert load_labelled("builtin:wine")[0].x_train is not None
+    with pytest.raises(Exception, match="unknown demo data set"):
+        read_data_file("demo:cifar")
+    p = tmp_path / "m.pt"
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
+    torch.jit.save(torch.jit.script(net), str(p))
+    code, stdout, err = run_cli(["assess", "--model", str(p), "--data", "demo:digits", "--dry-run", "--format", "json"],
+                                capsys)
+    assert code == 0, err
+    plan = json.loads(stdout)
+    assert plan["target"]["data_path"] == "demo:digits" and plan["input_range"]["clip_max"] == 1.0

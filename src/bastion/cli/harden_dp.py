@@ -16,7 +16,7 @@ def harden_dp(
     model_spec: Annotated[str, typer.Option("--model-spec", help="Zoo architecture (digits-mlp, mnist-cnn, tabular-mlp, softmax-regression) or module:Class.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output TorchScript file; OUT.bastion.json and OUT.privacy.json go beside it.")],
     epsilon: Annotated[float, typer.Option("--epsilon", help="Target ε of (ε, δ)-DP.")],
-    data: Annotated[str | None, typer.Option("--data", "-d", help=".npz with x_train/y_train (x_test/y_test for accuracy), or demo:NAME (builtin:NAME).")] = None,
+    data: Annotated[str | None, typer.Option("--data", "-d", help=".npz with x_train/y_train (x_test/y_test for accuracy), or demo:NAME.")] = None,
     delta: Annotated[float, typer.Option("--delta", help="Target δ (keep below 1/n).")] = 1e-5,
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 40,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Expected batch size (Poisson sampling).")] = 512,

@@ -81,3 +81,14 @@ def load_demo_data(name: str, seed: int = 0) -> DemoData:
             [str(c) for c in d.target_names], [str(f) for f in d.feature_names],
         )
     raise InvalidInputError(f"unknown demo data set {name!r}; choose one of {', '.join(DEMO_DATASETS)}")
+
+
+def demo_data_digest(data: DemoData) -> str:
+    """sha256 over a demo data set's arrays (its fingerprint in assessments)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for arr in (data.splits.x_train, data.splits.y_train, data.splits.x_test, data.splits.y_test):
+        if arr is not None:
+            h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()

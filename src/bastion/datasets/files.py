@@ -202,11 +202,41 @@ def data_source(text: str) -> Any:
     return found[0].load() if found else None
 
 
+DEMO_PREFIXES = ("demo:", "builtin:")
+
+
+def demo_name(source: str | Path | None) -> str | None:
+    """``digits`` for ``demo:digits`` (or the older spelling ``builtin:digits``); ``None`` for anything else."""
+    text = "" if source is None else str(source)
+    if not text.startswith(DEMO_PREFIXES):
+        return None
+    from bastion.datasets.builtin import DEMO_DATASETS
+
+    name = text.split(":", 1)[1]
+    if name not in DEMO_DATASETS:
+        raise InvalidInputError(f"unknown demo data set {name!r} in {text!r}; choose demo:" + ", demo:".join(DEMO_DATASETS))
+    return name
+
+
 def read_data_file(path: str | Path, label: str | None = None, n_classes: int | None = None) -> DataFile:
     """Load ``path`` with its metadata; checks labels against ``n_classes`` when given.
 
+    ``demo:NAME`` (or ``builtin:NAME``) is a built-in data set (digits, mnist, breast-cancer, wine).
+
     ``dataset:NAME`` reads a registered data set: the caller's grant is checked and the read audited
     (``bastion.gateway.dataset_keys.open_for_reading``)."""
+    demo = demo_name(path)
+    if demo is not None:
+        from bastion.datasets.builtin import demo_data_digest, load_demo_data
+
+        dd = load_demo_data(demo)
+        sp = dd.splits
+        splits = DataSplits(sp.x_train, sp.y_train, sp.x_test, sp.y_test, sp.x_pop, sp.y_pop)
+        data = DataFile(f"demo:{demo}", "demo", demo_data_digest(dd), splits, list(dd.feature_names),
+                        list(dd.class_names))
+        if n_classes is not None:
+            check_labels(data.splits, n_classes, data.path)
+        return data
     source = data_source(str(path))
     if source is not None:
         scheme, _, name = str(path).partition(":")

@@ -72,9 +72,6 @@ class TrainingData:
         return InputRange(self.clip_min, self.clip_max, self.range_source)
 
 
-DEMO_PREFIXES = ("demo:", "builtin:")
-
-
 def load_training_data(data: str | Path | None, demo: str | None = None, label: str | None = None,
                        clip_min: float | None = None, clip_max: float | None = None) -> TrainingData:
     """Training arrays from ``demo``/``demo:NAME``/``builtin:NAME`` (digits, mnist, breast-cancer, wine) or
@@ -84,20 +81,20 @@ def load_training_data(data: str | Path | None, demo: str | None = None, label: 
         raise ConfigError("give exactly one of --demo NAME or --data FILE")
     if demo is None and data is None:
         raise ConfigError("--data is required: an .npz with x_train/y_train, or demo:NAME (e.g. demo:digits)")
+    from bastion.datasets.files import demo_name, read_data_file
+
     text = str(data) if data is not None else ""
-    if demo is not None or text.startswith(DEMO_PREFIXES):
+    name = demo if demo is not None else demo_name(text)
+    if name is not None:
         from bastion.datasets import load_demo_data
 
-        name = demo if demo is not None else text.split(":", 1)[1]
         dd = load_demo_data(name)
         sp = dd.splits
         assert sp.x_train is not None and sp.y_train is not None
         rng = resolve_range(flag=(clip_min, clip_max), model=(dd.clip_min, dd.clip_max))
         return TrainingData(sp.x_train, sp.y_train, sp.x_test, sp.y_test, dd.input_shape, len(dd.class_names),
-                            f"builtin:{name}", rng.clip_min, rng.clip_max, dd.class_names,
+                            f"demo:{name}", rng.clip_min, rng.clip_max, dd.class_names,
                             rng.source if rng.source != "unknown" else "model")
-    from bastion.datasets.files import read_data_file
-
     f = read_data_file(text, label=label)
     s = f.splits
     if s.x_train is None or s.y_train is None:

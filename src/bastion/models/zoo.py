@@ -23,7 +23,7 @@ from bastion.core.errors import InvalidInputError
 from bastion.core.model import InputSpec
 from bastion.core.paths import atomic_write_bytes, bastion_home, sha256_file
 from bastion.core.target import Target, TargetMetadata
-from bastion.datasets.builtin import DemoData, load_demo_data
+from bastion.datasets.builtin import DemoData, demo_data_digest, load_demo_data
 from bastion.models.adapters import SklearnAdapter, TorchAdapter
 
 ZOO_VERSION = "1"
@@ -208,19 +208,10 @@ def demo_target(name: str, seed: int = 0) -> Target:
         feature_names=data.feature_names,
         description=f"Bastion demo model '{name}' trained on the built-in {data_name} data",
     )
-    fingerprints = {"model": sha256_file(path), "data": _data_digest(data)}
+    fingerprints = {"model": sha256_file(path), "data": demo_data_digest(data)}
     return Target(
         name=f"demo:{name}", model=model, data=data.splits, metadata=meta,
-        fingerprints=fingerprints, model_format=fmt, model_path=str(path), data_path=f"builtin:{data_name}",
+        fingerprints=fingerprints, model_format=fmt, model_path=str(path), data_path=f"demo:{data_name}",
     )
 
-
-def _data_digest(data: DemoData) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for arr in (data.splits.x_train, data.splits.y_train, data.splits.x_test, data.splits.y_test):
-        if arr is not None:
-            h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
 

@@ -178,7 +178,7 @@ def harden_command(target: Target, plan: EvasionPlan) -> str:
         demo = target.name.split(":", 1)[1]
         arch = DEMO_ARCHITECTURES.get(demo, "ARCH")
         return f"bastion harden adversarial-training --demo {demo} --model-spec {arch} {eps} --out robust.pt"
-    data = target.data_path if target.data_path and not target.data_path.startswith("builtin:") else "DATA"
+    data = target.data_path or "DATA"
     cmd = f"bastion harden adversarial-training --data {data} --model-spec ARCH {eps} --out robust.pt"
     return cmd if plan.norm == "linf" else cmd + " (adversarial training is L∞; use the L∞ budget that covers this L2 ball)"
 

@@ -113,7 +113,7 @@ class PrivacyLab:
 
 1. Attack the digits demo model: `bastion attack membership --demo digits --format json > {workdir}/membership.json`.
 2. Train a DP-SGD model on the digits training set:
-   `bastion harden dp --model-spec digits-mlp --data builtin:digits --epsilon 3 --delta 1e-5 --out {workdir}/dp_model.pt`
+   `bastion harden dp --model-spec digits-mlp --data demo:digits --epsilon 3 --delta 1e-5 --out {workdir}/dp_model.pt`
    (the privacy statement `dp_model.pt.privacy.json` is written beside it).
 3. Check: `bastion learn check 3 --dir {workdir}` — Bastion re-measures the DP model itself.
 ATLAS AML.T0024.000 Infer Training Data Membership; OWASP ML04; GDPR Art. 32.
