@@ -63,3 +63,35 @@ def test_sign_verify_cli(tmp_path: Path, corpus: dict[str, Any], capsys: pytest.
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(corpus["malicious"]["os_system.pkl"].read_bytes())
     assert run(["model", "sign", str(evil), "--key", str(key)], capsys)[0] == 2
+
+
+def test_one_key_grammar_trusted_key_repeatable_and_old_spellings_deprecated(
+        tmp_path: Path, corpus: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    key, other = tmp_path / "k", tmp_path / "other"
+    for k in (key, other):
+        assert run(["keys", "generate", "--out", str(k)], capsys)[0] == 0
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(corpus["benign"]["weights.safetensors"].read_bytes())
+    assert run(["model", "sign", str(model), "--key", str(key)], capsys)[0] == 0
+    # any one of the trusted keys may have signed it
+    code, out = run(["model", "verify", str(model), "--trusted-key", f"{other}.pub", "--trusted-key", f"{key}.pub",
+                     "--format", "json"], capsys)
+    assert code == 0 and json.loads(out)["verified"] is True
+    assert run(["model", "verify", str(model), "--trusted-key", f"{other}.pub"], capsys)[0] == 2
+    # the old spelling still works, with a note on stderr
+    with pytest.raises(SystemExit) as exc:
+        main(["model", "verify", str(model), "--key", f"{key}.pub"])
+    assert exc.value.code in (0, None) and "deprecated: --key" in capsys.readouterr().err
+    # data manifests: the same flag
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "t.csv").write_text("id,v\n1,2\n2,3\n")
+    man = tmp_path / "m.json"
+    assert run(["data", "manifest", str(data), "--out", str(man), "--key", str(key)], capsys)[0] == 0
+    code, out = run(["data", "verify", str(data), "--manifest", str(man), "--trusted-key", f"{other}.pub",
+                     "--trusted-key", f"{key}.pub", "--format", "json"], capsys)
+    assert code == 0 and json.loads(out)["signature"]["status"] == "valid"
+    code, out = run(["data", "verify", str(data), "--manifest", str(man), "--trusted-key", f"{other}.pub",
+                     "--format", "json"], capsys)
+    assert code == 1 and json.loads(out)["signature"]["status"] == "invalid"
+    assert run(["model", "verify", str(model)], capsys)[0] == 2, "no key at all: a clear error"

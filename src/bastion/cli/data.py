@@ -15,9 +15,11 @@ from bastion.cli.output import (
     EXIT_FINDINGS,
     OutputFormat,
     ThreadsOpt,
+    TrustedKeyOpt,
     console,
     print_json,
     stdout,
+    trusted_keys,
     use_threads,
 )
 
@@ -60,13 +62,15 @@ def manifest(
 def verify(
     paths: Annotated[list[Path], typer.Argument(help="The same files or directories as at manifest time.")],
     manifest_path: Annotated[Path, typer.Option("--manifest", help="Manifest JSON to check against.")],
-    pub: Annotated[Path | None, typer.Option("--pub", help="Public key that must have signed it.")] = None,
+    trusted_key: TrustedKeyOpt = None,
+    pub: Annotated[Path | None, typer.Option("--pub", hidden=True, help="Deprecated: --trusted-key.")] = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Report added/removed/modified files and exactly which rows were inserted, deleted or modified."""
-    from bastion.data.integrity import verify_manifest
+    from bastion.data.integrity import manifest_signer, verify_manifest
 
-    report = verify_manifest(paths, manifest_path, pub=pub)
+    keys = trusted_keys(trusted_key, pub, "--pub")
+    report = verify_manifest(paths, manifest_path, pub=manifest_signer(manifest_path, keys))
     if fmt == OutputFormat.json:
         print_json(report)
     else:

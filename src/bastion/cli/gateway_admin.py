@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 
 from bastion.cli.groups import audit_app, clients_app, db_app, registry_app
-from bastion.cli.output import EXIT_FINDINGS, OutputFormat, console, print_json, print_table, stdout
+from bastion.cli.output import (
+    EXIT_FINDINGS,
+    OutputFormat,
+    console,
+    print_json,
+    print_table,
+    stdout,
+    trusted_keys,
+)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Gateway config (bastion.yaml).")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
@@ -32,8 +40,10 @@ def push(
     model: Annotated[Path, typer.Argument(help="Model file (signed with `bastion model sign`).")],
     name: Annotated[str, typer.Option("--name", help="Registry name.")],
     version: Annotated[str | None, typer.Option("--version", help="Version (default: next integer).")] = None,
-    key: Annotated[list[Path] | None, typer.Option(
-        "--key", help="Verify with this key only; it must be a trusted key (registry.trusted_keys or trust-key).")] = None,
+    trusted_key: Annotated[list[Path] | None, typer.Option(
+        "--trusted-key", help="Verify with this key only (repeatable); it must be a trusted key "
+                              "(registry.trusted_keys or trust-key).")] = None,
+    key: Annotated[list[Path] | None, typer.Option("--key", hidden=True, help="Deprecated: --trusted-key.")] = None,
     allow_unsigned: Annotated[bool, typer.Option(
         "--allow-unsigned", help="Admin override: register an unsigned/unverified model (audited).")] = False,
     input_shape: Annotated[str | None, typer.Option("--input-shape", help="e.g. 1,8,8 (else the sidecar).")] = None,
@@ -55,7 +65,8 @@ def push(
         except ValueError:
             raise InvalidInputError(f"--input-shape {input_shape!r}: expected integers like 1,8,8") from None
     reg = Registry(_config(config))
-    info = reg.push(model, name, version, keys=key or [], allow_unsigned=allow_unsigned, input_shape=shape,
+    info = reg.push(model, name, version, keys=trusted_keys(trusted_key, key, "--key (a public key)"),
+                    allow_unsigned=allow_unsigned, input_shape=shape,
                     clip_min=clip_min, clip_max=clip_max, promote=promote)
     if fmt == OutputFormat.json:
         print_json(info.to_dict())
@@ -239,7 +250,10 @@ def _when(value: str | None) -> tuple[int | None, float | None]:
 
 @audit_app.command("verify")
 def verify(
-    public_key: Annotated[Path | None, typer.Option("--public-key", help="Checkpoint key (default: the gateway's).")]
+    trusted_key: Annotated[list[Path] | None, typer.Option(
+        "--trusted-key", help="Checkpoint public key (default: the gateway's); repeatable: any one may have signed.")]
+    = None,
+    public_key: Annotated[Path | None, typer.Option("--public-key", hidden=True, help="Deprecated: --trusted-key.")]
     = None,
     config: ConfigOpt = None,
     fmt: FormatOpt = OutputFormat.text,
@@ -249,8 +263,11 @@ def verify(
     from bastion.gateway.audit import verify_chain
 
     cfg = _config(config)
-    pub = public_key or public_path_for(cfg.audit_key_path())
-    rep = verify_chain(cfg.db_url, pub if pub.exists() else None)
+    keys = trusted_keys(trusted_key, public_key, "--public-key") or [public_path_for(cfg.audit_key_path())]
+    for pub in keys:  # the first key the checkpoints verify with (else the last key's report)
+        rep = verify_chain(cfg.db_url, pub if pub.exists() else None)
+        if rep.ok:
+            break
     if fmt == OutputFormat.json:
         print_json(rep.to_dict())
     elif rep.ok:

@@ -19,8 +19,10 @@ from bastion.cli.output import (
     EXIT_FINDINGS,
     EXIT_NOTHING,
     OutputFormat,
+    TrustedKeyOpt,
     print_json,
     stdout,
+    trusted_keys,
 )
 
 
@@ -123,7 +125,8 @@ def sign(
 @model_app.command("verify")
 def verify(
     path: Annotated[Path, typer.Argument(help="Model file or directory.")],
-    key: Annotated[Path, typer.Option("--key", help="Public key (PREFIX.pub).")],
+    trusted_key: TrustedKeyOpt = None,
+    key: Annotated[list[Path] | None, typer.Option("--key", hidden=True, help="Deprecated: --trusted-key.")] = None,
     require_attestation: Annotated[bool, typer.Option("--require-attestation")] = False,
     max_severity: Annotated[SeverityName | None, typer.Option(
         "--max-severity", help="Refuse when any attested finding (assessment or scan) or the current scan is worse."
@@ -137,12 +140,26 @@ def verify(
     its binding to these files is recomputed, and --max-severity applies to every attested finding."""
     from bastion.artifacts.keys import public_path_for
     from bastion.artifacts.signing import parse_age, verify_model
+    from bastion.core.errors import ConfigError, SignatureError
     from bastion.core.severity import Severity
 
+    keys = trusted_keys(trusted_key, key, "--key (a public key)")
+    if not keys:
+        raise ConfigError("pass --trusted-key KEY.pub (the public half of the signing key; repeatable)")
     age = parse_age(max_attestation_age) if max_attestation_age else None
-    res = verify_model(path, public_path_for(key), require_attestation=require_attestation,
-                       max_severity=Severity.parse(max_severity.value) if max_severity else None, bundle=signature,
-                       max_attestation_age=age)
+    problems: list[str] = []
+    for k in keys:
+        try:
+            res = verify_model(path, public_path_for(k), require_attestation=require_attestation,
+                               max_severity=Severity.parse(max_severity.value) if max_severity else None,
+                               bundle=signature, max_attestation_age=age)
+            break
+        except SignatureError as exc:
+            if len(keys) == 1:
+                raise
+            problems.append(f"{k}: {exc}")
+    else:
+        raise SignatureError(f"{path} does not verify with any of the {len(keys)} trusted keys: " + "; ".join(problems))
     if fmt == OutputFormat.json:
         print_json(res.to_dict())
     else:

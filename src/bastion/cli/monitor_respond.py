@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import demo_app, incident_app, monitor_app
-from bastion.cli.output import EXIT_FINDINGS, OutputFormat, console, print_json, print_table, stdout
+from bastion.cli.output import (
+    EXIT_FINDINGS,
+    OutputFormat,
+    TrustedKeyOpt,
+    console,
+    print_json,
+    print_table,
+    stdout,
+    trusted_keys,
+)
 
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json")]
 
@@ -175,13 +184,23 @@ def incident_export(
 @incident_app.command("verify")
 def incident_verify(
     bundle: Annotated[Path, typer.Argument()],
-    pub: Annotated[Path | None, typer.Option("--pub", help="Pin the signer's public key.")] = None,
+    trusted_key: TrustedKeyOpt = None,
+    pub: Annotated[Path | None, typer.Option("--pub", hidden=True, help="Deprecated: --trusted-key.")] = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
-    """Verify a forensic bundle offline (digests, signature, audit chain and inclusion proofs)."""
+    """Verify a forensic bundle offline (digests, signature, audit chain and inclusion proofs); --trusted-key pins
+    the signer (any of the keys given)."""
+    from bastion.core.errors import SignatureError
     from bastion.respond.forensics import verify_bundle
 
-    res = verify_bundle(bundle, pub)
+    keys: list[Path | None] = list(trusted_keys(trusted_key, pub, "--pub")) or [None]
+    for i, k in enumerate(keys):
+        try:
+            res = verify_bundle(bundle, k)
+            break
+        except SignatureError:
+            if i == len(keys) - 1:
+                raise
     if fmt == OutputFormat.json:
         print_json(res)
     else:

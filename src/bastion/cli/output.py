@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -30,6 +31,20 @@ EXIT_NOTHING = 3
 ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", help="CPU threads for torch (default: every core torch uses by default; "
                       "OMP_NUM_THREADS is respected). Lower it to share a busy machine.")]
+
+
+TrustedKeyOpt = Annotated[list[Path] | None, typer.Option(
+    "--trusted-key", help="Public key (KEY.pub) that must have signed it; repeatable: any one of them may have.")]
+
+
+def trusted_keys(new: list[Path] | None, old: Path | list[Path] | None, old_flag: str) -> list[Path]:
+    """``--trusted-key`` values, plus a deprecated spelling (``--pub``, ``--key PUB``…) with a note on stderr."""
+    keys = list(new or [])
+    if old:
+        console.print(f"[yellow]deprecated:[/] {old_flag} is now --trusted-key (the old spelling works until the "
+                      "next release)", highlight=False)
+        keys += list(old) if isinstance(old, list) else [old]
+    return keys
 
 
 def use_threads(threads: int | None) -> int:

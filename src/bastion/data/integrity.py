@@ -302,6 +302,20 @@ def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return m
 
 
+def manifest_signer(manifest_path: str | os.PathLike[str], keys: list[Path]) -> Path | None:
+    """Of the trusted ``keys``, the one whose fingerprint signed the manifest (else the first, so that a wrong
+    key is reported as ``invalid``); ``None`` without keys."""
+    from bastion.artifacts.keys import public_key_fingerprint
+
+    if not keys:
+        return None
+    try:
+        signed_by = (json.loads(Path(manifest_path).read_text(encoding="utf-8")).get("signature") or {}).get("key_id")
+    except (OSError, ValueError, AttributeError):
+        return keys[0]
+    return next((k for k in keys if public_key_fingerprint(k) == signed_by), keys[0])
+
+
 def check_signature(manifest: dict[str, Any], pub: str | os.PathLike[str] | None) -> dict[str, Any]:
     """Signature status: ``valid``, ``invalid``, ``unsigned`` or ``not_checked`` (no public key)."""
     from bastion.artifacts.keys import public_key_fingerprint, unb64, verify_bytes
