@@ -16,7 +16,7 @@ import typer
 
 import bastion.cli as cli_pkg
 from bastion.cli.groups import GROUPS, app
-from bastion.cli.output import console
+from bastion.cli.output import console, errors
 from bastion.core.errors import BastionError
 
 _SKIP = {"main", "groups", "output"}
@@ -31,12 +31,27 @@ def _print_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+_verbose = False
+
+
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", "-V", help="Print Bastion's version and exit.",
                                  is_eager=True, callback=_print_version),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only results and errors: no progress, notes or warnings."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what Bastion does (INFO) and show the "
+                                                                "traceback behind an error."),
 ) -> None:
     """Bastion: secure ML models across their life — assess, harden, sign, serve, monitor, govern."""
+    global _verbose
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose exclude each other")
+    console.quiet = quiet
+    _verbose = verbose
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 @app.command("version")
@@ -68,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="bastion", standalone_mode=True)
     except BastionError as exc:
-        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        if _verbose:
+            errors.print_exception()
+        errors.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]")

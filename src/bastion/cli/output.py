@@ -19,7 +19,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # progress, notes, warnings (silenced by --quiet)
+errors = Console(stderr=True)  # errors: never silenced
 stdout = Console()
 
 EXIT_OK = 0

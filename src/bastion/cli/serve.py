@@ -62,6 +62,25 @@ def app_factory() -> Any:
     return app
 
 
+def port_free(host: str, port: int) -> None:
+    """Refuse a busy address with one clear line (uvicorn would exit 1 with the reason buried in a log)."""
+    import errno
+    import socket
+
+    from bastion.core.errors import ConfigError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is not "busy"
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"{host}:{port} is already in use (another `bastion serve`?): stop it or pass "
+                                  "--port N") from None
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 @app.command("serve")
 def serve(
     config: Annotated[Path | None, typer.Option("--config", help="Gateway config (bastion.yaml).")] = None,
@@ -91,6 +110,7 @@ def serve(
         raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
     if ssl_ca_certs is not None and ssl_certfile is None:
         raise ConfigError("--ssl-ca-certs (mTLS) needs --ssl-certfile and --ssl-keyfile")
+    port_free(host or cfg.host, port or cfg.port)
     upgrade(cfg.db_url)
     os.environ["BASTION_GATEWAY_MIGRATED"] = "1"
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
