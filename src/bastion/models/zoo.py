@@ -11,6 +11,7 @@ training), ``tabular-mlp``.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from torch import nn
 
 from bastion.core.errors import InvalidInputError
 from bastion.core.model import InputSpec
-from bastion.core.paths import atomic_write_bytes, bastion_home, sha256_file
+from bastion.core.paths import atomic_write_bytes, atomic_write_text, bastion_home, sha256_file
 from bastion.core.target import Target, TargetMetadata
 from bastion.datasets.builtin import DemoData, demo_data_digest, load_demo_data
 from bastion.models.adapters import SklearnAdapter, TorchAdapter
@@ -157,6 +158,7 @@ def demo_model_path(name: str, seed: int = 0) -> Path:
         raise InvalidInputError(f"unknown demo {name!r}; choose one of {', '.join(DEMO_TARGETS)}")
     path = zoo_dir() / f"{name}-v{ZOO_VERSION}-s{seed}.pt"
     if path.exists():
+        _write_sidecar(name, path)
         return path
     data_name, arch, cfg = DEMO_RECIPES[name]
     data = load_demo_data(data_name, seed=0)
@@ -167,7 +169,19 @@ def demo_model_path(name: str, seed: int = 0) -> Path:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.pt")
     torch.jit.save(scripted, str(tmp))
     tmp.replace(path)
+    _write_sidecar(name, path)
     return path
+
+
+def _write_sidecar(name: str, path: Path) -> None:
+    """``MODEL.bastion.json`` beside a demo model, so the cached file can be pushed or assessed as it is."""
+    side = path.with_name(path.name + ".bastion.json")
+    if side.exists():
+        return
+    data = load_demo_data(DEMO_RECIPES[name][0], seed=0)
+    body = {"input_shape": list(data.input_shape), "dtype": "float32", "clip_min": data.clip_min,
+            "clip_max": data.clip_max, "n_classes": len(data.class_names), "class_names": data.class_names}
+    atomic_write_text(side, json.dumps(body, indent=2) + "\n")
 
 
 def _demo_sklearn_path(seed: int) -> Path:
