@@ -47,6 +47,8 @@ def push(
     allow_unsigned: Annotated[bool, typer.Option(
         "--allow-unsigned", help="Admin override: register an unsigned/unverified model (audited).")] = False,
     input_shape: Annotated[str | None, typer.Option("--input-shape", help="e.g. 1,8,8 (else the sidecar).")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Data file or demo:NAME the model takes: its sample "
+                                             "shape and input range (inferred) when there is no sidecar.")] = None,
     clip_min: Annotated[float | None, typer.Option("--clip-min")] = None,
     clip_max: Annotated[float | None, typer.Option("--clip-max")] = None,
     promote: Annotated[bool | None, typer.Option(
@@ -55,6 +57,8 @@ def push(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Scan, verify the signature, probe in the sandbox and register a model version."""
+    import numpy as np
+
     from bastion.core.errors import InvalidInputError
     from bastion.gateway.registry import Registry
 
@@ -64,6 +68,17 @@ def push(
             shape = tuple(int(s) for s in input_shape.split(","))
         except ValueError:
             raise InvalidInputError(f"--input-shape {input_shape!r}: expected integers like 1,8,8") from None
+    if data is not None and shape is None:
+        from bastion.core.domain import resolve_range
+        from bastion.datasets.files import read_data_file
+
+        d = read_data_file(data)
+        shape = d.sample_shape
+        xs = [x for x in (d.splits.x_train, d.splits.x_test) if x is not None]
+        rng = resolve_range(flag=(clip_min, clip_max), data=xs[0] if len(xs) == 1 else np.concatenate(xs),
+                            image=len(shape) >= 2)
+        clip_min, clip_max = rng.clip_min, rng.clip_max
+        console.print(f"input {list(shape)} from {data}; {rng.describe()}", highlight=False)
     reg = Registry(_config(config))
     info = reg.push(model, name, version, keys=trusted_keys(trusted_key, key, "--key (a public key)"),
                     allow_unsigned=allow_unsigned, input_shape=shape,
