@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bastion.attacks.poisoning.backdoor import attack_success_rate
+from bastion.attacks.poisoning import attack_success_rate
 from bastion.datasets import load_demo_data
 from bastion.defenses.federated import FederatedConfig, run_federated
 from bastion.defenses.federated.flower_app import build_module, local_train

@@ -174,7 +174,8 @@ def test_findings_of_a_quick_demo_run_use_known_controls(tmp_path: Path) -> None
     # a small slice keeps every check fast; what is checked is the control ids they emit
     target = replace(full, data=DataSplits(x_train=d.x_train[:240], y_train=d.y_train[:240],
                                            x_test=d.x_test[:120], y_test=d.y_test[:120]))
-    ctx = CheckContext(profile="quick", seed=0, out_dir=tmp_path, options={"samples": 32, "extraction_budget": 200})
+    ctx = CheckContext(profile="quick", seed=0, out_dir=tmp_path, options={"samples": 32, "extraction_budget": 200,
+                                                                           "n_reference": 8, "time_budget": 20})
     used: set[str] = set()
     for check in checks_for(target, "quick"):
         try:

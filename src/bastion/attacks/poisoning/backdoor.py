@@ -1,15 +1,14 @@
-"""Backdoor poisoning: BadNets trigger patches (dirty label) and a clean-label variant.
+"""BadNets trigger patches (dirty label) and an interpolation clean-label variant.
 
 - ``badnets``: stamp a trigger on ``rate``·n samples of other classes and relabel them to the
   target class (Gu et al. 2017, "BadNets", https://arxiv.org/abs/1708.06733).
 - ``clean_label``: stamp the trigger only on samples that already belong to the target class
   (labels unchanged), after blending them towards other-class content so the model leans on
-  the trigger (Turner et al. 2019, "Label-Consistent Backdoor Attacks",
-  https://arxiv.org/abs/1912.02771 — here with interpolation instead of adversarial
-  perturbation).
+  the trigger (Turner et al. 2019's idea with interpolation instead of an adversarial
+  perturbation; the adversarial version is :func:`~bastion.attacks.poisoning.label_consistent`).
 
 Images (``(n, c, h, w)``) get a square patch in a corner; tabular rows (``(n, d)``) get a
-fixed set of features set to an out-of-range value.
+fixed set of features set to ``value``.
 
 Examples:
     >>> import numpy as np
@@ -25,9 +24,22 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
-from bastion.attacks.poisoning.label_flip import PoisonedSet, _check
+from bastion.attacks.poisoning.base import (
+    ArrayT,
+    PoisonedSet,
+    Trigger,
+    check_poisoning,
+    choose_clean,
+    choose_dirty,
+    like,
+    register_trigger,
+    to_numpy,
+)
 from bastion.core.errors import InvalidInputError
+
+Corner = Literal["bottom-right", "top-left", "bottom-left", "top-right"]
 
 
 @dataclass(frozen=True)
@@ -37,11 +49,15 @@ class TriggerSpec:
 
     size: int = 3
     value: float = 1.0
-    position: Literal["bottom-right", "top-left", "bottom-left", "top-right"] = "bottom-right"
+    position: Corner = "bottom-right"
     features: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def apply(self, x: ArrayT) -> ArrayT:
+        """A copy of ``x`` with the trigger stamped on every sample (numpy or torch, same kind out)."""
+        return like(apply_trigger(to_numpy(x), self), x)
 
 
 def apply_trigger(x: np.ndarray, trigger: TriggerSpec | None = None) -> np.ndarray:
@@ -66,55 +82,44 @@ def apply_trigger(x: np.ndarray, trigger: TriggerSpec | None = None) -> np.ndarr
     raise InvalidInputError(f"cannot place a trigger on data of shape {x.shape}")
 
 
+def _spec(params: dict[str, Any]) -> Trigger:
+    return TriggerSpec(size=int(params.get("size", 3)), value=float(params.get("value", 1.0)),
+                       position=params.get("position", "bottom-right"), features=tuple(params.get("features", ())))
+
+
+register_trigger("badnets", "clean_label")(_spec)
+
+
 def badnets(
-    x: np.ndarray, y: np.ndarray, target: int, rate: float, seed: int = 0, trigger: TriggerSpec | None = None
+    x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, target: int, rate: float, seed: int = 0,
+    trigger: TriggerSpec | None = None,
 ) -> PoisonedSet:
     """Dirty-label BadNets: ``rate``·n non-target samples get the trigger and label ``target``."""
-    _check(x, y, rate)
+    x, y = to_numpy(x), to_numpy(y)
+    check_poisoning(x, y, rate, target)
     t = trigger or TriggerSpec()
-    pool = np.flatnonzero(y != target)
-    n_poison = max(1, round(rate * len(y)))
-    if n_poison > len(pool):
-        raise InvalidInputError(f"rate {rate} needs {n_poison} non-target samples, only {len(pool)} exist")
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(pool, size=n_poison, replace=False))
+    idx = choose_dirty(y, target, rate, seed)
     x_new, y_new = np.array(x, copy=True), y.copy()
     x_new[idx] = apply_trigger(x[idx], t)
     y_new[idx] = target
-    return PoisonedSet(x_new, y_new, idx, "badnets", {"target": target, "rate": rate, "seed": seed, **t.to_dict()})
+    return PoisonedSet(x_new, y_new, idx, "badnets", {"target": target, "rate": rate, "seed": seed, **t.to_dict()}, t)
 
 
 def clean_label(
-    x: np.ndarray, y: np.ndarray, target: int, rate: float, seed: int = 0,
+    x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, target: int, rate: float, seed: int = 0,
     trigger: TriggerSpec | None = None, blend: float = 0.3,
 ) -> PoisonedSet:
-    """Clean-label backdoor: ``rate``·n target-class samples, blended with other-class content
-    (weight ``blend``) and stamped with the trigger; labels stay correct."""
-    _check(x, y, rate)
+    """Clean-label backdoor: ``rate``·n target-class samples (at most the class), blended with
+    other-class content (weight ``blend``) and stamped with the trigger; labels stay correct."""
+    x, y = to_numpy(x), to_numpy(y)
+    check_poisoning(x, y, rate, target)
     t = trigger or TriggerSpec()
-    pool = np.flatnonzero(y == target)
-    others = np.flatnonzero(y != target)
-    n_poison = min(len(pool), max(1, round(rate * len(y))))
+    idx, capped = choose_clean(y, target, rate, seed)
     rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(pool, size=n_poison, replace=False))
-    donors = rng.choice(others, size=n_poison, replace=True)
+    donors = rng.choice(np.flatnonzero(y != target), size=len(idx), replace=True)
     x_new = np.array(x, copy=True)
     mixed = (1.0 - blend) * x[idx] + blend * x[donors]
     x_new[idx] = apply_trigger(mixed.astype(x.dtype), t)
-    return PoisonedSet(
-        x_new, y.copy(), idx, "clean_label", {"target": target, "rate": rate, "seed": seed, "blend": blend, **t.to_dict()}
-    )
-
-
-def attack_success_rate(
-    predict: Any, x_test: np.ndarray, y_test: np.ndarray, target: int, trigger: TriggerSpec | None = None
-) -> float:
-    """Share of non-target test samples that the model sends to ``target`` once triggered.
-
-    ``predict`` maps a batch to labels (e.g. ``lambda x: predict_labels(model, x)``).
-    """
-    keep = y_test != target
-    if not keep.any():
-        raise InvalidInputError("no non-target test samples to measure attack success on")
-    pred = np.asarray(predict(apply_trigger(x_test[keep], trigger)))
-    return float(np.mean(pred == target))
+    params = {"target": target, "rate": rate, "seed": seed, "blend": blend, "capped_at_class_size": capped,
+              **t.to_dict()}
+    return PoisonedSet(x_new, y.copy(), idx, "clean_label", params, t)

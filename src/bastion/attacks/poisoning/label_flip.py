@@ -13,41 +13,20 @@ Examples:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
+import torch
 
+from bastion.attacks.poisoning.base import PoisonedSet, check_poisoning, to_numpy
 from bastion.core.errors import InvalidInputError
 
-
-@dataclass
-class PoisonedSet:
-    """A poisoned training set and the ground truth of which samples were poisoned."""
-
-    x: np.ndarray
-    y: np.ndarray
-    indices: np.ndarray
-    method: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_poisoned(self) -> np.ndarray:
-        mask = np.zeros(len(self.y), dtype=bool)
-        mask[self.indices] = True
-        return mask
+__all__ = ["PoisonedSet", "random_flip", "targeted_flip"]
 
 
-def _check(x: np.ndarray, y: np.ndarray, rate: float) -> None:
-    if len(x) != len(y):
-        raise InvalidInputError(f"x has {len(x)} samples but y has {len(y)}")
-    if not 0.0 < rate < 1.0:
-        raise InvalidInputError(f"poisoning rate {rate} must be in (0, 1)")
-
-
-def random_flip(x: np.ndarray, y: np.ndarray, rate: float, seed: int = 0, n_classes: int | None = None) -> PoisonedSet:
+def random_flip(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, rate: float, seed: int = 0,
+                n_classes: int | None = None) -> PoisonedSet:
     """Flip the labels of ``rate``·n random samples to a different random class."""
-    _check(x, y, rate)
+    x, y = to_numpy(x), to_numpy(y)
+    check_poisoning(x, y, rate)
     rng = np.random.default_rng(seed)
     k = int(n_classes or (int(y.max()) + 1))
     n_poison = max(1, round(rate * len(y)))
@@ -58,10 +37,11 @@ def random_flip(x: np.ndarray, y: np.ndarray, rate: float, seed: int = 0, n_clas
 
 
 def targeted_flip(
-    x: np.ndarray, y: np.ndarray, source: int, target: int, rate: float, seed: int = 0
+    x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, source: int, target: int, rate: float, seed: int = 0
 ) -> PoisonedSet:
     """Relabel ``rate`` of the samples of class ``source`` as class ``target``."""
-    _check(x, y, rate)
+    x, y = to_numpy(x), to_numpy(y)
+    check_poisoning(x, y, rate, target)
     if source == target:
         raise InvalidInputError("source and target class must differ")
     pool = np.flatnonzero(y == source)

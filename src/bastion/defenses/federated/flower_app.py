@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bastion.attacks.poisoning.backdoor import attack_success_rate, badnets
+from bastion.attacks.poisoning import attack_success_rate, badnets
 from bastion.defenses.federated.config import FederatedConfig
 from bastion.defenses.federated.partition import PartitionSpec, partition
 
