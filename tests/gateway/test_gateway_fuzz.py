@@ -41,11 +41,11 @@ def fuzz_target(gw_home: Path, signer: tuple[Path, Path], digits_pt: Path, gwt: 
     _, key = create_client("fuzzer", "admin", ["*"])
     app = create_app(cfg, preload=False)
     with TestClient(app):  # runs the lifespan
-        yield app, key
+        yield app, key, cfg
 
 
 def test_every_operation_answers_within_its_schema(fuzz_target: Any) -> None:
-    app, key = fuzz_target
+    app, key, _ = fuzz_target
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     ops = [r.ok() for r in schema.get_all_operations()]
     assert len(ops) >= 15
@@ -81,3 +81,26 @@ def test_every_operation_answers_within_its_schema(fuzz_target: Any) -> None:
             resp = case.call(headers=auth)
             assert resp.status_code == 200, resp.text
             case.validate_response(resp, checks=CHECKS, headers=auth)
+
+
+def test_integers_beyond_64_bits_are_refused_not_crashed(fuzz_target: Any) -> None:
+    """The case schemathesis found: a refused body echoes its input, and orjson cannot encode ints > 64 bits."""
+    from fastapi.testclient import TestClient
+
+    from bastion.gateway.app import create_app
+
+    _, key, cfg = fuzz_target
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    big = -36893488147419103232
+    with TestClient(create_app(cfg, preload=False)) as client:  # its own app: schemathesis's calls end lifespans
+        _big_int_requests(client, auth, big)
+
+
+def _big_int_requests(client: Any, auth: dict[str, str], big: int) -> None:
+    r = client.put("/v1/models/fz/policy", headers=auth, content=f'{{"type": {{"": [{big}]}}}}')
+    assert r.status_code == 422, r.text
+    assert str(big) in r.text  # the refused value is named, exactly
+    r = client.put("/v1/models/fz/policy", headers=auth, content=f'{{"type": "top_k", "k": {big}}}')
+    assert 400 <= r.status_code < 500, r.text
+    r = client.post("/v1/models/fz/predict", headers=auth, content=f'{{"inputs": [[{big}]]}}')
+    assert 400 <= r.status_code < 500, r.text

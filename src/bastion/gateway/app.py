@@ -15,6 +15,7 @@ route *template* (never by raw path).
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import re
@@ -93,7 +94,10 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _json_bytes(obj: Any) -> bytes:
-    return orjson.dumps(obj, default=str)
+    try:
+        return orjson.dumps(obj, default=str)
+    except TypeError:  # e.g. an integer beyond 64 bits echoed from a refused body: the stdlib encoder takes any int
+        return json.dumps(obj, default=str).encode()
 
 
 def _error(status: int, reason: str, detail: Any, headers: dict[str, str] | None = None) -> Response:
