@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import attack_app
-from bastion.cli.output import OutputFormat, ThreadsOpt, console, dumps, print_json, use_threads
+from bastion.cli.output import OutputFormat, ThreadsOpt, console, dumps, print_json, print_table, use_threads
 
 ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="Model file (TorchScript, torch.export, ONNX, skops).")]
 DataOpt = Annotated[Path | None, typer.Option("--data", "-d", help=".npz with x_train/y_train (members), x_test/y_test, optional x_pop/y_pop.")]
@@ -62,7 +62,7 @@ def _emit(result: dict[str, Any], fmt: OutputFormat, out: Path | None, artifacts
     for key in headline:
         v = result.get(key)
         table.add_row(key, "null" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)))
-    console.print(table)
+    print_table(table)
     if result.get("curve"):
         pts = ", ".join(f"{p['queries']}: {p['fidelity']:.3f}" for p in result["curve"])
         console.print(f"fidelity by queries: {pts}")
@@ -145,8 +145,9 @@ def membership(
     if r.reference is not None:
         p = r.params
         recipe = p.get("reference_recipe", {})
+        recipe_txt = ", ".join(f"{k}={v}" for k, v in recipe.items()) if isinstance(recipe, dict) else str(recipe)
         res["reference_models"] = (f"{p.get('n_reference')} x {p.get('reference_arch')} ({p.get('n_reference_source')}"
-                                   f", budget {p.get('time_budget_s')} s), recipe {recipe}")
+                                   f", budget {p.get('time_budget_s')} s), recipe {recipe_txt}")
         headline.append("reference_models")
         if p.get("clone_unavailable"):
             res["notes"] = [*res.get("notes", []), f"proxy reference models: {p['clone_unavailable']}"]

@@ -88,7 +88,7 @@ def push(
         return
     flag = "[green]verified[/]" if info.verified else "[yellow]UNSIGNED (admin override)[/]"
     stdout.print(f"registered {info.name} v{info.version} ({info.format}, sha256 {info.sha256[:16]}…) {flag}; "
-                 f"scan {info.scan_verdict}; input {info.input_spec['shape']}; aliases {info.aliases or '-'}",
+                 f"scan {info.scan_verdict}; input {info.input_spec['shape']}; aliases {', '.join(info.aliases) or '-'}",
                  soft_wrap=True, highlight=False)
 
 
@@ -195,6 +195,8 @@ def create(
     samples: Annotated[str | None, typer.Option("--samples", help="Own sample budget, e.g. 5000/hour.")] = None,
     config: ConfigOpt = None,
     fmt: FormatOpt = OutputFormat.text,
+    key_only: Annotated[bool, typer.Option(
+        "--key-only", help="Print only the API key, for scripts: KEY=$(bastion clients create … --key-only).")] = False,
 ) -> None:
     """Create a client identity and print its API key (shown once)."""
     from bastion.gateway.clients import create_client
@@ -204,6 +206,9 @@ def create(
     info, key = create_client(name, role, [m for m in models.split(",") if m.strip()],
                               [s for s in (scopes or "").split(",") if s] or None,
                               expires_in_days=expires_in_days, budget=budget or None, db_url=cfg.db_url)
+    if key_only:
+        print(key)
+        return
     if fmt == OutputFormat.json:
         print_json({**info.to_dict(), "api_key": key})
         return

@@ -105,11 +105,12 @@ def adversarial_training(
         print_json(result)
         return
     for e in record.events:
-        console.print(f"[yellow]{e['event']}[/] at epoch {e['epoch']}: {e}")
+        detail = ", ".join(f"{k} {_r3(v)}" for k, v in e.items() if k not in ("event", "epoch"))
+        console.print(f"[yellow]{e['event']}[/] at epoch {e['epoch']}: {detail}")
     test = result.get("test") or {}
     stdout.print(f"trained on {td.source}; {td.input_range().describe()}")
     stdout.print(f"robust model: {written['model']} (best epoch {record.best_epoch}, "
-                 f"val clean {record.best_clean_accuracy}, val robust {record.best_robust_accuracy})")
+                 f"val clean {_r3(record.best_clean_accuracy)}, val robust {_r3(record.best_robust_accuracy)})")
     if test:
         stdout.print(f"test: clean {test['clean_accuracy']:.3f}, PGD-20 robust {test['robust_accuracy_pgd20']:.3f} "
                      f"at eps={test['eps']} on {test['samples']} samples")
@@ -219,3 +220,8 @@ def smooth(
         radii = ", ".join(f"r≥{r}: {a:.2f}" for r, a in c["certified_accuracy"].items())
         stdout.print(f"certified L2 accuracy on {c['samples']} samples: {radii}; mean radius {c['radius_mean']:.3f}; "
                      f"abstained {c['abstain_rate']:.0%}")
+
+
+def _r3(v: object) -> str:
+    """A float to 3 decimals for text output (JSON keeps full precision); anything else as it is."""
+    return f"{v:.3f}" if isinstance(v, float) else str(v)

@@ -12,9 +12,9 @@ from bastion.cli.output import (
     OutputFormat,
     ThreadsOpt,
     console,
+    print_fields,
     print_json,
     progress_bar,
-    stdout,
     use_threads,
 )
 
@@ -108,6 +108,5 @@ def federated(
     if fmt == OutputFormat.json:
         print_json(summary)
     else:
-        for k, v in summary.items():
-            stdout.print(f"{k}: {v}")
+        print_fields(summary)
         console.print("[green]the global model is a normal Bastion model: assess, sign and serve it[/]")

@@ -10,7 +10,14 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import harden_app, he_app
-from bastion.cli.output import OutputFormat, ThreadsOpt, console, print_json, stdout, use_threads
+from bastion.cli.output import (
+    OutputFormat,
+    ThreadsOpt,
+    console,
+    print_fields,
+    print_json,
+    use_threads,
+)
 
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json")]
 
@@ -19,8 +26,7 @@ def _emit(info: dict[str, Any], fmt: OutputFormat) -> None:
     if fmt == OutputFormat.json:
         print_json(info)
     else:
-        for k, v in info.items():
-            stdout.print(f"{k}: {v}")
+        print_fields(info)
 
 
 def _inputs(data: Path | None, demo: str | None, label: str | None, limit: int | None) -> Any:

@@ -8,6 +8,7 @@ Exit codes (documented in docs/cli.md):
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +20,20 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(stderr=True)  # progress, notes, warnings (silenced by --quiet)
-errors = Console(stderr=True)  # errors: never silenced
-stdout = Console()
+
+def _console(stderr: bool = False) -> Console:
+    """A terminal gets Rich's fitted layout; a pipe or file gets lines that are not wrapped at 80 columns
+    (``$COLUMNS`` wide, 160 by default), so logs, ``grep`` and pasted transcripts keep one line per line."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    cols = os.environ.get("COLUMNS", "")
+    return Console(stderr=stderr, width=int(cols) if cols.isdigit() and int(cols) > 0 else 160, soft_wrap=True)
+
+
+console = _console(stderr=True)  # progress, notes, warnings (silenced by --quiet)
+errors = _console(stderr=True)  # errors: never silenced
+stdout = _console()
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -68,6 +80,28 @@ def print_table(table: Any) -> None:
         stdout.print(table)
         return
     Console(width=100_000, soft_wrap=True, highlight=False).print(table)
+
+
+def fmt_value(v: Any) -> str:
+    """One value for text output: floats to 4 significant digits, lists comma-separated, mappings as
+    ``k=v``, none as ``-`` (``--format json`` keeps full precision and structure)."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={fmt_value(x)}" for k, x in v.items()) or "-"
+    if isinstance(v, list | tuple):
+        return ", ".join(fmt_value(x) for x in v) or "-"
+    return str(v)
+
+
+def print_fields(info: dict[str, Any]) -> None:
+    """``key: value`` lines on stdout, values through :func:`fmt_value`, never wrapped."""
+    for k, v in info.items():
+        stdout.print(f"{k}: {fmt_value(v)}", highlight=False, soft_wrap=True)
 
 
 class OutputFormat(str, Enum):

@@ -15,6 +15,7 @@ file                        what it is for
 ``suspicious/bypass.pkl``   the same call reached through ``getattr(__import__('os'), 'system')``
 ``data/people.csv``         200 synthetic customers with PII (names, e-mails, phones, IBANs)
 ``ref.npz``/``shifted.npz`` reference traffic and a brightness-shifted batch for drift detection
+``request.json``            a predict request body: the first two test digits, shaped [1, 8, 8]
 ``digits.yaml``             EU AI Act questionnaire answers for ``govern classify``
 ``keys/release[.pub]``      a signing key pair (private key mode 0600)
 ``bastion.yaml``            gateway config trusting ``keys/release.pub``, on 127.0.0.1:8765
@@ -40,7 +41,7 @@ TOUR_PORT = 8765
 ANSWERS = """\
 # EU AI Act questionnaire (bastion govern classify --template prints a blank one)
 system:
-  name: demo:digits
+  name: digits
   description: Reads handwritten digits on scanned loan application forms for a bank's back office.
   role: provider
   deployer_is_public_body_or_public_service: false
@@ -148,6 +149,10 @@ def write_tour(directory: str | Path, force: bool = False) -> list[Path]:
         np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
         atomic_write_bytes(root / name, buf.getvalue(), mode=0o644)
         written.append(root / name)
+
+    body = {"inputs": np.round(s.x_test[:2].astype(np.float64), 4).tolist()}
+    atomic_write_text(root / "request.json", json.dumps(body, separators=(",", ":")) + "\n")
+    written.append(root / "request.json")
 
     (root / "suspicious").mkdir(exist_ok=True)
     atomic_write_bytes(root / "suspicious" / "evil.pt", _evil_checkpoint(marker), mode=0o644)

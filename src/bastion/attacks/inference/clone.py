@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,9 @@ import torch
 from torch import nn
 
 from bastion.attacks.inference.reference import Architecture, Recipe, balanced_masks, train_stacked
+
+# torch's own pytree deprecation, raised inside torch whenever an exported graph is deep-copied (every reference model)
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*", category=FutureWarning)
 
 RUNNING_STAT_RESET = {"running_mean": 0.0, "running_var": 1.0, "num_batches_tracked": 0.0}
 MATCH_RTOL = 1e-3  # the clone with the target's weights must give the target's logits to this (relative)
