@@ -53,3 +53,18 @@ def test_quiet_silences_notes_but_never_errors_and_verbose_shows_the_cause(
     assert code == 2 and "Traceback" in err
     code, _, err = run(["attack", "evasion", "--model", str(p), "--data", str(good), "--eps", "1.0"], capsys)
     assert "warning" in err, "--quiet does not stick to later commands"
+
+
+def test_an_eps_past_the_input_box_is_a_warning_in_either_norm(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "m.pt"
+    torch.jit.save(torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval()), str(p))
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.random.default_rng(1).random((10, 1, 8, 8)).astype(np.float32), y=np.arange(10) % 3)
+    base = ["attack", "evasion", "--model", str(p), "--data", str(data), "--steps", "2"]
+    _, _, err = run([*base, "--norm", "l2", "--eps", "1e9"], capsys)
+    assert "covers the whole input range" in err and "l2 diameter is 8" in err  # sqrt(64) x width 1
+    _, _, err = run([*base, "--norm", "l2", "--eps", "2"], capsys)
+    assert "covers" not in err, "an L2 budget inside the box is a real question"
+    _, _, err = run([*base, "--eps", "0.1"], capsys)
+    assert "warning" not in err

@@ -8,6 +8,7 @@ Exit codes: 0 done · 2 bad input or options.
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -91,9 +92,15 @@ def evasion(
         kw["restarts"] = restarts
     input_range = target.input_range()
     warnings: list[str] = []
-    if input_range.bounded and norm == NormName.linf and eps >= input_range.clip_max - input_range.clip_min:  # type: ignore[operator]
-        warnings.append(f"--eps {eps:g} (L∞) covers the whole {input_range.describe()}: every input is "
-                        "reachable, so the result says nothing about robustness")
+    if input_range.bounded:
+        width = float(input_range.clip_max - input_range.clip_min)  # type: ignore[operator]
+        n = math.prod(x.shape[1:])
+        # the diameter of the input box in the attack's norm: at or past it every input is reachable
+        diameter = width if norm == NormName.linf else width * math.sqrt(n)
+        if eps >= diameter:
+            warnings.append(f"--eps {eps:g} ({norm.value}) covers the whole {input_range.describe()} "
+                            f"(its {norm.value} diameter is {diameter:.3g}): every input is reachable, so the "
+                            "result says nothing about robustness")
     for w in warnings:
         console.print(f"[yellow]warning:[/] {w}")
     if fmt == OutputFormat.text:
