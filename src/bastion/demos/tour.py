@@ -19,6 +19,7 @@ file                        what it is for
 ``digits.yaml``             EU AI Act questionnaire answers for ``govern classify``
 ``keys/release[.pub]``      a signing key pair (private key mode 0600)
 ``bastion.yaml``            gateway config trusting ``keys/release.pub``, on 127.0.0.1:8765
+``bastion-policy.yaml``     the CI gate's policy for ``bastion ci`` (also ``examples/bastion-policy.yaml``)
 ==========================  ==================================================================
 """
 
@@ -38,6 +39,25 @@ from bastion.core.errors import ConfigError
 from bastion.core.paths import atomic_write_bytes, atomic_write_text
 
 TOUR_PORT = 8765
+POLICY = """\
+# bastion ci --policy bastion-policy.yaml: the gate a model must pass before it merges or ships
+# (paths are relative to this file; docs/continuous.md explains every key)
+model: digits.pt
+data: digits.npz
+scan: {fail_on: high}
+signature:
+  required: true
+  trusted_keys: [keys/release.pub]
+assess:
+  profile: quick
+  only: [evasion, supply_chain]
+  fail_on: high
+  thresholds: {supply_chain: medium}
+waivers:
+  - finding: evasion.worst_case_robustness
+    reason: the worst case is tracked with the robustness curve below, not twice
+    expires: 2027-06-30
+"""
 ANSWERS = """\
 # EU AI Act questionnaire (bastion govern classify --template prints a blank one)
 system:
@@ -173,5 +193,6 @@ def write_tour(directory: str | Path, force: bool = False) -> list[Path]:
     config = (f"gateway:\n  host: 127.0.0.1\n  port: {TOUR_PORT}\n"
               "  registry: {trusted_keys: [keys/release.pub]}\n")
     atomic_write_text(root / "bastion.yaml", config)
-    written.append(root / "bastion.yaml")
+    atomic_write_text(root / "bastion-policy.yaml", POLICY)
+    written += [root / "bastion.yaml", root / "bastion-policy.yaml"]
     return written
