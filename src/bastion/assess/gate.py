@@ -38,6 +38,7 @@ Policy (paths relative to the policy file; unknown keys are refused)::
 from __future__ import annotations
 
 import json
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -355,7 +356,10 @@ def run_gate(policy: GatePolicy, out_dir: str | Path, executor: Any = None, prog
         gates.append(Gate("signature", "skipped", "the scan did not pass: nothing else is loaded"))
         gates.append(Gate("assess", "skipped", "the scan did not pass: the model is not loaded"))
     else:
-        gates.append(_signature_gate(policy))
+        t0 = time.perf_counter()
+        sig = _signature_gate(policy)
+        sig.seconds = time.perf_counter() - t0
+        gates.append(sig)
         assess_gates, result.assessment, result.waived = _assess_gate(policy, out, executor, progress, day)
         gates.extend(assess_gates)
     write_outputs(result, out)
