@@ -38,7 +38,7 @@ def assess(
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only this check id or id prefix (repeatable).")] = None,
     fail_on: Annotated[str, typer.Option("--fail-on", help="Exit 1 when a finding reaches this severity (info…critical).")] = "high",
     seed: Annotated[int, typer.Option("--seed", help="Seed for every random process.")] = 0,
-    compare: Annotated[Path | None, typer.Option("--compare", help="Earlier output directory to compare against.")] = None,
+    compare: Annotated[Path | None, typer.Option("--compare", help="Earlier output directory to compare against, or 'last': the last stored run of this model (bastion history).")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", help="Check option KEY=VALUE (VALUE as JSON if it parses), repeatable, e.g. --option 'eps=[0.05,0.1]'.")] = None,
     executor: Annotated[str, typer.Option("--executor", help="Where checks run: local or ray.")] = "local",
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster address (with --executor ray).")] = None,
@@ -61,7 +61,8 @@ def assess(
     if profile not in PROFILES:
         raise ConfigError(f"unknown --profile {profile!r}; choose one of {', '.join(PROFILES)}")
     threshold = Severity.parse(fail_on)
-    before = load_assessment(compare) if compare is not None else None
+    compare_last = compare is not None and str(compare) == "last"
+    before = load_assessment(compare) if compare is not None and not compare_last else None
     if out is None and not dry_run:
         raise ConfigError("--out DIR is required (where assessment.json, report.html and assessment.sarif go)")
     if out is not None and out.exists() and not out.is_dir():
@@ -92,8 +93,17 @@ def assess(
         executor=_executor(executor, ray_address),
         options=parse_options(option or []), progress=text and console.is_terminal,
     )
+    stored_id, last_id = _store(assessment, target.name, compare_last)
+    if compare_last:
+        from bastion.assess.history import load_run
+
+        if last_id is None:
+            raise ConfigError(f"--compare last: no earlier stored assessment of {target.name} "
+                              "(bastion history lists them)")
+        before = load_run(last_id)
     paths = write_reports(assessment, out, compare_with=before)
     summary = assessment.summary()
+    summary["stored_run"] = stored_id
     summary["reports"] = {k: str(v) for k, v in paths.items()}
     if text:
         _print_table(assessment, paths["html"])
@@ -104,6 +114,26 @@ def assess(
     worst = assessment.max_severity
     if worst is not None and worst >= threshold:
         raise typer.Exit(EXIT_FINDINGS)
+
+
+def _store(assessment: Any, model_key: str, need_last: bool) -> tuple[int | None, int | None]:
+    """Store the run (``bastion history`` lists it); returns (its id, the previous run's id). A store that
+    cannot be written is a warning, not a failed assessment — unless ``--compare last`` needs it."""
+    from bastion.assess.history import last, record
+    from bastion.core.errors import ConfigError
+    from bastion.store.db import upgrade
+
+    try:
+        upgrade()
+        prev = last(model_key)
+        from bastion.govern.watch import catalog_version
+
+        return record(assessment, model_key, catalog_version=catalog_version()), (prev.id if prev else None)
+    except Exception as exc:
+        if need_last:
+            raise ConfigError(f"--compare last: the store is not available: {exc}") from None
+        console.print(f"[yellow]warning:[/] the run was not stored ({type(exc).__name__}: {exc})")
+        return None, None
 
 
 def declare_groups(target: Any, sensitive: list[str] | None, reference: Path | None, label: str | None) -> None:

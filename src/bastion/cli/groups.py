@@ -47,6 +47,7 @@ incident_app = _group("incident", "Incidents: list, acknowledge, resolve, export
 govern_app = _group("govern", "Governance: control coverage, EU AI Act tiering, risks, reports, Annex IV.")
 he_app = _group("he", "Encrypted inference (CKKS via TenSEAL): keys, encrypt, serve, decrypt.")
 demo_app = _group("demo", "End-to-end demonstrations.")
+watch_app = _group("watch", "Continuous re-assessment of registered models: add, list, remove, run, serve.")
 principals_app = _group("principals", "People, teams and gateway clients that data sets are granted to (X25519 keys).")
 
 GROUPS: list[typer.Typer] = [
@@ -65,4 +66,5 @@ GROUPS: list[typer.Typer] = [
     he_app,
     demo_app,
     principals_app,
+    watch_app,
 ]

@@ -34,6 +34,7 @@ MODEL_MODULES: list[str] = [
     "bastion.store.models_respond",
     "bastion.store.models_govern",
     "bastion.store.models_data",
+    "bastion.store.models_assess",
 ]
 
 _engines: dict[str, Engine] = {}
