@@ -158,3 +158,35 @@ def test_cli_assess_stores_every_run_history_shows_the_trend_and_compare_last(
     assert code == 0 and "digits: ran (first run)" in out
     code, out, _ = _cli(["watch", "run"], capsys)
     assert code == 0 and "digits: not-due" in out
+
+
+def test_runs_and_the_lease_on_postgresql(pg_schema: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same store code on PostgreSQL: record, history, and a lease only one writer wins."""
+    from bastion.core.results import Assessment
+    from bastion.govern import watch
+    from bastion.store.db import session_scope, upgrade
+    from bastion.store.models_assess import WatchPolicy
+
+    with pg_schema("watch") as url:  # type: ignore[operator]
+        upgrade(url)
+        a = Assessment(target={"name": "m", "fingerprints": {"model": "ab" * 32}}, profile="quick", seed=0)
+        first = watch_record(a, url)
+        second = watch_record(a, url)
+        assert [r.id for r in runs("m", db_url=url)] == [second, first]
+        now = datetime.now(UTC)
+        with session_scope(url) as s:
+            s.add(WatchPolicy(model="m", data="x.npz", profile="quick", only=[], every_s=60.0, triggers=[],
+                              demote=False, demote_at="high", created_at=now, created_by="t"))
+        assert watch._take_lease("m", "one", now, url) is True
+        assert watch._take_lease("m", "two", now, url) is False, "a held lease is not taken twice"
+        assert watch._take_lease("m", "three", now + timedelta(seconds=watch.LEASE_S + 1), url) is True
+        watch._release_lease("m", "three", url, second, now)
+        with session_scope(url) as s:
+            row = s.get(WatchPolicy, "m")
+            assert row is not None and row.lease_owner is None and row.last_run_id == second
+
+
+def watch_record(a: object, url: str) -> int:
+    from bastion.assess.history import record
+
+    return record(a, "m", catalog_version="1.0.0", db_url=url)  # type: ignore[arg-type]
