@@ -118,6 +118,15 @@ def test_dashboard_drift_incident_rollback_in_chromium(bastion_home: Path) -> No
             time.sleep(0.1)
         assert any(a["detector"] == "drift" for a in monitor.alerts), "no drift alert"
 
+        for _ in range(3):  # refused inputs: the rejections chart has a reason to draw
+            assert http.post("/v1/models/digits/predict", json={"inputs": [[1.0, 2.0]]}).status_code == 422
+        page.goto(f"{base}/ui")
+        # traffic over time (readings of the request counters): requests/s, p95 latency, rejections by reason
+        assert page.locator("svg#chart-requests circle.pt").count() >= 1
+        assert page.locator("svg#chart-latency circle.pt").count() >= 1
+        assert page.locator("svg#chart-rejections polyline.series").count() >= 1
+        page.goto(f"{base}/ui?window=1d")
+        assert page.locator("svg#chart-requests").count() == 1 and "last 1d" in page.locator("main").inner_text()
         page.goto(f"{base}/ui")
         chart = page.locator("svg#drift-digits")
         chart.wait_for()
@@ -146,6 +155,30 @@ def test_dashboard_drift_incident_rollback_in_chromium(bastion_home: Path) -> No
         assert "rollback" in page.locator("#timeline").inner_text()
         page.goto(f"{base}/ui")
         assert page.locator("#models tr.production").get_attribute("data-version") == "1"
+        # promote from the model table, with a confirmation step
+        page.click("#models tr[data-version='2'] a.promote")
+        page.wait_for_selector("#confirm-promote")
+        assert page.locator("#current").inner_text() == "1" and page.locator("#target").inner_text() == "2"
+        page.click("#confirm-promote")
+        page.wait_for_selector("#msg")
+        assert page.locator("#models tr.production").get_attribute("data-version") == "2"
+        assert page.locator("#models tr.production a.rollback").count() == 1
+        # the audit log: long bodies are collapsed and open in place
+        page.goto(f"{base}/ui/audit?action=registry.promote")
+        details = page.locator("#audit details").first
+        details.wait_for()
+        assert not details.locator("pre").is_visible()
+        details.locator("summary").click()
+        assert details.locator("pre").is_visible() and '"version": "2"' in details.locator("pre").inner_text()
+        # readable on a phone and a laptop: no page-wide horizontal scroll
+        for width in (390, 1280):
+            page.set_viewport_size({"width": width, "height": 900})
+            for path in ("/ui", "/ui/audit"):
+                page.goto(f"{base}{path}")
+                over = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                assert over <= 1, f"{path} at {width}px scrolls sideways by {over}px"
         browser.close()
-    assert service.registry.resolve("digits", "production").version == "1"
+        fav = httpx.get(f"{base}/favicon.ico")
+        assert fav.status_code == 200 and fav.headers["content-type"].startswith("image/svg+xml")
+    assert service.registry.resolve("digits", "production").version == "2"  # promoted back from the dashboard
     dispose_engines()

@@ -45,7 +45,7 @@ from bastion.gateway.service import GatewayHTTPError, GatewayService, clip, is_j
 
 access_log = logging.getLogger("bastion.gateway.access")
 bearer = HTTPBearer(auto_error=False, description="An API key (bst_…) or an OIDC/JWT access token.")
-PUBLIC_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/ui/login"}
+PUBLIC_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/ui/login", "/favicon.ico"}
 PREDICT_RE = re.compile(r"^/v1/models/([^/]+)(?:/versions/([^/]+))?/predict$")
 UPLOAD_RE = re.compile(r"^/v1/models/[^/]+/versions$")
 PRINCIPAL_KEY = "bastion.principal"

@@ -55,3 +55,48 @@ def line_chart(series: Sequence[tuple[float, float]], *, threshold: float | None
                    f'fill="{"#c00" if over else "#1f5fbf"}"><title>{y:.4g}</title></circle>')
     out.append("</svg>")
     return "".join(out)
+
+
+PALETTE = ("#1f5fbf", "#c05000", "#2a8a2a", "#8a2a8a", "#a08000", "#007a8a", "#c00060", "#555555")
+
+
+def multi_line_chart(series: dict[str, Sequence[tuple[float, float]]], *, title: str, y_label: str, css_id: str,
+                     y_min: float | None = 0.0) -> str:
+    """Several named series on one SVG with a legend (e.g. rejections per reason); empty series are skipped."""
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return f'<p class="empty" id="{escape(css_id)}-empty">{escape(title)}: none in this window</p>'
+    xs = [float(x) for pts in series.values() for x, _ in pts]
+    ys = [float(y) for pts in series.values() for _, y in pts]
+    lo = min(ys) if y_min is None else min(y_min, min(ys))
+    hi = max(ys)
+    if hi - lo < 1e-12:
+        hi = lo + 1.0
+    x0, span = min(xs), (max(xs) - min(xs)) or 1.0
+
+    def px(x: float) -> float:
+        return PAD + (x - x0) / span * (W - 2 * PAD)
+
+    def py(y: float) -> float:
+        return H - PAD - (y - lo) / (hi - lo) * (H - 2 * PAD)
+
+    out = [f'<svg id="{escape(css_id)}" class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+           f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+           f"<title>{escape(title)}</title>",
+           f'<rect x="0" y="0" width="{W}" height="{H}" fill="#fff" stroke="#ccc"/>',
+           f'<text x="{PAD}" y="16" font-size="12" fill="#333">{escape(title)}</text>',
+           f'<text x="4" y="{PAD - 6}" font-size="10" fill="#666">{hi:.3g}</text>',
+           f'<text x="4" y="{H - PAD + 12}" font-size="10" fill="#666">{lo:.3g}</text>',
+           f'<text x="{W - PAD}" y="{H - 8}" font-size="10" fill="#666" text-anchor="end">{escape(y_label)}</text>']
+    for i, (name, pts) in enumerate(sorted(series.items())):
+        color = PALETTE[i % len(PALETTE)]
+        line = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
+        out.append(f'<polyline class="series" data-name="{escape(name)}" fill="none" stroke="{color}" '
+                   f'stroke-width="1.5" points="{line}"/>')
+        for x, y in pts:
+            out.append(f'<circle class="pt" cx="{px(x):.1f}" cy="{py(y):.1f}" r="2" fill="{color}">'
+                       f"<title>{escape(name)}: {y:.4g}</title></circle>")
+        out.append(f'<text class="legend" x="{W - PAD}" y="{30 + 12 * i}" font-size="10" fill="{color}" '
+                   f'text-anchor="end">{escape(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)

@@ -9,7 +9,9 @@ changing forms carry the session's CSRF token; pages are sent with a strict CSP,
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,20 @@ from starlette.concurrency import run_in_threadpool
 from bastion.core.errors import AuthError, BastionError
 from bastion.gateway.auth import Forbidden, parse_key_id
 from bastion.gateway.ui.sessions import COOKIE, VIEW_ROLES, UISession, csrf_ok, make_store
-from bastion.gateway.ui.views import RateSampler, audit_search, charts, traffic
+from bastion.gateway.ui.views import (
+    WINDOWS,
+    RateSampler,
+    TrafficHistory,
+    audit_search,
+    charts,
+    traffic,
+    traffic_charts,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><path d="M16 2 4 6v9c0 7.5 5.1 13.2 12 15 '
+           b'6.9-1.8 12-7.5 12-15V6z" fill="#1d2733"/><path d="M16 6 8 8.8V15c0 5 3.3 9.1 8 10.6z" fill="#cfe0ff"/>'
+           b'</svg>')
 
 
 class _LoginRequired(Exception):
@@ -77,7 +90,29 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
     env.filters["brief"] = _brief
     store = make_store(service.config.resolved_redis_url())
     sampler = RateSampler()
+    history = TrafficHistory()
     app.state.ui_sessions = store
+    app.state.ui_history = history
+    sampling = threading.Event()
+
+    def _start_sampling() -> None:
+        """Readings every ``history.interval_s`` from the first dashboard view on (a daemon thread; it ends
+        when the gateway's metrics registry is gone)."""
+        if sampling.is_set():
+            return
+        sampling.set()
+        reg = weakref.ref(service.metrics.registry)
+
+        def loop() -> None:
+            while True:
+                time.sleep(history.interval_s)
+                r = reg()
+                if r is None:
+                    return
+                history.sample(r)
+                del r
+
+        threading.Thread(target=loop, name="bastion-ui-history", daemon=True).start()
 
     def page(request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         nonce = secrets.token_urlsafe(16)
@@ -174,10 +209,17 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
         return resp
 
     # ------------------------------------------------------------------ pages
+    @route("GET", "/favicon.ico", None, include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+
     @route("GET", "/ui", "models:read", **ui)
-    async def overview(request: Request, s: UISession = dep("models:read")) -> Response:
+    async def overview(request: Request, window: str = "1h", s: UISession = dep("models:read")) -> Response:
         from bastion.respond.incidents import list_incidents
 
+        window = window if window in WINDOWS else "1h"
+        _start_sampling()
+        history.sample(service.metrics.registry)
         versions = await run_in_threadpool(service.registry.list)
         t = traffic(service.metrics.registry)
         rate = sampler.rate(t["total"], service.started)
@@ -187,7 +229,8 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
         return page(request, "overview.html", session=s, versions=versions, traffic=t, rate=rate,
                     charts=charts(snap, _mmd_thresholds(snap)), alerts=list(reversed(snap.get("alerts", [])))[:50],
                     monitoring=monitor is not None, incidents=list(reversed(incidents))[:100],
-                    msg=request.query_params.get("msg"))
+                    msg=request.query_params.get("msg"), window=window, windows=list(WINDOWS),
+                    series=traffic_charts(history, window), can_write="models:write" in s.principal.scopes)
 
     @route("GET", "/ui/incidents/{incident_id}", "models:read", **ui)
     async def incident(request: Request, incident_id: int, s: UISession = dep("models:read")) -> Response:
@@ -247,6 +290,32 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
                 pass
         msg = f"rolled back {name}: production {out['rolled_back_from']} → {out['version']}"
         return RedirectResponse(f"{back}?msg={quote(msg)}", status_code=303)
+
+    @route("GET", "/ui/models/{name}/promote/{version}", "models:write", **ui)
+    async def confirm_promote(request: Request, name: str, version: str,
+                              s: UISession = dep("models:write")) -> Response:
+        try:
+            info = await run_in_threadpool(service.registry.get, name, version)
+            current = (await run_in_threadpool(service.registry.resolve, name, "production")).version
+        except BastionError as exc:
+            return page(request, "error.html", 404, title="Not found", message=str(exc), session=s)
+        return page(request, "promote.html", session=s, name=name, info=info, current=current)
+
+    @route("POST", "/ui/models/{name}/promote/{version}", "models:write", **ui)
+    async def do_promote(request: Request, name: str, version: str, s: UISession = dep("models:write")) -> Response:
+        form = await request.form()
+        if not csrf_ok(s, form.get("csrf_token")):  # type: ignore[arg-type]
+            raise _UIForbidden("missing or wrong CSRF token")
+        try:
+            if not (await run_in_threadpool(service.registry.get, name, version)).verified:
+                raise BastionError(f"{name} version {version} is not verified-signed")
+            out = await run_in_threadpool(lambda: service.registry.promote(name, version, "production",
+                                                                           actor=s.principal))
+        except BastionError as exc:
+            return RedirectResponse(f"/ui?msg={quote('promotion refused: ' + str(exc))}", status_code=303)
+        service.invalidate()
+        msg = f"promoted {name}: production → version {out.get('version', version)}"
+        return RedirectResponse(f"/ui?msg={quote(msg)}", status_code=303)
 
     @route("GET", "/ui/audit", "audit:read", **ui)
     async def audit(request: Request, client: str = "", action: str = "", verify: bool = True,

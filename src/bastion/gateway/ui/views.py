@@ -3,6 +3,7 @@ chart series from the monitor snapshot, audit search."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -121,9 +122,94 @@ def audit_search(db_url: str | None, client: str = "", action: str = "", limit: 
     out = []
     for r in rows:
         try:
-            body = json.dumps(json.loads(r.body), sort_keys=True)
+            doc = json.loads(r.body)
+            body, pretty = json.dumps(doc, sort_keys=True), json.dumps(doc, sort_keys=True, indent=2)
         except ValueError:
-            body = r.body
+            body = pretty = r.body
+        cap = 65536  # a page stays bounded; the whole record is in `bastion audit export`
         out.append({"seq": r.seq, "ts": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.ts)), "kind": r.kind,
-                    "actor": r.actor, "action": r.action, "body": body[:300]})
+                    "actor": r.actor, "action": r.action, "body": body[:cap],
+                    "body_pretty": pretty[:cap] + ("\n… (truncated; bastion audit export has it all)"
+                                                   if len(pretty) > cap else "")})
     return out
+
+
+WINDOWS = {"1h": 3600.0, "1d": 86400.0}
+
+
+class TrafficHistory:
+    """Readings of the gateway's Prometheus counters over time, for the dashboard's time-series charts.
+
+    ``sample`` reads the registry (a background thread calls it every ``interval_s``; the overview page
+    also calls it, so a fresh reading is always there) and keeps one day of readings in a ring. Nothing
+    runs on the request path: the predict handlers only increment the counters they always did.
+    ``series(window)`` turns successive readings into per-interval points: requests per second, p95
+    latency of the requests in that interval (from histogram bucket differences), rejections per
+    second by reason.
+    """
+
+    def __init__(self, interval_s: float = 10.0, keep_s: float = 86400.0) -> None:
+        self.interval_s = interval_s
+        self._pts: deque[tuple[float, float, dict[str, float], list[tuple[float, float]]]] = deque(
+            maxlen=int(keep_s / interval_s) + 64)
+        self._lock = threading.Lock()
+
+    def sample(self, registry: Any, now: float | None = None) -> None:
+        total, rejected, buckets = 0.0, {}, {}  # type: ignore[var-annotated]
+        for fam in registry.collect():
+            for s in fam.samples:
+                if s.name == "bastion_requests_total":
+                    total += s.value
+                elif s.name == "bastion_rejections_total":
+                    r = str(s.labels.get("reason", "?"))
+                    rejected[r] = rejected.get(r, 0.0) + s.value
+                elif s.name == "bastion_request_latency_seconds_bucket":
+                    le = s.labels.get("le", "+Inf")
+                    b = float("inf") if le == "+Inf" else float(le)
+                    buckets[b] = buckets.get(b, 0.0) + s.value
+        t = time.time() if now is None else now
+        with self._lock:
+            if self._pts and t - self._pts[-1][0] < 1.0:  # page reloads: at most one reading a second
+                self._pts.pop()
+            self._pts.append((t, total, rejected, sorted(buckets.items())))
+
+    def series(self, window: str = "1h", max_points: int = 240) -> dict[str, Any]:
+        span = WINDOWS.get(window, 3600.0)
+        with self._lock:
+            pts = list(self._pts)
+        if not pts:
+            return {"requests": [], "p95_ms": [], "rejections": {}}
+        cut = pts[-1][0] - span
+        pts = [p for p in pts if p[0] >= cut]
+        step = max(1, len(pts) // max_points)
+        pts = pts[::step] if step > 1 else pts
+        req: list[tuple[float, float]] = []
+        p95: list[tuple[float, float]] = []
+        rej: dict[str, list[tuple[float, float]]] = {}
+        reasons = sorted({r for p in pts for r in p[2]})  # every reason on every interval (0 before it appeared)
+        for (t0, c0, r0, b0), (t1, c1, r1, b1) in itertools.pairwise(pts):
+            dt = max(t1 - t0, 1e-3)
+            req.append((t1, max(0.0, (c1 - c0) / dt)))
+            prev = dict(b0)
+            diff = [(le, cum - prev.get(le, 0.0)) for le, cum in b1]
+            q = _quantile(diff, 0.95)
+            if q is not None and q != float("inf"):
+                p95.append((t1, 1000 * q))
+            for reason in reasons:
+                rej.setdefault(reason, []).append((t1, max(0.0, (r1.get(reason, 0.0) - r0.get(reason, 0.0)) / dt)))
+        rej = {k: v for k, v in rej.items() if any(y > 0 for _, y in v)}
+        return {"requests": req, "p95_ms": p95, "rejections": rej}
+
+
+def traffic_charts(history: TrafficHistory, window: str) -> dict[str, str]:
+    from bastion.gateway.ui.charts import multi_line_chart
+
+    s = history.series(window)
+    return {
+        "requests": line_chart(s["requests"], title=f"requests per second (last {window})", y_label="time →",
+                               css_id="chart-requests", y_min=0.0),
+        "latency": line_chart(s["p95_ms"], title=f"p95 latency, ms (last {window})", y_label="time →",
+                              css_id="chart-latency", y_min=0.0),
+        "rejections": multi_line_chart(s["rejections"], title=f"rejections per second by reason (last {window})",
+                                       y_label="time →", css_id="chart-rejections"),
+    }
