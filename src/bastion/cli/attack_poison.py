@@ -15,6 +15,11 @@ from bastion.cli.output import OutputFormat, ThreadsOpt, print_json, stdout, use
 
 class PoisonMethod(str, Enum):
     badnets = "badnets"
+    blended = "blended"
+    sig = "sig"
+    wanet = "wanet"
+    label_consistent = "label-consistent"
+    feature_trigger = "feature-trigger"
     clean_label = "clean-label"
     flip_random = "flip-random"
     flip_targeted = "flip-targeted"
@@ -36,11 +41,25 @@ def poison(
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Poison a training set (label flips, BadNets, clean-label) for red-team tests of detectors."""
+    """Poison a training set for red-team tests of detectors: BadNets patch, Blended (Chen et al. 2017), SIG
+    (Barni et al. 2019, clean-label), WaNet warping (Nguyen & Tran 2021), label-consistent (Turner et al. 2019),
+    a tabular feature-value trigger, a light clean-label patch, or label flips. The truth file records
+    the poisoned indices and the trigger's parameters (harden poison-filter re-applies it to test inputs)."""
     use_threads(threads)
     import numpy as np
 
-    from bastion.attacks.poisoning import TriggerSpec, badnets, clean_label, random_flip, targeted_flip
+    from bastion.attacks.poisoning import (
+        TriggerSpec,
+        badnets,
+        blended,
+        clean_label,
+        feature_trigger,
+        label_consistent,
+        random_flip,
+        sig,
+        targeted_flip,
+        wanet,
+    )
     from bastion.core.domain import resolve_range
     from bastion.core.errors import ConfigError
     from bastion.core.paths import atomic_write_bytes, atomic_write_text
@@ -55,10 +74,23 @@ def poison(
     if (rng.clip_min is not None and value < rng.clip_min) or (rng.clip_max is not None and value > rng.clip_max):
         raise ConfigError(f"--trigger-value {value:g} is outside the {rng.describe()}")
     trig = TriggerSpec(size=trigger_size, value=value)
+    lo, hi = rng.clip_min, rng.clip_max
     if method == PoisonMethod.badnets:
         p = badnets(x, y, target, rate, seed, trig)
     elif method == PoisonMethod.clean_label:
         p = clean_label(x, y, target, rate, seed, trig)
+    elif method == PoisonMethod.blended:
+        p = blended(x, y, target, rate, seed, clip_min=lo, clip_max=hi)
+    elif method == PoisonMethod.sig:
+        p = sig(x, y, target, rate, seed, clip_min=lo, clip_max=hi)
+    elif method == PoisonMethod.wanet:
+        p = wanet(x, y, target, rate, seed, clip_min=lo, clip_max=hi)
+    elif method == PoisonMethod.label_consistent:
+        p = label_consistent(x, y, target, rate, seed, size=trigger_size, clip_min=lo, clip_max=hi)
+    elif method == PoisonMethod.feature_trigger:
+        p = feature_trigger(x.reshape(len(x), -1) if x.ndim > 2 else x, y, target, rate, seed,
+                            n_features=trigger_size)
+        p.x = p.x.reshape(x.shape)
     elif method == PoisonMethod.flip_random:
         p = random_flip(x, y, rate, seed)
     else:
@@ -71,7 +103,8 @@ def poison(
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
     atomic_write_bytes(out, buf.getvalue(), mode=0o644)
-    truth = {"data": data, "out": str(out), "method": p.method, "params": {**p.params, "input_range": rng.to_dict()},
+    truth = {"data": data, "out": str(out), "method": p.method, "target": target if p.trigger is not None else None,
+             "params": {**p.params, "input_range": rng.to_dict()},
              "n_samples": len(p.y), "n_poisoned": len(p.indices), "poison_indices": p.indices.tolist()}
     truth_path = out.with_name(out.name + ".truth.json")
     atomic_write_text(truth_path, json.dumps(truth, indent=1) + "\n")

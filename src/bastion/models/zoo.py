@@ -27,7 +27,7 @@ from bastion.core.target import Target, TargetMetadata
 from bastion.datasets.builtin import DemoData, demo_data_digest, load_demo_data
 from bastion.models.adapters import SklearnAdapter, TorchAdapter
 
-ZOO_VERSION = "1"
+ZOO_VERSION = "2"  # 2: initial weights seeded too (v1 demo models differed from process to process)
 DEMO_TARGETS = ("digits", "mnist", "breast-cancer", "breast-cancer-sklearn")
 
 
@@ -163,6 +163,7 @@ def demo_model_path(name: str, seed: int = 0) -> Path:
     data_name, arch, cfg = DEMO_RECIPES[name]
     data = load_demo_data(data_name, seed=0)
     assert data.splits.x_train is not None and data.splits.y_train is not None
+    torch.manual_seed(seed)  # the initial weights too: the same seed gives the same demo model in every process
     module = build_architecture(arch, data.input_shape, len(data.class_names))
     train_classifier(module, data.splits.x_train, data.splits.y_train, cfg, seed=seed)
     scripted = torch.jit.script(module)

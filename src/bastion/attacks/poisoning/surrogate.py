@@ -11,6 +11,7 @@ Examples:
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import nn
 
 
@@ -28,6 +29,7 @@ def train_surrogate(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0)
     from bastion.models.zoo import TrainConfig, build_architecture, train_classifier
 
     arch, epochs = default_architecture(tuple(x.shape[1:]))
+    torch.manual_seed(seed)  # the initial weights too: the same seed gives the same model in every process
     module = build_architecture(arch, tuple(x.shape[1:]), n_classes)
     cfg = TrainConfig(epochs=epochs, weight_decay=1e-4 if arch == "tabular-mlp" else 0.0)
     return train_classifier(module, x, y, cfg, seed=seed)

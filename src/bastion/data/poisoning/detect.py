@@ -93,23 +93,11 @@ class PoisonReport:
 
 
 # ----------------------------------------------------------------------------- model
-def default_architecture(input_shape: tuple[int, ...]) -> tuple[str, int]:
-    """The zoo architecture and epochs Bastion trains for data of this per-sample shape."""
-    if tuple(input_shape) == (1, 28, 28):
-        return "mnist-cnn", 8
-    if int(np.prod(input_shape)) == 64 and len(input_shape) == 3:
-        return "digits-mlp", 40
-    return "tabular-mlp", 60
-
-
 def train_reference_model(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0) -> nn.Module:
-    """Train the demo architecture for ``x``'s shape on (possibly poisoned) data."""
-    from bastion.models.zoo import TrainConfig, build_architecture, train_classifier
+    """Train the demo architecture for ``x``'s shape on (possibly poisoned) data (seeded, weights included)."""
+    from bastion.attacks.poisoning.surrogate import train_surrogate
 
-    arch, epochs = default_architecture(tuple(x.shape[1:]))
-    module = build_architecture(arch, tuple(x.shape[1:]), n_classes)
-    cfg = TrainConfig(epochs=epochs, weight_decay=1e-4 if arch == "tabular-mlp" else 0.0)
-    return train_classifier(module, x, y, cfg, seed=seed)
+    return train_surrogate(x, y, n_classes, seed)
 
 
 def representations(module: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -377,6 +365,8 @@ def detect_poisoning(
               "max_agreement": cfg.max_agreement,
               "ac_components": cfg.ac_components, "clip": list(clip)}
     if trained:
+        from bastion.attacks.poisoning.surrogate import default_architecture
+
         params["architecture"] = default_architecture(tuple(x.shape[1:]))[0]
     return PoisonReport(
         n_samples=n, flagged_indices=sorted(flag_methods), scores=combined, flag_methods=flag_methods,

@@ -43,9 +43,9 @@ def fit_reference(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0, e
 
     arch, default_epochs = default_architecture(tuple(x.shape[1:]))
     n_epochs = default_epochs if epochs is None else int(epochs)
+    torch.manual_seed(seed)
     module = build_architecture(arch, tuple(x.shape[1:]), n_classes)
     g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
     opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=1e-4 if arch == "tabular-mlp" else 0.0)
