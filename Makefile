@@ -30,8 +30,10 @@ sysdeps:
 demo: $(STAMP)
 	$(BIN)/bastion assess --demo digits --out bastion-report --profile quick || test $$? -eq 1  # exit 1 = findings, the expected demo outcome
 
+# ruff, then the layering contracts of .importlinter (docs/architecture.md): imports inside functions count.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

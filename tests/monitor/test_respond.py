@@ -120,8 +120,8 @@ def test_notify_signs_webhooks_and_sends_email_and_is_idempotent(db, monkeypatch
 
 @pytest.mark.slow
 def test_attack_and_respond_scenario_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bastion.demos.attack_and_respond import attack_and_respond
     from bastion.respond.forensics import verify_bundle
-    from bastion.respond.scenario import attack_and_respond
     from bastion.store.db import dispose_engines
 
     # the scenario switches $BASTION_HOME to its own directory: restore the session's afterwards

@@ -218,7 +218,7 @@ def attack_and_respond_cmd(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Serve the demo model, drift it, attack it, ship a bad release, and watch Bastion respond."""
-    from bastion.respond.scenario import attack_and_respond
+    from bastion.demos.attack_and_respond import attack_and_respond
 
     report = attack_and_respond(out, clean_requests=clean_requests, seed=seed,
                                 log=(lambda m: None) if fmt == OutputFormat.json else console.print)

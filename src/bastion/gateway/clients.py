@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bastion.core.errors import InvalidInputError, RegistryError
 from bastion.gateway.auth import LOCAL_ADMIN, Principal, effective_scopes, new_api_key
+from bastion.gateway.config import GatewayConfig, load_config
 from bastion.gateway.registry import NAME_RE, audit_admin
 from bastion.store.db import session_scope
 from bastion.store.models_gateway import GatewayClient
@@ -114,10 +115,16 @@ def _find(s: Any, ident: str) -> GatewayClient:
     return row
 
 
+def _db(db_url: str | None, config: GatewayConfig | None) -> str | None:
+    """``db_url`` when given, else that of ``config`` (default: the gateway config in effect)."""
+    return db_url if db_url is not None else (config if config is not None else load_config()).db_url
+
+
 def revoke_client(ident: str, *, db_url: str | None = None, actor: Principal = LOCAL_ADMIN,
-                  audit_log: Any = None, reason: str = "") -> ClientInfo:
-    """Revoke a client's key (by id or unique name). Idempotent."""
+                  audit_log: Any = None, reason: str = "", config: GatewayConfig | None = None) -> ClientInfo:
+    """Revoke a client's key (by id or unique name). Idempotent. Also ``bastion.gateway.control.revoke_client``."""
     actor.require("clients:write")
+    db_url = _db(db_url, config)
     with session_scope(db_url) as s:
         row = _find(s, ident)
         if row.revoked_at is None:
@@ -128,9 +135,12 @@ def revoke_client(ident: str, *, db_url: str | None = None, actor: Principal = L
 
 
 def throttle_client(ident: str, requests: str | None = None, samples: str | None = None, *,
-                    db_url: str | None = None, actor: Principal = LOCAL_ADMIN, audit_log: Any = None) -> ClientInfo:
-    """Give a client its own (tighter) budget, e.g. ``requests="10/minute"``; ``None`` keeps a value."""
+                    db_url: str | None = None, actor: Principal = LOCAL_ADMIN, audit_log: Any = None,
+                    config: GatewayConfig | None = None) -> ClientInfo:
+    """Give a client its own (tighter) budget, e.g. ``requests="10/minute"``; ``None`` keeps a value.
+    Also ``bastion.gateway.control.throttle_client``."""
     actor.require("clients:write")
+    db_url = _db(db_url, config)
     from limits import parse
 
     for v in (requests, samples):

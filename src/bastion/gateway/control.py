@@ -1,7 +1,11 @@
-"""Library calls for operators and incident playbooks (the monitor/respond engineers use these).
+"""The one interface through which operators and incident playbooks change a running gateway:
+``rollback``, ``promote``, ``revoke_client``, ``throttle_client``, ``set_output_policy``, ``output_policy``
+(``bastion.respond.playbooks`` acts only through these).
 
 Each call changes the shared store (so every replica sees it within ``auth.cache_ttl_s``) and is
-appended to the audit chain as an admin action by ``actor`` (the local admin by default).
+appended to the audit chain as an admin action by ``actor`` (the local admin by default). A running
+gateway passes its live ``registry`` (and ``audit_log``) so that the change reaches its caches at once;
+otherwise a ``Registry`` is opened on ``config`` (default: the gateway config in effect).
 
 Examples:
     >>> from bastion.gateway import control
@@ -14,57 +18,49 @@ Examples:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.gateway.auth import LOCAL_ADMIN, Principal
-from bastion.gateway.clients import ClientInfo
+from bastion.gateway.clients import revoke_client, throttle_client
 from bastion.gateway.config import GatewayConfig, load_config
+
+if TYPE_CHECKING:
+    from bastion.gateway.registry import Registry
+
+__all__ = ["output_policy", "promote", "revoke_client", "rollback", "set_output_policy", "throttle_client"]
 
 
 def _cfg(config: GatewayConfig | None) -> GatewayConfig:
     return config if config is not None else load_config()
 
 
-def rollback(name: str, alias: str = "production", *, config: GatewayConfig | None = None,
-             actor: Principal = LOCAL_ADMIN) -> dict[str, Any]:
-    """Point ``alias`` back at the previous verified version of ``name`` (atomic)."""
+def _registry(registry: Registry | None, config: GatewayConfig | None) -> Registry:
+    if registry is not None:
+        return registry
     from bastion.gateway.registry import Registry
 
-    return Registry(_cfg(config)).rollback(name, alias, actor=actor)
+    return Registry(_cfg(config))
+
+
+def rollback(name: str, alias: str = "production", *, config: GatewayConfig | None = None,
+             actor: Principal = LOCAL_ADMIN, registry: Registry | None = None) -> dict[str, Any]:
+    """Point ``alias`` back at the previous verified version of ``name`` (atomic)."""
+    return _registry(registry, config).rollback(name, alias, actor=actor)
 
 
 def promote(name: str, version: str, alias: str = "production", *, config: GatewayConfig | None = None,
-            actor: Principal = LOCAL_ADMIN) -> dict[str, Any]:
-    from bastion.gateway.registry import Registry
-
-    return Registry(_cfg(config)).promote(name, version, alias, actor=actor)
-
-
-def revoke_client(ident: str, *, reason: str = "", config: GatewayConfig | None = None,
-                  actor: Principal = LOCAL_ADMIN) -> ClientInfo:
-    """Revoke a client's API key (by id or unique name)."""
-    from bastion.gateway.clients import revoke_client as _revoke
-
-    return _revoke(ident, db_url=_cfg(config).db_url, actor=actor, reason=reason)
-
-
-def throttle_client(ident: str, requests: str | None = None, samples: str | None = None, *,
-                    config: GatewayConfig | None = None, actor: Principal = LOCAL_ADMIN) -> ClientInfo:
-    """Give a client a tighter query budget, e.g. ``requests="10/minute", samples="100/hour"``."""
-    from bastion.gateway.clients import throttle_client as _throttle
-
-    return _throttle(ident, requests, samples, db_url=_cfg(config).db_url, actor=actor)
+            actor: Principal = LOCAL_ADMIN, registry: Registry | None = None) -> dict[str, Any]:
+    """Point ``alias`` at ``version`` of ``name`` (refused for unverified versions)."""
+    return _registry(registry, config).promote(name, version, alias, actor=actor)
 
 
 def set_output_policy(name: str, policy: dict[str, Any], *, config: GatewayConfig | None = None,
-                      actor: Principal = LOCAL_ADMIN) -> dict[str, Any]:
+                      actor: Principal = LOCAL_ADMIN, registry: Registry | None = None) -> dict[str, Any]:
     """Switch a model's output policy (``{"type": "label_only"}`` for protective mode)."""
-    from bastion.gateway.registry import Registry
-
-    return Registry(_cfg(config)).set_output_policy(name, policy, actor=actor)
+    return _registry(registry, config).set_output_policy(name, policy, actor=actor)
 
 
-def output_policy(name: str, *, config: GatewayConfig | None = None) -> dict[str, Any] | None:
-    from bastion.gateway.registry import Registry
-
-    return Registry(_cfg(config)).output_policy(name)
+def output_policy(name: str, *, config: GatewayConfig | None = None,
+                  registry: Registry | None = None) -> dict[str, Any] | None:
+    """The output policy ``name`` is served with now."""
+    return _registry(registry, config).output_policy(name)

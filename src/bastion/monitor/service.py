@@ -6,8 +6,10 @@ alert rules, incidents and playbooks.
 reference captured with ``capture_reference``, per-client extraction signals, the anomaly rate of
 each served version, optionally feature-squeezing disagreement) run in their own process by default
 (``bastion.monitor.process``), so the serving process only forwards each observation. Findings come
-back here: the matching alert rule opens or updates an incident and runs its playbook. With a pooling
-store configured, replicas share their detector state (``bastion.monitor.pooling``).
+back here: the matching alert rule turns each into an ``Alert`` handed to the alert sink
+(``bastion.monitor.alerts``: ``on_alert``, or the registered sinks; Bastion's opens or updates an
+incident and runs the rule's playbook). With a pooling store configured, replicas share their detector
+state (``bastion.monitor.pooling``).
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ import numpy as np
 
 from bastion.core.paths import bastion_home
 from bastion.core.severity import Severity
+from bastion.monitor.alerts import Alert, AlertSink, fan_out, registered_sinks
 from bastion.monitor.config import MonitorConfig
 from bastion.monitor.detectors import DetectorHub, Observation, jsonable, reference_path, sync_replicas
 from bastion.monitor.drift import ReferenceProfile
 from bastion.monitor.process import DetectorProcess, MonitorProcessError
-from bastion.respond.incidents import Alert, open_or_update
-from bastion.respond.playbooks import PlaybookRunner, parse_playbooks
 
 log = logging.getLogger("bastion.monitor")
 
@@ -49,18 +50,14 @@ class MonitorService:
     """
 
     def __init__(self, config: MonitorConfig | None = None, gateway: Any = None, *,
-                 replica: str | None = None) -> None:
+                 replica: str | None = None, on_alert: AlertSink | None = None) -> None:
         from bastion.monitor.pooling import replica_id
 
         self.cfg = config or MonitorConfig()
         self.gateway = gateway
         self.alerts: list[dict[str, Any]] = []
-        self.playbooks = parse_playbooks(self.cfg.playbooks)
+        self.on_alert: AlertSink = on_alert if on_alert is not None else fan_out(registered_sinks(self.cfg, gateway))
         gw_cfg = getattr(gateway, "config", None)
-        self.runner = PlaybookRunner(
-            registry=getattr(gateway, "registry", None), db_url=getattr(gw_cfg, "db_url", None),
-            audit_log=getattr(gateway, "audit", None), dry_run=self.cfg.dry_run,
-            on_change=getattr(gateway, "invalidate", None))
         self.replica = replica or replica_id()
         redis_url = gw_cfg.resolved_redis_url() if gw_cfg is not None else None
         db_url = getattr(gw_cfg, "db_url", None)
@@ -216,23 +213,22 @@ class MonitorService:
                       title=f"{detector.replace('_', ' ')} detected on {model}", model=model,
                       version=version, client=client, evidence=f["evidence"])
         with self._alert_lock:
+            ts = time.time()
             try:
-                incident, created = open_or_update(alert, self.runner.db_url)
+                handled = self.on_alert(alert, rule)
             except Exception:
-                log.exception("could not record incident for %s", detector)
+                log.exception("could not handle the %s alert", detector)
                 return
-            rec = {"ts": time.time(), "detector": detector, "model": model, "version": version,
-                   "client": client, "incident": incident["id"], "created": created,
-                   "pooled": bool(f["evidence"].get("pooled"))}
-            self.alerts.append(rec)
-            if rule.playbook:
-                rec["actions"] = self.runner.run(incident, self.playbooks.get(rule.playbook, []))
+            self.alerts.append({"ts": ts, "detector": detector, "model": model, "version": version,
+                                "client": client, "pooled": bool(f["evidence"].get("pooled")), **handled})
 
 
-def attach_monitoring(gateway: Any, config: MonitorConfig | None = None) -> MonitorService:
+def attach_monitoring(gateway: Any, config: MonitorConfig | None = None, *,
+                      on_alert: AlertSink | None = None) -> MonitorService:
     """Register a ``MonitorService`` on a ``GatewayService`` (its observers run off the request path;
-    with ``process: true``, the default, the detectors run in their own process)."""
-    mon = MonitorService(config, gateway)
+    with ``process: true``, the default, the detectors run in their own process). Alerts go to
+    ``on_alert``, or else to the registered alert sinks (``bastion.monitor.alerts``)."""
+    mon = MonitorService(config, gateway, on_alert=on_alert)
     gateway.observers.append(mon)
     gateway.monitor = mon
     if mon.cfg.process:  # calibrate every referenced model now, in the detector process, without waiting

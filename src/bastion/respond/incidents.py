@@ -7,7 +7,6 @@ appends to the timeline instead of opening a new incident.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ from sqlalchemy import select
 
 from bastion.core.errors import InvalidInputError
 from bastion.core.severity import Severity
+from bastion.monitor.alerts import Alert
 from bastion.respond.clocks import regulatory_clocks
 from bastion.store.db import session_scope
 from bastion.store.models_respond import RespondIncident
@@ -25,26 +25,6 @@ ATLAS_BY_ALERT = {
     "extraction": ["AML.T0024.002", "AML.T0040"],  # Extract AI Model; AI Model Inference API Access
     "anomaly_rate": ["AML.T0015"],
 }
-
-
-@dataclass
-class Alert:
-    """What a detector raises; alert rules turn it into an incident and playbook actions."""
-
-    type: str  # drift | extraction | adversarial_inputs | anomaly_rate | …
-    severity: Severity
-    title: str
-    model: str | None = None
-    version: str | None = None
-    model_sha256: str | None = None
-    client: str | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
-    personal_data: bool = False
-    serious: bool = False
-
-    @property
-    def dedupe_key(self) -> str:
-        return f"{self.type}|{self.model or '-'}|{self.client or '-'}"
 
 
 def _now() -> datetime:

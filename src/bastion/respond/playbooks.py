@@ -24,6 +24,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from bastion.core.errors import ConfigError
+from bastion.gateway import control
 from bastion.respond.incidents import record_action
 
 log = logging.getLogger("bastion.respond")
@@ -87,38 +88,30 @@ class PlaybookRunner:
         return results
 
     # ----------------------------------------------------------------- actions
-    def _principal(self) -> Any:
-        from bastion.gateway.auth import LOCAL_ADMIN
-
-        return LOCAL_ADMIN
-
+    # Every action on the gateway goes through bastion.gateway.control, as the local admin.
     def _do_rollback(self, incident: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
-        out = self.registry.rollback(incident["model"], opts.get("alias", "production"), actor=self._principal())
+        out = control.rollback(incident["model"], opts.get("alias", "production"), registry=self.registry)
         return {"result": out}
 
     def _do_revoke_key(self, incident: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
-        from bastion.gateway.clients import revoke_client
-
         done = []
         for client in incident.get("affected_clients") or []:
-            info = revoke_client(client, db_url=self.db_url, actor=self._principal(), audit_log=self.audit_log,
-                                 reason=f"incident {incident['id']}")
+            info = control.revoke_client(client, db_url=self.db_url, audit_log=self.audit_log,
+                                         reason=f"incident {incident['id']}")
             done.append(info.id)
         return {"revoked": done}
 
     def _do_throttle(self, incident: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
-        from bastion.gateway.clients import throttle_client
-
         done = []
         for client in incident.get("affected_clients") or []:
-            info = throttle_client(client, opts.get("requests", "10/minute"), opts.get("samples"),
-                                   db_url=self.db_url, actor=self._principal(), audit_log=self.audit_log)
+            info = control.throttle_client(client, opts.get("requests", "10/minute"), opts.get("samples"),
+                                           db_url=self.db_url, audit_log=self.audit_log)
             done.append(info.id)
         return {"throttled": done}
 
     def _do_protective_mode(self, incident: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
-        previous = self.registry.output_policy(incident["model"])
-        out = self.registry.set_output_policy(incident["model"], {"type": "label_only"}, actor=self._principal())
+        previous = control.output_policy(incident["model"], registry=self.registry)
+        out = control.set_output_policy(incident["model"], {"type": "label_only"}, registry=self.registry)
         return {"result": out, "previous_policy": previous}
 
     def _message(self, incident: dict[str, Any]) -> dict[str, Any]:
