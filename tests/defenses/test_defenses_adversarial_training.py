@@ -149,14 +149,39 @@ def test_bf16_attack_stays_in_the_eps_ball_and_trains() -> None:
     assert all(e["cpu_s"] > 0 and e["lr"] is not None for e in d["curve"])
 
 
+class _EpochClock:
+    """A budget clock that advances 0.125 s per finished epoch: budget decisions are exact and the test
+    does not depend on how busy the machine is."""
+
+    cores = 1
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def tick(self, *_: object) -> None:
+        self.t += 0.125
+
+    def wall(self) -> float:
+        return self.t
+
+    def cpu(self) -> float:
+        return self.t
+
+    def budget(self) -> float:
+        return self.t
+
+
 def test_cpu_budget_anneals_the_learning_rate_before_stopping() -> None:
     rng = np.random.default_rng(4)
     x, y = rng.random((200, 4), dtype=np.float32), rng.integers(0, 2, 200)
     cfg = AdversarialTrainingConfig(method="pgd", eps=0.1, epochs=1000, train_steps=1, clip_min=None, clip_max=None,
                                     val_fraction=0.2, batch_size=20, time_budget_s=1.5, budget_clock="cpu",
                                     anneal_to_budget=True)
-    _, record = adversarial_train(build_architecture("tabular-mlp", (4,), 2), x, y, cfg)
-    assert 1 < len(record.epochs) < 1000 and record.events[-1]["event"] == "time_budget"
-    assert record.events[-1]["clock"] == "cpu"
+    clock = _EpochClock()
+    _, record = adversarial_train(build_architecture("tabular-mlp", (4,), 2), x, y, cfg, on_epoch=clock.tick,
+                                  clock=clock)
+    # after epoch k, 0.125·k s are used and the next epoch is estimated at 0.125 s: 12 epochs fit in 1.5 s
+    assert len(record.epochs) == 12 and record.events[-1]["event"] == "time_budget"
+    assert record.events[-1]["clock"] == "cpu" and record.events[-1]["used_s"] == 1.5
     assert record.epochs[0].lr is not None and record.epochs[-1].lr is not None
     assert record.epochs[-1].lr < 0.2 * cfg.lr < record.epochs[0].lr  # cosine followed the budget, not epochs=1000

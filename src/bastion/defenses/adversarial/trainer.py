@@ -20,6 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -88,7 +89,21 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return padded[batch, chan, rows, cols]
 
 
-class _Clock:
+class BudgetClock(Protocol):
+    """What the trainer reads time from: seconds since start (``wall``, process ``cpu``), the seconds
+    counted against ``time_budget_s`` (``budget``) and the cores the CPU time is divided by. Tests pass
+    a clock of their own (``adversarial_train(..., clock=...)``) so that budget decisions are exact."""
+
+    cores: int
+
+    def wall(self) -> float: ...
+
+    def cpu(self) -> float: ...
+
+    def budget(self) -> float: ...
+
+
+class ProcessClock:
     """Wall and process-CPU seconds since start; the budget clock is one or the other (CPU / cores)."""
 
     def __init__(self, kind: str) -> None:
@@ -144,8 +159,12 @@ def adversarial_train(
     on_epoch: EpochCallback | None = None,
     architecture: str = "",
     device: str | torch.device = "cpu",
+    clock: BudgetClock | None = None,
 ) -> tuple[nn.Module, TrainingRecord]:
-    """Train ``module`` (returning logits) to be robust at L∞ ``cfg.eps``; returns it (best epoch) and the record."""
+    """Train ``module`` (returning logits) to be robust at L∞ ``cfg.eps``; returns it (best epoch) and the record.
+
+    ``clock`` (default: a ``ProcessClock`` on ``cfg.budget_clock``, started now) is what the time budget,
+    the annealed learning rate and the record's times read."""
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
     if len(x) != len(y) or len(x) < 2:
@@ -162,7 +181,7 @@ def adversarial_train(
     for p in module.parameters():
         p.requires_grad_(True)
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    clock = _Clock(cfg.budget_clock)
+    clock = clock if clock is not None else ProcessClock(cfg.budget_clock)
     record = TrainingRecord(config=cfg.to_dict(), architecture=architecture, n_train=len(x), n_val=len(xv),
                             cores=clock.cores)
     method = cfg.method
