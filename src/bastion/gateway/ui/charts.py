@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 W, H, PAD = 640, 200, 36
@@ -60,7 +60,7 @@ def line_chart(series: Sequence[tuple[float, float]], *, threshold: float | None
 PALETTE = ("#1f5fbf", "#c05000", "#2a8a2a", "#8a2a8a", "#a08000", "#007a8a", "#c00060", "#555555")
 
 
-def multi_line_chart(series: dict[str, Sequence[tuple[float, float]]], *, title: str, y_label: str, css_id: str,
+def multi_line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str, y_label: str, css_id: str,
                      y_min: float | None = 0.0) -> str:
     """Several named series on one SVG with a legend (e.g. rejections per reason); empty series are skipped."""
     series = {k: v for k, v in series.items() if v}

@@ -8,6 +8,8 @@ changing forms carry the session's CSRF token; pages are sent with a strict CSP,
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
 import threading
 import time
@@ -29,12 +31,14 @@ from bastion.gateway.ui.views import (
     WINDOWS,
     RateSampler,
     TrafficHistory,
+    alert_chart,
     audit_search,
     charts,
     traffic,
     traffic_charts,
 )
 
+log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><path d="M16 2 4 6v9c0 7.5 5.1 13.2 12 15 '
            b'6.9-1.8 12-7.5 12-15V6z" fill="#1d2733"/><path d="M16 6 8 8.8V15c0 5 3.3 9.1 8 10.6z" fill="#cfe0ff"/>'
@@ -93,26 +97,32 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
     history = TrafficHistory()
     app.state.ui_sessions = store
     app.state.ui_history = history
-    sampling = threading.Event()
 
     def _start_sampling() -> None:
-        """Readings every ``history.interval_s`` from the first dashboard view on (a daemon thread; it ends
-        when the gateway's metrics registry is gone)."""
-        if sampling.is_set():
-            return
-        sampling.set()
+        """Readings every ``history.interval_s`` from the gateway's start (a daemon thread off the request
+        path; it ends when the gateway closes or its metrics registry is gone), so the charts cover the
+        last hour/day even when nobody had the dashboard open."""
         reg = weakref.ref(service.metrics.registry)
+        stop = getattr(service, "_stop", None)
+        stopped = stop if isinstance(stop, threading.Event) else threading.Event()
 
         def loop() -> None:
             while True:
-                time.sleep(history.interval_s)
                 r = reg()
                 if r is None:
                     return
-                history.sample(r)
+                try:
+                    history.sample(r)
+                except Exception:  # a bad reading is skipped, the next one comes as usual
+                    log.exception("dashboard history reading failed")
                 del r
+                if stopped.wait(history.interval_s):
+                    return
 
-        threading.Thread(target=loop, name="bastion-ui-history", daemon=True).start()
+        app.state.ui_history_thread = threading.Thread(target=loop, name="bastion-ui-history", daemon=True)
+        app.state.ui_history_thread.start()
+
+    _start_sampling()
 
     def page(request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         nonce = secrets.token_urlsafe(16)
@@ -214,11 +224,11 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
         return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
     @route("GET", "/ui", "models:read", **ui)
-    async def overview(request: Request, window: str = "1h", s: UISession = dep("models:read")) -> Response:
+    async def overview(request: Request, window: str = "1h", refresh: str = "on",
+                       s: UISession = dep("models:read")) -> Response:
         from bastion.respond.incidents import list_incidents
 
         window = window if window in WINDOWS else "1h"
-        _start_sampling()
         history.sample(service.metrics.registry)
         versions = await run_in_threadpool(service.registry.list)
         t = traffic(service.metrics.registry)
@@ -227,9 +237,12 @@ def add_ui_routes(app: FastAPI, service: Any, route: Callable[..., Any]) -> None
         snap = await run_in_threadpool(monitor.snapshot) if monitor is not None else {"alerts": [], "models": {}}
         incidents = await run_in_threadpool(lambda: list_incidents(db_url=service.config.db_url))
         return page(request, "overview.html", session=s, versions=versions, traffic=t, rate=rate,
-                    charts=charts(snap, _mmd_thresholds(snap)), alerts=list(reversed(snap.get("alerts", [])))[:50],
-                    monitoring=monitor is not None, incidents=list(reversed(incidents))[:100],
+                    charts=charts(snap, _mmd_thresholds(snap), since=time.time() - WINDOWS[window]),
+                    alerts=list(reversed(snap.get("alerts", [])))[:50],
+                    alerts_svg=alert_chart(snap.get("alerts", []), window),
+                    monitoring=monitor is not None, config_path=os.environ.get("BASTION_GATEWAY_CONFIG"), incidents=list(reversed(incidents))[:100],
                     msg=request.query_params.get("msg"), window=window, windows=list(WINDOWS),
+                    refresh=None if refresh == "off" else 10,
                     series=traffic_charts(history, window), can_write="models:write" in s.principal.scopes)
 
     @route("GET", "/ui/incidents/{incident_id}", "models:read", **ui)

@@ -76,17 +76,20 @@ def traffic(registry: Any) -> dict[str, Any]:
     return {"total": total, "models": models, "rejections": rejected}
 
 
-def charts(snapshot: dict[str, Any], mmd_thresholds: dict[str, float] | None = None) -> list[dict[str, Any]]:
+def charts(snapshot: dict[str, Any], mmd_thresholds: dict[str, float] | None = None,
+           since: float | None = None) -> list[dict[str, Any]]:
     """Per monitored model: the univariate drift statistic vs its threshold, MMD² vs its threshold
     (points in red where the detector decided "drift": either statistic over its threshold), and the
-    share of low-confidence answers over time."""
+    share of low-confidence answers over time; only points at or after ``since`` (the page's window)."""
     out = []
+    lo = float("-inf") if since is None else since
     for name, m in sorted(snapshot.get("models", {}).items()):
-        hist = [p for p in m.get("drift_history", []) if "statistic" in p]
+        hist = [p for p in m.get("drift_history", []) if "statistic" in p and float(p.get("ts", 0.0)) >= lo]
         flags = [bool(p.get("drift")) for p in hist]
         stat = [(p["ts"], p["statistic"]) for p in hist]
         mmd = [(p["ts"], p["mmd2"]) for p in hist if p.get("mmd2") is not None]
-        anomaly = [(p["ts"], p["share"]) for p in m.get("series", []) if p.get("kind") == "anomaly"][-300:]
+        anomaly = [(p["ts"], p["share"]) for p in m.get("series", [])
+                   if p.get("kind") == "anomaly" and float(p.get("ts", 0.0)) >= lo][-300:]
         thr = m.get("drift_threshold")
         mthr = (mmd_thresholds or {}).get(name)
         safe = "".join(c if c.isalnum() else "-" for c in name)
@@ -143,8 +146,8 @@ class TrafficHistory:
     ``sample`` reads the registry (a background thread calls it every ``interval_s``; the overview page
     also calls it, so a fresh reading is always there) and keeps one day of readings in a ring. Nothing
     runs on the request path: the predict handlers only increment the counters they always did.
-    ``series(window)`` turns successive readings into per-interval points: requests per second, p95
-    latency of the requests in that interval (from histogram bucket differences), rejections per
+    ``series(window)`` turns successive readings into per-interval points: requests per second, p50 and
+    p95 latency of the requests in that interval (from histogram bucket differences), rejections per
     second by reason.
     """
 
@@ -154,7 +157,13 @@ class TrafficHistory:
             maxlen=int(keep_s / interval_s) + 64)
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        """Readings kept."""
+        with self._lock:
+            return len(self._pts)
+
     def sample(self, registry: Any, now: float | None = None) -> None:
+        """Take one reading of ``registry``'s request, rejection and latency counters."""
         total, rejected, buckets = 0.0, {}, {}  # type: ignore[var-annotated]
         for fam in registry.collect():
             for s in fam.samples:
@@ -178,12 +187,13 @@ class TrafficHistory:
         with self._lock:
             pts = list(self._pts)
         if not pts:
-            return {"requests": [], "p95_ms": [], "rejections": {}}
+            return {"requests": [], "p50_ms": [], "p95_ms": [], "rejections": {}}
         cut = pts[-1][0] - span
         pts = [p for p in pts if p[0] >= cut]
         step = max(1, len(pts) // max_points)
         pts = pts[::step] if step > 1 else pts
         req: list[tuple[float, float]] = []
+        p50: list[tuple[float, float]] = []
         p95: list[tuple[float, float]] = []
         rej: dict[str, list[tuple[float, float]]] = {}
         reasons = sorted({r for p in pts for r in p[2]})  # every reason on every interval (0 before it appeared)
@@ -192,13 +202,14 @@ class TrafficHistory:
             req.append((t1, max(0.0, (c1 - c0) / dt)))
             prev = dict(b0)
             diff = [(le, cum - prev.get(le, 0.0)) for le, cum in b1]
-            q = _quantile(diff, 0.95)
-            if q is not None and q != float("inf"):
-                p95.append((t1, 1000 * q))
+            for quantile, out in ((0.5, p50), (0.95, p95)):
+                q = _quantile(diff, quantile)
+                if q is not None and q != float("inf"):
+                    out.append((t1, 1000 * q))
             for reason in reasons:
                 rej.setdefault(reason, []).append((t1, max(0.0, (r1.get(reason, 0.0) - r0.get(reason, 0.0)) / dt)))
         rej = {k: v for k, v in rej.items() if any(y > 0 for _, y in v)}
-        return {"requests": req, "p95_ms": p95, "rejections": rej}
+        return {"requests": req, "p50_ms": p50, "p95_ms": p95, "rejections": rej}
 
 
 def traffic_charts(history: TrafficHistory, window: str) -> dict[str, str]:
@@ -208,8 +219,35 @@ def traffic_charts(history: TrafficHistory, window: str) -> dict[str, str]:
     return {
         "requests": line_chart(s["requests"], title=f"requests per second (last {window})", y_label="time →",
                                css_id="chart-requests", y_min=0.0),
-        "latency": line_chart(s["p95_ms"], title=f"p95 latency, ms (last {window})", y_label="time →",
-                              css_id="chart-latency", y_min=0.0),
+        "latency": multi_line_chart({"p50": s["p50_ms"], "p95": s["p95_ms"]},
+                                    title=f"latency p50 / p95, ms (last {window}; bucket upper bounds)",
+                                    y_label="time →", css_id="chart-latency"),
         "rejections": multi_line_chart(s["rejections"], title=f"rejections per second by reason (last {window})",
                                        y_label="time →", css_id="chart-rejections"),
     }
+
+
+def alert_series(alerts: list[dict[str, Any]], window: str, now: float | None = None,
+                 buckets: int = 60) -> dict[str, list[tuple[float, float]]]:
+    """Alerts per time bucket and detector over ``window`` (60 buckets: a minute each for 1h, 24 min for 1d).
+
+    Every detector that alerted in the window gets a point in every bucket (0 where it was quiet), so its
+    line shows when the alerts came; a point's time is the end of its bucket."""
+    span = WINDOWS.get(window, 3600.0)
+    end = time.time() if now is None else now
+    start, width = end - span, span / buckets
+    counts: dict[str, list[int]] = {}
+    for a in alerts:
+        ts = float(a.get("ts", 0.0))
+        if start <= ts <= end:
+            i = min(buckets - 1, int((ts - start) // width))
+            counts.setdefault(str(a.get("detector", "?")), [0] * buckets)[i] += 1
+    return {det: [(start + (i + 1) * width, float(n)) for i, n in enumerate(c)] for det, c in sorted(counts.items())}
+
+
+def alert_chart(alerts: list[dict[str, Any]], window: str, now: float | None = None) -> str:
+    from bastion.gateway.ui.charts import multi_line_chart
+
+    width = "1 min" if window == "1h" else "24 min"
+    return multi_line_chart(alert_series(alerts, window, now), y_label="time →", css_id="chart-alerts",
+                            title=f"alerts per {width} by detector (last {window})")
