@@ -1,5 +1,5 @@
 """``bastion ci``: the gate a pipeline runs — scan, signature, assessment thresholds, waivers — with SARIF
-(checked against a schema of SARIF 2.1.0), JUnit XML and a Markdown summary; the GitHub composite action
+(checked against the official SARIF 2.1.0 schema and a stricter one written from the standard), JUnit XML and a Markdown summary; the GitHub composite action
 and the pre-commit hook run their own commands here (no network)."""
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ BIN = Path(sys.executable).parent
 
 # The SARIF 2.1.0 objects Bastion writes, from the OASIS standard (sarif-v2.1.0-errata01-os, §3): required
 # properties and value sets as the standard gives them, and every object closed to properties the standard
-# does not define (custom data belongs in "properties" bags). The official schema file is not on this
-# machine; this schema is written from the standard's text for the objects used here.
+# does not define (custom data belongs in "properties" bags); it is stricter than the official file on
+# message objects (text or id) and closed property sets, so both are applied.
 _MSG = {"type": "object", "anyOf": [{"required": ["text"]}, {"required": ["id"]}],
         "properties": {"text": {"type": "string"}, "markdown": {"type": "string"}, "id": {"type": "string"},
                        "arguments": {"type": "array"}, "properties": {"type": "object"}},
@@ -91,6 +91,17 @@ SARIF_2_1_0 = {
                 "artifacts": {"type": "array"}, "originalUriBaseIds": {"type": "object"},
                 "automationDetails": {"type": "object"}, "properties": _BAG}}}}}
 
+# The official OASIS schema (sarif-v2.1.0-errata01-os, "Schemata/sarif-schema-2.1.0.json" of
+# github.com/oasis-tcs/sarif-spec at ffa72eb4d4d7, the last commit before it moved), shipped as test data:
+# no network at test time.
+OFFICIAL_SARIF_2_1_0 = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
+
+
+def _valid_sarif(doc: object) -> None:
+    """Valid under the official schema (draft-04, as published) and under the closed one above."""
+    jsonschema.Draft4Validator(OFFICIAL_SARIF_2_1_0, format_checker=jsonschema.FormatChecker()).validate(doc)
+    jsonschema.validate(doc, SARIF_2_1_0)
+
 
 def _tour(tmp: Path) -> Path:
     from bastion.demos.tour import write_tour
@@ -110,9 +121,11 @@ def _sign(model: Path, key: Path) -> None:
     sign_model(model, key)
 
 
-def test_the_schema_itself_refuses_what_sarif_does_not_allow() -> None:
+def test_the_schemas_refuse_what_sarif_does_not_allow() -> None:
+    assert OFFICIAL_SARIF_2_1_0["title"].startswith("Static Analysis Results Format (SARIF) Version 2.1.0")
+    jsonschema.Draft4Validator.check_schema(OFFICIAL_SARIF_2_1_0)
     ok = {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": [{"message": {"text": "m"}}]}]}
-    jsonschema.validate(ok, SARIF_2_1_0)
+    _valid_sarif(ok)
     for bad in ({"version": "2.0.0", "runs": []},
                 {"version": "2.1.0", "runs": [{"tool": {"driver": {}}}]},
                 {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": [{"level": "high",
@@ -121,6 +134,8 @@ def test_the_schema_itself_refuses_what_sarif_does_not_allow() -> None:
                                                                                               "severity": "x"}]}]}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, SARIF_2_1_0)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.Draft4Validator(OFFICIAL_SARIF_2_1_0).validate(bad)
 
 
 def test_example_policy_is_the_one_the_tour_writes() -> None:
@@ -145,7 +160,8 @@ def test_unsigned_then_signed_model_with_findings_waivers_and_every_output(tour:
     assert gates["assess:evasion.robustness_curve"].status == "fail" and r.exit_code == 1
     assert [w["id"] for w in r.waived] == ["evasion.worst_case_robustness"]
     sarif = json.loads((work / "ci" / "bastion.sarif").read_text())
-    jsonschema.validate(sarif, SARIF_2_1_0)
+    _valid_sarif(sarif)
+    _valid_sarif(json.loads((work / "ci" / "assessment" / "assessment.sarif").read_text()))
     assert [run["tool"]["driver"]["name"] for run in sarif["runs"]] == ["bastion-model-scan", "Bastion"]
     assert any(res["ruleId"] == "evasion.low_robustness" for res in sarif["runs"][1]["results"])
     suite = ET.parse(work / "ci" / "junit.xml").getroot().find("testsuite")
@@ -167,6 +183,9 @@ def test_a_malicious_file_stops_the_gate_before_anything_loads_it(tour: Path, tm
     assert r.exit_code == 1 and [g.status for g in r.gates] == ["fail", "skipped", "skipped"]
     assert any(f["id"] == "PICKLE_DANGEROUS_CALL" for f in r.gates[0].findings)
     assert not (tour / "PWNED-if-this-exists").exists()
+    sarif = json.loads((tmp_path / "ci" / "bastion.sarif").read_text())
+    _valid_sarif(sarif)
+    assert any(res["ruleId"] == "PICKLE_DANGEROUS_CALL" for res in sarif["runs"][0]["results"])
 
 
 @pytest.mark.parametrize("text, error", [
@@ -229,7 +248,7 @@ def test_github_action_runs_its_own_steps(tour: Path, tmp_path: Path) -> None:
     assert res.returncode == 1, res.stdout + res.stderr  # unsigned demo model: the signature gate fails
     assert "verdict=fail" in outputs.read_text()
     assert "Bastion gate" in summary.read_text()
-    assert (work / "gate-out" / "bastion.sarif").is_file()
+    _valid_sarif(json.loads((work / "gate-out" / "bastion.sarif").read_text()))
 
 
 def test_pre_commit_hook_runs_its_entry_on_matching_files(tour: Path, tmp_path: Path) -> None:

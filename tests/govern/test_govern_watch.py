@@ -59,8 +59,23 @@ def test_first_run_then_not_due_then_upgrade_and_catalog_change_rerun(watched: d
     up = run_due(config=cfg, bastion_version="99.0.0")
     assert up[0].status == "ran" and up[0].reasons == [f"bastion-upgrade ({get_run(first[0].run_id).bastion_version} "
                                                        "→ 99.0.0)"]  # type: ignore[arg-type]
+    assert up[0].incident_id is None, "the same findings as before: nothing new, no incident"
+    # the upgraded run is made to look clean: the catalog change's re-run then has a new high finding
+    from bastion.respond.incidents import get_incident
+    from bastion.store.db import session_scope
+    from bastion.store.models_assess import AssessRun
+
+    with session_scope() as s:
+        row = s.get(AssessRun, up[0].run_id)
+        row.findings, row.n_findings, row.max_severity = [], 0, None
     cat = run_due(config=cfg, bastion_version="99.0.0", catalog="2.0.0")
     assert cat[0].status == "ran" and cat[0].reasons[0].startswith("catalog-change")
+    assert cat[0].diff["new"] and cat[0].incident_id is not None
+    inc = get_incident(cat[0].incident_id)
+    assert inc["alert_type"] == "reassessment" and inc["evidence"]["diff"]["new"] == cat[0].diff["new"]
+    assert inc["evidence"]["catalog_version"][1] == "2.0.0" and inc["evidence"]["previous_run"] == up[0].run_id
+    # demotion is on, but v1 is the only version: the failed roll-back is recorded, not hidden
+    assert cat[0].demoted is not None and "error" in cat[0].demoted and "demote production" in inc["actions_done"]
     later = run_due(config=cfg, bastion_version="99.0.0", catalog="2.0.0", now=datetime.now(UTC) + timedelta(days=8))
     assert later[0].reasons[0].startswith("schedule")
     history = runs("digits")
@@ -111,6 +126,40 @@ def test_two_runners_at_once_assess_once(watched: dict[str, object]) -> None:
         th.join()
     statuses = sorted(s for r in results for s in r)
     assert statuses.count("ran") == 1 and len(runs("digits")) == 1, statuses  # the other was leased or not due
+
+    # the other runner reads the policy, then the first one runs and releases before the lease is taken:
+    # under the lease the run is no longer due, so it is not run twice
+    from bastion.govern import watch
+
+    take, raced = watch._take_lease, []
+
+    def racing(model: str, owner: str, now: datetime, db_url: str | None) -> bool:
+        if not raced:
+            raced.append("")
+            raced.extend(o.status for o in run_due(config=cfg, catalog="2.0.0"))
+        return take(model, owner, now, db_url)
+
+    watch._take_lease = racing  # type: ignore[assignment]
+    try:
+        late = run_due(config=cfg, catalog="2.0.0")
+    finally:
+        watch._take_lease = take  # type: ignore[assignment]
+    assert raced[1:] == ["ran"] and [o.status for o in late] == ["not-due"] and len(runs("digits")) == 2
+
+
+def test_serve_runs_what_is_due_then_sleeps_and_stops(watched: dict[str, object]) -> None:
+    from bastion.govern.watch import serve
+
+    logs: list[str] = []
+    sleeps: list[float] = []
+    passes = serve(interval_s=30, max_passes=3, config=watched["cfg"], log=logs.append, sleep=sleeps.append)
+    assert passes == 3 and sleeps == [30, 30], "bounded: three passes, a sleep between each"
+    ran = [m for m in logs if m.startswith("digits: ran")]
+    assert len(ran) == 1 and len(runs("digits")) == 1, logs  # first pass runs it; the next two find it not due
+    passes = serve(interval_s=30, max_passes=1, config=watched["cfg"], log=logs.append, sleep=sleeps.append,
+                   bastion_version="99.0.0")
+    assert passes == 1 and sleeps == [30, 30] and len(runs("digits")) == 2
+    assert any("bastion-upgrade" in m for m in logs), logs
 
 
 def test_record_diff_and_unknown_model(watched: dict[str, object]) -> None:

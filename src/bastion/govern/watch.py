@@ -157,6 +157,14 @@ def _take_lease(model: str, owner: str, now: datetime, db_url: str | None) -> bo
         return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def _reload(model: str, db_url: str | None) -> WatchPolicy | None:
+    with session_scope(db_url) as s:
+        row = s.get(WatchPolicy, model)
+        if row is not None:
+            s.expunge(row)
+        return row
+
+
 def _release_lease(model: str, owner: str, db_url: str | None, run_id: int | None, ran_at: datetime | None) -> None:
     with session_scope(db_url) as s:
         row = s.get(WatchPolicy, model)
@@ -206,6 +214,15 @@ def run_due(model: str | None = None, *, force: bool = False, executor: Any = No
         if not _take_lease(row.model, owner, t, db_url):
             out.append(WatchOutcome(row.model, "leased", reasons))
             continue
+        # another runner may have run and released it between our read and our lease: decide again on the
+        # row as it is now, under the lease
+        fresh = _reload(row.model, db_url)
+        reasons = (due_reasons(fresh, info.sha256, bv, cv, t, db_url) if not force else ["forced"]) if fresh else []
+        if fresh is None or not reasons:
+            _release_lease(row.model, owner, db_url, None, None)
+            out.append(WatchOutcome(row.model, "not-due"))
+            continue
+        row = fresh
         run_id: int | None = None
         try:
             log(f"re-assessing {row.model} v{info.version}: {'; '.join(reasons)}")
@@ -268,11 +285,16 @@ def _respond(row: WatchPolicy, info: Any, previous: Any, current: Any, regressio
 
 def serve(interval_s: float = 60.0, max_passes: int | None = None, executor: Any = None, config: Any = None,
           db_url: str | None = None, log: Callable[[str], None] = print,
-          sleep: Callable[[float], None] = time.sleep) -> int:
-    """Run ``run_due`` every ``interval_s`` seconds (``max_passes`` bounds it); returns the passes made."""
+          sleep: Callable[[float], None] = time.sleep, bastion_version: str | None = None,
+          catalog: str | None = None) -> int:
+    """Run ``run_due`` every ``interval_s`` seconds (``max_passes`` bounds it); returns the passes made.
+
+    ``bastion_version`` and ``catalog`` pass through to ``run_due`` (tests stand for an upgrade with them).
+    """
     passes = 0
     while max_passes is None or passes < max_passes:
-        for o in run_due(executor=executor, config=config, db_url=db_url, log=log):
+        for o in run_due(executor=executor, config=config, db_url=db_url, log=log, bastion_version=bastion_version,
+                         catalog=catalog):
             if o.status != "not-due":
                 log(f"{o.model}: {o.status}" + (f" run {o.run_id}" if o.run_id else "")
                     + (f", incident {o.incident_id}" if o.incident_id else "") + (f" ({o.error})" if o.error else ""))
