@@ -215,7 +215,7 @@ def test_thresholds_take_the_most_specific_prefix() -> None:
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "BASTION_GATEWAY_CONFIG"}
+    env = {k: v for k, v in os.environ.items() if k not in ("BASTION_GATEWAY_CONFIG", "BASTION_DB_URL")}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["BASTION_HOME"] = str(home)
     return env
@@ -249,6 +249,11 @@ def test_github_action_runs_its_own_steps(tour: Path, tmp_path: Path) -> None:
     assert "verdict=fail" in outputs.read_text()
     assert "Bastion gate" in summary.read_text()
     _valid_sarif(json.loads((work / "gate-out" / "bastion.sarif").read_text()))
+    # the gate's assessment is kept with the others: bastion history lists it as a ci run
+    from bastion.assess.history import runs
+
+    stored = runs("digits.pt", db_url=f"sqlite:///{tmp_path / 'home' / 'bastion.db'}")
+    assert [r.source for r in stored] == ["ci"] and stored[0].model_sha256 and stored[0].catalog_version
 
 
 def test_pre_commit_hook_runs_its_entry_on_matching_files(tour: Path, tmp_path: Path) -> None:

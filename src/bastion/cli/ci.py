@@ -7,7 +7,7 @@ unreadable input, a check error when the policy says ``errors: fail``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,6 +27,8 @@ def ci(
     executor: Annotated[str, typer.Option("--executor", help="Where assessment checks run: local or ray.")] = "local",
     fmt: Annotated[OutputFormat, typer.Option("--format", help="text or json (gate.json on stdout).")] = (
         OutputFormat.text),
+    store: Annotated[bool, typer.Option("--store/--no-store", help="Keep the assessment in the store (bastion "
+                                                                   "history lists it, source ci).")] = True,
     threads: ThreadsOpt = None,
 ) -> None:
     """Gate a model in CI: scan the file, verify its signature, assess it, and apply the policy's thresholds."""
@@ -40,6 +42,8 @@ def ci(
     if executor not in ("local", "ray"):
         raise ConfigError(f"--executor {executor!r}: local or ray")
     result = run_gate(pol, out, executor=executor, progress=fmt == OutputFormat.text and console.is_terminal)
+    if store and result.assessment is not None:
+        _store(result.assessment)
     if fmt == OutputFormat.json:
         print_json(result.to_dict())
     else:
@@ -52,3 +56,17 @@ def ci(
         stdout.print(f"gate: {result.verdict.upper()} — wrote {out}/bastion.sarif, junit.xml, summary.md, gate.json",
                      highlight=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)
+
+
+def _store(assessment: Any) -> None:
+    """Keep the gate's assessment with the others (``bastion history``); a store that cannot be written is a
+    warning: it does not change the gate's verdict."""
+    try:
+        from bastion.assess.history import record
+        from bastion.govern.watch import catalog_version
+        from bastion.store.db import upgrade
+
+        upgrade()
+        record(assessment, catalog_version=catalog_version(), source="ci")
+    except Exception as exc:
+        console.print(f"[yellow]warning:[/] the assessment was not stored ({type(exc).__name__}: {exc})")
