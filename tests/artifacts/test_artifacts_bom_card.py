@@ -21,8 +21,9 @@ def assessment_file(tmp_path: Path) -> Path:
                       params={"eps": 0.1, "steps": 20, "seed": 0},
                       findings=[Finding("evasion.low", Severity.HIGH, "robust accuracy <script>x</script> low",
                                         recommendation="bastion harden adversarial-training")])
-    a = Assessment(target={"name": "demo:digits", "model_format": "torchscript", "n_classes": 10,
-                           "input_spec": {"shape": [1, 8, 8]}, "metadata": {"data_kind": "image"},
+    a = Assessment(target={"name": "demo:digits", "model_format": "torchscript", "n_classes": 10, "white_box": True,
+                           "input_spec": {"shape": [1, 8, 8], "dtype": "float32", "clip_min": 0.0, "clip_max": 1.0},
+                           "metadata": {"data_kind": "image"},
                            "fingerprints": {"model": "ab" * 32, "data": "cd" * 32}},
                    profile="quick", seed=0, results=[res])
     p = tmp_path / "assessment.json"

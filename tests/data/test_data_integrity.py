@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from bastion.artifacts.keys import generate_keypair
 from bastion.cli.main import build_app
-from bastion.data.integrity import build_manifest, merkle_root, verify_manifest, write_manifest
+from bastion.data.integrity import build_manifest, manifest_root, verify_manifest, write_manifest
 
 runner = CliRunner()
 
@@ -87,11 +87,11 @@ def test_files_added_removed_and_npz_rows(tmp_path: Path) -> None:
 
 def test_unchanged_data_verifies_and_merkle_root_changes_with_any_leaf() -> None:
     leaves = [bytes([i]) * 16 for i in range(7)]
-    root = merkle_root(leaves)
+    root = manifest_root(leaves)
     for i in range(7):
         changed = list(leaves)
         changed[i] = b"\xff" * 16
-        assert merkle_root(changed) != root
+        assert manifest_root(changed) != root
 
 
 def test_signature_valid_then_tampered_manifest(dataset: tuple[Path, list], tmp_path: Path) -> None:

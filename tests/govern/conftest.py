@@ -27,7 +27,8 @@ def make_assessment(robust_accuracy: float = 0.12, mia_auc: float = 0.52, create
                       metrics={"auc": mia_auc}, params={"samples": 200, "seed": 0})
     scan = CheckResult(check_id="supply_chain.scan", title="Model file scan", status=Status.PASS)
     target = {"name": "digits", "model_format": "torchscript", "model_path": "/models/digits.pt", "n_classes": 10,
-              "input_spec": {"shape": [1, 8, 8]}, "n_train": 1347, "n_test": 450, "data_path": "builtin:digits",
+              "white_box": True, "input_spec": {"shape": [1, 8, 8], "dtype": "float32", "clip_min": 0.0, "clip_max": 1.0},
+              "n_train": 1347, "n_test": 450, "data_path": "builtin:digits",
               "fingerprints": {"model": "ab" * 32, "data": "cd" * 32}}
     return Assessment(target=target, profile="quick", seed=0, results=[evasion, mia, scan],
                       created_at=created_at)

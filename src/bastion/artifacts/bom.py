@@ -47,16 +47,12 @@ def _lib_key(fmt: str) -> str:
 
 
 def _load_assessment(assessment: str | os.PathLike[str] | dict[str, Any] | None) -> dict[str, Any] | None:
+    """An assessment given as a document, or read (schema-checked) from ``assessment.json`` or its directory."""
     if assessment is None or isinstance(assessment, dict):
         return assessment
-    p = Path(assessment)
-    try:
-        data = json.loads(p.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"assessment {p} is not readable JSON: {exc}") from None
-    if not isinstance(data, dict) or "results" not in data:
-        raise InvalidInputError(f"{p} is not a Bastion assessment (no 'results')")
-    return data
+    from bastion.report.json_report import read_assessment_doc
+
+    return read_assessment_doc(assessment)
 
 
 def performance_metrics(assessment: dict[str, Any]) -> list[dict[str, str]]:

@@ -261,8 +261,8 @@ def risks_seed(
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
 ) -> None:
     """Seed the register from the catalog and from assessment findings (medium and above)."""
-    from bastion.govern.evidence import load_assessment
     from bastion.govern.risk import seed_risks
+    from bastion.report import load_assessment
 
     counts = seed_risks(system, [load_assessment(p) for p in _runs(assessment)], owner=owner, actor=_actor())
     if fmt == OutputFormat.json:

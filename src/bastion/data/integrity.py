@@ -70,9 +70,14 @@ def hash_files(paths: Sequence[Path], workers: int | None = None) -> list[tuple[
         return list(pool.map(hash_file, paths))
 
 
-def merkle_root(leaves: Sequence[bytes]) -> str:
-    """RFC 6962-style Merkle root (hex) over already-hashed leaves, finalised as
-    ``sha256(0x02 || u64 leaf count || top node)``; empty tree = sha256(b'')."""
+def manifest_root(leaves: Sequence[bytes]) -> str:
+    """The data manifest's root (hex; the ``merkle_root`` field of a manifest): a Merkle tree over
+    already-hashed row leaves, pairing left to right and carrying an odd node up, finalised as
+    ``sha256(0x02 || u64 leaf count || top node)``; empty tree = sha256(b'').
+
+    Not the audit log's tree (``bastion.gateway.merkle.merkle_root``: RFC 6962 shape with inclusion
+    proofs, raw 32-byte root): the two differ in shape and form, and a manifest's root is fixed by the
+    manifests already written."""
     if not leaves:
         return hashlib.sha256(b"").hexdigest()
     level = list(leaves)
@@ -103,7 +108,7 @@ class TableDigest:
 
     @property
     def root(self) -> str:
-        return merkle_root(self.row_leaves)
+        return manifest_root(self.row_leaves)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -265,7 +270,7 @@ def build_manifest(
         "row_leaf": f"sha256(0x00||row)[:{LEAF_BYTES}]",
         "key_columns": list(key_columns),
         "files": entries,
-        "merkle_root": merkle_root(leaves),
+        "merkle_root": manifest_root(leaves),
     }
 
 

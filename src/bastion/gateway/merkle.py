@@ -76,6 +76,8 @@ class MerkleTree:
 
 
 def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    """The RFC 6962 root (raw 32 bytes) of the audit records ``leaves``. Data manifests use a different
+    tree (``bastion.data.integrity.manifest_root``)."""
     return MerkleTree(leaves).root
 
 

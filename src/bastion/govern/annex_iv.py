@@ -16,7 +16,8 @@ import yaml
 
 from bastion.core.errors import ConfigError, InvalidInputError
 from bastion.govern.document import Document
-from bastion.govern.evidence import collect_evidence, load_assessment
+from bastion.govern.evidence import collect_evidence
+from bastion.report import load_assessment
 
 INFO_KEYS = (
     "intended_purpose", "provider", "version_history", "interaction_with_other_systems", "market_forms",

@@ -15,7 +15,8 @@ from typing import Any
 
 from bastion.core.errors import InvalidInputError
 from bastion.govern.document import Document
-from bastion.govern.evidence import collect_evidence, load_assessment
+from bastion.govern.evidence import collect_evidence
+from bastion.report import load_assessment
 
 DPIA_KEYS = ("processing_description", "purposes", "legitimate_interest", "data_subjects", "retention",
              "recipients", "necessity", "proportionality", "consultation", "dpo_opinion", "residual_risk_acceptance")

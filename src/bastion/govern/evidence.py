@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bastion.core.errors import InvalidInputError
-from bastion.core.results import Assessment
 from bastion.govern.catalog import Control, control, control_for_check, load_catalog
+from bastion.report import load_assessment
 
 EvidenceStatus = Literal["pass", "warn", "fail", "info"]
 ControlStatus = Literal["pass", "warn", "fail", "no evidence"]
@@ -127,18 +127,6 @@ def expand_assessment_paths(paths: Sequence[Path] | None) -> list[Path]:
         else:
             out.append(p)
     return out
-
-
-def load_assessment(path: Path) -> Assessment:
-    """Read ``assessment.json`` (or a directory holding one) with a clear error when it is not one."""
-    p = path / "assessment.json" if path.is_dir() else path
-    if not p.is_file():
-        raise InvalidInputError(f"assessment file {p} does not exist")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-        return Assessment.from_dict(doc)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInputError(f"{p} is not a Bastion assessment.json: {exc}") from None
 
 
 def judge_result(ctl: Control, status: str, metrics: dict[str, Any], tier: TierName) -> tuple[EvidenceStatus, str]:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bastion.core.severity import Severity
-from bastion.govern.evidence import EvidenceSet, collect_evidence, load_assessment
+from bastion.govern.evidence import EvidenceSet, collect_evidence
+from bastion.report import load_assessment
 
 REPORT_SCHEMA = "bastion-governance-report/1"
 WORDING = ("This report shows evidence toward framework items and where evidence is missing. It is not a "

@@ -28,7 +28,7 @@ from bastion.core.errors import InvalidInputError
 from bastion.core.paths import bastion_home
 from bastion.monitor.config import MonitorConfig, SqueezeSettings
 from bastion.monitor.drift import DriftConfig, DriftDetector, ReferenceProfile, StreamingDrift
-from bastion.monitor.extraction import ExtractionConfig, ExtractionMonitor
+from bastion.monitor.extraction import ExtractionDetectorConfig, ExtractionMonitor
 
 log = logging.getLogger("bastion.monitor")
 
@@ -112,7 +112,7 @@ class ModelDetectors:
             window=d.window, test_every=d.test_every, ert=d.ert, n_bootstrap=d.n_bootstrap,
             max_features=d.max_features), cache_dir))
         e = cfg.extraction
-        self.extraction = ExtractionMonitor(ref.x, ExtractionConfig(
+        self.extraction = ExtractionMonitor(ref.x, ExtractionDetectorConfig(
             delta=e.delta, min_queries=e.min_queries, ood_share=e.ood_share, rate_per_min=e.rate_per_min,
             prada_every=e.prada_every))
         self.anomalies: dict[str, deque[bool]] = {}

@@ -28,7 +28,10 @@ from scipy import stats as sstats
 
 
 @dataclass
-class ExtractionConfig:
+class ExtractionDetectorConfig:
+    """Settings of the PRADA-style extraction detector (the extraction *attack's* settings are
+    ``bastion.attacks.extraction.ExtractionConfig``)."""
+
     delta: float = 0.90
     min_queries: int = 100
     max_set: int = 500
@@ -79,8 +82,8 @@ class OODScorer:
 class ExtractionMonitor:
     """Per-client PRADA, coverage and rate signals; ``observe`` returns a flag dict when a client crosses one."""
 
-    def __init__(self, reference: np.ndarray, config: ExtractionConfig | None = None) -> None:
-        self.cfg = config or ExtractionConfig()
+    def __init__(self, reference: np.ndarray, config: ExtractionDetectorConfig | None = None) -> None:
+        self.cfg = config or ExtractionDetectorConfig()
         self.ood = OODScorer(reference, self.cfg.n_components)
         self.clients: OrderedDict[str, _ClientState] = OrderedDict()
         self._lock = threading.Lock()

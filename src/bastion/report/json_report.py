@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from enum import Enum
 from functools import lru_cache
 from importlib import resources
@@ -107,8 +108,9 @@ def write_json(assessment: Assessment, path: str | Path) -> Path:
     return p
 
 
-def load_assessment(path: str | Path) -> Assessment:
-    """Read an ``assessment.json`` (or a directory holding one) back into an ``Assessment``."""
+def read_assessment_doc(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read an ``assessment.json`` (or a directory holding one) as a JSON object, checked against the
+    published schema: the one reader every command uses (``load_assessment`` for an ``Assessment``)."""
     p = Path(path)
     if p.is_dir():
         p = p / "assessment.json"
@@ -116,12 +118,20 @@ def load_assessment(path: str | Path) -> Assessment:
         raise InvalidInputError(f"no assessment at {p}; run `bastion assess … --out DIR` first")
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"{p} is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise InvalidInputError(f"{p} does not hold a JSON object")
     major = str(doc.get("schema_version", "")).split(".")[0]
     if major != SCHEMA_VERSION.split(".")[0]:
         raise InvalidInputError(f"{p} has schema_version {doc.get('schema_version')!r}; this Bastion reads {SCHEMA_VERSION}")
-    validate_assessment(doc)
-    return Assessment.from_dict(doc)
+    try:
+        validate_assessment(doc)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{p}: {exc}") from None
+    return doc
+
+
+def load_assessment(path: str | os.PathLike[str]) -> Assessment:
+    """Read an ``assessment.json`` (or a directory holding one) back into an ``Assessment`` (schema-checked)."""
+    return Assessment.from_dict(read_assessment_doc(path))

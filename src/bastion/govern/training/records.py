@@ -18,7 +18,10 @@ N_LABS = 6
 
 
 @dataclass
-class TrainingRecord:
+class LearnerRecord:
+    """One completion of a training lab or quiz by a learner (not a model's training record: that is
+    ``bastion.defenses.adversarial.record.TrainingRecord``)."""
+
     id: int
     learner: str
     team: str
@@ -34,7 +37,7 @@ class TrainingRecord:
 
 
 def record_completion(learner: str, team: str, lab: int, kind: RecordKind, score: float, passed: bool,
-                      details: dict[str, Any] | None = None, url: str | None = None) -> TrainingRecord:
+                      details: dict[str, Any] | None = None, url: str | None = None) -> LearnerRecord:
     """Store one completion record; returns it."""
     if not learner.strip() or not team.strip():
         raise InvalidInputError("a training record needs a learner and a team (--learner, --team)")
@@ -54,12 +57,12 @@ def record_completion(learner: str, team: str, lab: int, kind: RecordKind, score
         return _to(row)
 
 
-def _to(r: GovernTrainingRecord) -> TrainingRecord:
-    return TrainingRecord(r.id, r.learner, r.team, r.lab, r.kind, r.score, r.passed, r.completed_at.isoformat(),
+def _to(r: GovernTrainingRecord) -> LearnerRecord:
+    return LearnerRecord(r.id, r.learner, r.team, r.lab, r.kind, r.score, r.passed, r.completed_at.isoformat(),
                           dict(r.details or {}))
 
 
-def list_records(learner: str | None = None, team: str | None = None, url: str | None = None) -> list[TrainingRecord]:
+def list_records(learner: str | None = None, team: str | None = None, url: str | None = None) -> list[LearnerRecord]:
     ensure_schema(url)
     with session_scope(url) as s:
         q = select(GovernTrainingRecord).order_by(GovernTrainingRecord.id)
