@@ -128,10 +128,10 @@ def build_target(
         raise ConfigError("nothing to assess: pass --demo NAME, or --model FILE (or --endpoint URL) with --data FILE")
     if data is None:
         raise ConfigError("--data FILE is needed with --model/--endpoint (labelled evaluation data)")
-    from bastion.datasets.files import read_data_file
+    from bastion.datasets import load
     from bastion.models.loaders import load_model, model_info
 
-    dfile = read_data_file(data, label=label)
+    dfile = load(data, label=label)
     spec = InputSpec(shape=dfile.sample_shape)
     adapter = load_model(
         model, endpoint=endpoint, query_budget=query_budget, input_spec=spec,

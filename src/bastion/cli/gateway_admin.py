@@ -70,9 +70,9 @@ def push(
             raise InvalidInputError(f"--input-shape {input_shape!r}: expected integers like 1,8,8") from None
     if data is not None and shape is None:
         from bastion.core.domain import resolve_range
-        from bastion.datasets.files import read_data_file
+        from bastion.datasets import load
 
-        d = read_data_file(data)
+        d = load(data)
         shape = d.sample_shape
         xs = [x for x in (d.splits.x_train, d.splits.x_test) if x is not None]
         rng = resolve_range(flag=(clip_min, clip_max), data=xs[0] if len(xs) == 1 else np.concatenate(xs),

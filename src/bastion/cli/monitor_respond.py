@@ -34,9 +34,9 @@ def _x(path: Path | None, demo: str | None, split: str = "test") -> Any:
         s = load_demo_data(demo).splits
         x = s.x_train if split == "train" else s.x_test
     elif path:
-        from bastion.datasets.files import read_data_file
+        from bastion.datasets import load
 
-        s = read_data_file(path).splits
+        s = load(path).splits
         x = s.x_train if split == "train" and s.x_train is not None else (s.x_test if s.x_test is not None else s.x_train)
     else:
         raise InvalidInputError("give a data file or --demo NAME")

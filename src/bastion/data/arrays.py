@@ -16,10 +16,11 @@ def load_labelled(source: str | Path) -> tuple[DataSplits, dict[str, np.ndarray]
     Returns the splits and any other arrays in the file (e.g. ``poison_indices``).
     """
     s = str(source)
-    from bastion.datasets.files import data_source, demo_name, read_data_file
+    from bastion.datasets import load
+    from bastion.datasets.files import data_source, demo_name
 
     if demo_name(s) is not None or data_source(s) is not None:  # demo:NAME, builtin:NAME, dataset:NAME
-        return read_data_file(s).splits, {}
+        return load(s).splits, {}
     p = Path(s)
     if not p.is_file():
         raise InvalidInputError(f"{p} not found (give an .npz with x_train/y_train, or demo:NAME)")

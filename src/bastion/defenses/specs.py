@@ -81,7 +81,8 @@ def load_training_data(data: str | Path | None, demo: str | None = None, label: 
         raise ConfigError("give exactly one of --demo NAME or --data FILE")
     if demo is None and data is None:
         raise ConfigError("--data is required: an .npz with x_train/y_train, or demo:NAME (e.g. demo:digits)")
-    from bastion.datasets.files import demo_name, read_data_file
+    from bastion.datasets import load
+    from bastion.datasets.files import demo_name
 
     text = str(data) if data is not None else ""
     name = demo if demo is not None else demo_name(text)
@@ -95,7 +96,7 @@ def load_training_data(data: str | Path | None, demo: str | None = None, label: 
         return TrainingData(sp.x_train, sp.y_train, sp.x_test, sp.y_test, dd.input_shape, len(dd.class_names),
                             f"demo:{name}", rng.clip_min, rng.clip_max, dd.class_names,
                             rng.source if rng.source != "unknown" else "model")
-    f = read_data_file(text, label=label)
+    f = load(text, label=label)
     s = f.splits
     if s.x_train is None or s.y_train is None:
         if s.x_test is None or s.y_test is None:
