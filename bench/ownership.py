@@ -43,7 +43,8 @@ def _verdicts(fp: Any, models: list[tuple[str, Any]], spec: Any, k: int) -> list
     return out
 
 
-def run_demo(name: str, n: int, n_independent: int, epochs: int, wm_epochs: int, seed: int) -> dict[str, Any]:
+def run_demo(name: str, n: int, n_independent: int, epochs: int, wm_epochs: int, seed: int,
+             candidates: int = 0) -> dict[str, Any]:
     from bastion.attacks.extraction import ExtractionConfig, run_extraction
     from bastion.defenses.ownership import (
         FingerprintConfig,
@@ -64,7 +65,7 @@ def run_demo(name: str, n: int, n_independent: int, epochs: int, wm_epochs: int,
     assert d.x_train is not None and d.y_train is not None and d.x_test is not None and d.y_test is not None
     src = t.model.module  # type: ignore[attr-defined]
     t0 = time.perf_counter()
-    cfg = FingerprintConfig(n_fingerprints=n, n_candidates=4 * n, epochs=epochs, seed=seed)
+    cfg = FingerprintConfig(n_fingerprints=n, n_candidates=candidates or 4 * n, epochs=epochs, seed=seed)
     fp = create_fingerprint(t.model, d.x_train, d.y_train, x_seed=d.x_test, config=cfg)
     create_s = time.perf_counter() - t0
 
@@ -145,6 +146,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100, help="fingerprint size = verification queries")
     ap.add_argument("--independent", type=int, default=10)
     ap.add_argument("--epochs", type=int, default=0, help="training epochs (0: 30 for digits, 8 for mnist)")
+    ap.add_argument("--candidates", type=int, default=0, help="seed inputs perturbed (0: 4 × --n)")
+    ap.add_argument("--wm-epochs", type=int, default=0, help="watermark training epochs (0: 40 digits, 8 mnist)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default="", help="also write the full results here")
@@ -154,8 +157,10 @@ def main() -> None:
     for name in [s.strip() for s in a.demos.split(",") if s.strip()]:
         ep = a.epochs or (30 if name == "digits" else 8)
         t0 = time.perf_counter()
-        r = run_demo(name, a.n, a.independent, ep, 40 if name == "digits" else 8, a.seed)
+        r = run_demo(name, a.n, a.independent, ep, a.wm_epochs or (40 if name == "digits" else 8), a.seed,
+                     a.candidates)
         r["wall_s"] = round(time.perf_counter() - t0, 1)
+        r["args"] = {"epochs": ep, "candidates": a.candidates or 4 * a.n, "threads": a.threads}
         results.append(r)
         print(f"{name}: derived identified {r['derived_identified']}/{r['derived_total']} "
               f"({100 * r['derived_rate']:.0f}%), independent falsely matched "
