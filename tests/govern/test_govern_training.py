@@ -1,5 +1,5 @@
 """Training labs: lab 1 (adversarial example) and lab 5 (malicious checkpoint) end to end, lab 2's checker,
-availability of labs whose features have not landed, quizzes and completion records."""
+quizzes and completion records."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from bastion.core.errors import InvalidInputError
-from bastion.govern.training import LABS, availability, grade_quiz, lab, quiz
+from bastion.govern.training import LABS, grade_quiz, lab, quiz
 from bastion.govern.training.lab_supply import MARKER
 from bastion.govern.training.records import list_records, record_completion, team_coverage
 
@@ -89,15 +89,6 @@ def test_lab2_checker_measures_detection_against_the_real_poison(tmp_path: Path)
     (work / "flagged.json").write_text(json.dumps({"flagged_indices": "all"}))
     with pytest.raises(InvalidInputError):
         lab2.check(work)
-
-
-def test_a_lab_whose_feature_has_not_landed_says_so() -> None:
-    class FutureLab:
-        number, slug, title, goal = 9, "future", "Future", "none"
-        requires = ("bastion.no_such_capability", "bastion.core.errors:NoSuchError")
-
-    ok, why = availability(FutureLab())  # type: ignore[arg-type]
-    assert not ok and "bastion.no_such_capability" in why and "NoSuchError" in why
 
 
 def test_quiz_grading() -> None:

@@ -43,42 +43,29 @@ def list_labs(
     learner: LearnerOpt = None,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
 ) -> None:
-    """The six labs, whether this build supports each, and the learner's progress."""
-    from bastion.govern.training import LABS, availability
+    """The six labs and the learner's progress."""
+    from bastion.govern.training import LABS
     from bastion.govern.training.records import list_records
 
     who = _learner(learner)
     recs = list_records(learner=who)
     rows: list[dict[str, Any]] = []
     for n, lab in sorted(LABS.items()):
-        ok, why = availability(lab)
         done = {r.kind for r in recs if r.lab == n and r.passed}
-        rows.append({"lab": n, "slug": lab.slug, "title": lab.title, "goal": lab.goal, "available": ok,
-                     "availability": why, "goal_passed": "lab" in done, "quiz_passed": "quiz" in done})
+        # every lab ships with Bastion: "available"/"availability" stay in the JSON for existing readers
+        rows.append({"lab": n, "slug": lab.slug, "title": lab.title, "goal": lab.goal, "available": True,
+                     "availability": "available", "goal_passed": "lab" in done, "quiz_passed": "quiz" in done})
     if fmt == OutputFormat.json:
         print_json({"learner": who, "labs": rows})
         return
     from rich.table import Table
 
     table = Table(title=f"Bastion security labs — progress of {who}")
-    for col in ("#", "lab", "available", "goal", "quiz"):
+    for col in ("#", "lab", "goal", "quiz"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["lab"]), r["title"], "yes" if r["available"] else "not yet",
-                      "✓" if r["goal_passed"] else "·", "✓" if r["quiz_passed"] else "·")
+        table.add_row(str(r["lab"]), r["title"], "✓" if r["goal_passed"] else "·", "✓" if r["quiz_passed"] else "·")
     print_table(table)
-    for r in rows:
-        if not r["available"]:
-            console.print(f"lab {r['lab']}: {r['availability']}")
-
-
-def _require_available(number: int) -> None:
-    from bastion.core.errors import DependencyError
-    from bastion.govern.training import availability, lab
-
-    ok, why = availability(lab(number))
-    if not ok:
-        raise DependencyError(f"lab {number} is {why}")
 
 
 @learn_app.command("start")
@@ -91,7 +78,6 @@ def start(
     """Set up a lab workspace and show its instructions."""
     from bastion.govern.training import lab
 
-    _require_available(number)
     d = _workdir(number, workdir)
     d.mkdir(parents=True, exist_ok=True)
     setup = lab(number).start(d, seed=seed)
@@ -117,7 +103,6 @@ def check(
     from bastion.govern.training import lab
     from bastion.govern.training.records import record_completion
 
-    _require_available(number)
     result = lab(number).check(_workdir(number, workdir))
     out = result.to_dict()
     if record:

@@ -18,9 +18,12 @@ from typing import Any
 import yaml
 
 from bastion.core.errors import InvalidInputError
-from bastion.govern.training.base import Lab, LabCheck, LabSetup, availability, missing_requirements
+from bastion.govern.training.base import Lab, LabCheck, LabSetup
 from bastion.govern.training.lab_evasion import EvasionLab
-from bastion.govern.training.lab_more import ExtractionLab, IncidentLab, PoisoningLab, PrivacyLab
+from bastion.govern.training.lab_extraction import ExtractionLab
+from bastion.govern.training.lab_incident import IncidentLab
+from bastion.govern.training.lab_poisoning import PoisoningLab
+from bastion.govern.training.lab_privacy import PrivacyLab
 from bastion.govern.training.lab_supply import SupplyChainLab
 
 LABS: dict[int, Lab] = {
@@ -30,8 +33,7 @@ LABS: dict[int, Lab] = {
 QUIZ_PASS = 2 / 3
 
 __all__ = [
-    "LABS", "QUIZ_PASS", "Lab", "LabCheck", "LabSetup", "Question", "availability", "grade_quiz", "lab",
-    "missing_requirements", "quiz",
+    "LABS", "QUIZ_PASS", "Lab", "LabCheck", "LabSetup", "Question", "grade_quiz", "lab", "quiz",
 ]
 
 

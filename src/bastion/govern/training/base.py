@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
+
+from bastion.core.errors import InvalidInputError
+from bastion.core.paths import atomic_write_text
 
 
 @dataclass
@@ -43,33 +47,32 @@ class Lab(Protocol):
     slug: str
     title: str
     goal: str
-    requires: tuple[str, ...]
 
     def start(self, workdir: Path, seed: int = 0) -> LabSetup: ...
 
     def check(self, workdir: Path) -> LabCheck: ...
 
 
-def missing_requirements(requires: tuple[str, ...]) -> list[str]:
-    """Which ``module`` or ``module:attribute`` requirements are not importable in this installation."""
-    missing = []
-    for req in requires:
-        mod, _, attr = req.partition(":")
-        try:
-            if importlib.util.find_spec(mod) is None:
-                missing.append(req)
-                continue
-            if attr and not hasattr(importlib.import_module(mod), attr):
-                missing.append(req)
-        except (ImportError, ValueError):
-            missing.append(req)
-    return missing
+def read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of a learner's .npz (pickles refused), or an error naming the file."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: np.asarray(z[k]) for k in keys}
+    except (KeyError, ValueError, OSError) as exc:
+        raise InvalidInputError(f"{path}: expected an .npz with arrays {', '.join(keys)} ({exc})") from None
 
 
-def availability(lab: Lab) -> tuple[bool, str]:
-    """Whether the Bastion features a lab needs have landed, and if not, which are missing."""
-    missing = missing_requirements(lab.requires)
-    if not missing:
-        return True, "available"
-    return False, ("not available in this Bastion build yet: it needs " + ", ".join(missing)
-                   + " (that capability has not landed)")
+def read_json(path: Path) -> dict[str, Any]:
+    """A learner's JSON object, or an error naming the file."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"{path} is not readable JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidInputError(f"{path}: expected a JSON object")
+    return doc
+
+
+def write_text(workdir: Path, name: str, text: str) -> None:
+    """Write a workspace file atomically."""
+    atomic_write_text(workdir / name, text)

@@ -38,7 +38,6 @@ class EvasionLab:
     slug = "adversarial-example"
     title = "Craft an adversarial example that fools the digits model"
     goal = f"an L∞ ≤ {EPS} perturbation of the given digit that the digits model misclassifies"
-    requires: tuple[str, ...] = ("bastion.models.zoo:demo_target",)
 
     def start(self, workdir: Path, seed: int = 0) -> LabSetup:
         from bastion.models.zoo import demo_target

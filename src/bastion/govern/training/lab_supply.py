@@ -53,7 +53,6 @@ class SupplyChainLab:
     slug = "malicious-checkpoint"
     title = "Scan and reject a malicious checkpoint"
     goal = "reject exactly the checkpoint that executes code on load, backed by a Bastion scan report"
-    requires: tuple[str, ...] = ("bastion.artifacts.scan:scan_path",)
 
     def start(self, workdir: Path, seed: int = 0) -> LabSetup:
         import torch
