@@ -6,8 +6,7 @@ multiplier to a target ε with the chosen accountant (PRV by default, RDP availa
 returns the model with a ``PrivacyStatement`` whose ε is read back from the accountant.
 ``grad_sample_mode`` picks how per-sample gradients are computed: ``ghost`` (default: ghost
 clipping computes the exact per-sample gradient norms without materialising the per-sample
-gradients; it trained bit-identical models to ``hooks`` on the digits models and a conv +
-BatchNorm→GroupNorm + LayerNorm net, 1.6× vs 4.7× per-step overhead on the MNIST CNN),
+gradients; its models and per-step cost against ``hooks`` are measured in docs/privacy.md, "DP-SGD"),
 ``hooks`` (Opacus's default), ``functorch`` or ``ew`` (expanded weights).
 
 Examples:
