@@ -57,7 +57,8 @@ def test_text_mode_prints_where_the_report_is(fake_checks, tmp_path: Path, capsy
                                    capsys)
     assert rc == 0
     assert f"Report: {(tmp_path / 'report.html').resolve()}" in out
-    assert "test_assess.clean" in err and "Verdict" in err
+    assert "test_assess.clean" in out and "Verdict" in out, "the results table is a result: stdout"
+    assert "Assessing" in err, "progress and notes go to stderr"
 
 
 @pytest.mark.parametrize(("args", "message"), [

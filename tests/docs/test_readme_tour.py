@@ -12,8 +12,8 @@ on the next line); the lines after it, up to the next command, are the output th
   an output line's skeleton.
 
 All commands run in one bash process (``cd``, ``export`` and ``&`` carry over) in an empty folder.
-``python tests/docs/test_readme_tour.py README.md`` runs the page and prints each command's real output,
-for pasting when the page is written or re-measured.
+``python tests/docs/test_readme_tour.py PAGE.md`` runs the page and prints each command's real output;
+``--fill`` writes the first lines of it under every command that shows no output yet.
 """
 
 from __future__ import annotations
@@ -54,14 +54,22 @@ def skeleton(text: str) -> str:
 
 
 def parse(markdown: str) -> list[Step]:
-    """The steps of the page's tour, in order."""
+    """The steps of the page's sessions (every START … END section, in order)."""
     if START not in markdown or END not in markdown:
         raise ValueError(f"no {START} … {END} section")
-    body = markdown.split(START, 1)[1].split(END, 1)[0]
-    offset = markdown.split(START, 1)[0].count("\n")
     steps: list[Step] = []
     in_block, pending = False, ""
-    for no, raw in enumerate(body.splitlines(), start=offset + 1):
+    lines = markdown.splitlines()
+    inside = False
+    for no, raw in enumerate(lines, start=1):
+        if raw.strip() == START:
+            inside = True
+            continue
+        if raw.strip() == END:
+            inside, in_block = False, False
+            continue
+        if not inside:
+            continue
         if raw.startswith("```"):
             in_block = raw.strip() == "```console" if not in_block else False
             continue
@@ -156,22 +164,58 @@ def test_a_changed_line_or_exit_code_is_reported() -> None:
         "exit 1, the page says 0", "not printed: verdict: unsafe — 4 finding(s)"]
 
 
-def test_readme_tour_runs_verbatim(tmp_path: Path) -> None:
-    with socket.socket() as s:  # the tour's gateway listens on 127.0.0.1:8765
-        if s.connect_ex(("127.0.0.1", 8765)) == 0:
-            pytest.fail("port 8765 is busy: the README tour's gateway cannot start")
-    steps = parse((ROOT / "README.md").read_text())
-    assert len(steps) >= 30 and steps[0].command.startswith("bastion tour")
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SESSIONS = [p for p in PAGES if START in p.read_text()]
+TOUR_PORTS = {"README.md": 8765, "gateway.md": 8796}
+
+
+def test_every_page_that_shows_real_output_runs_it() -> None:
+    claims = [p.name for p in PAGES if "real output" in p.read_text().lower()]
+    untested = [n for n in claims if n not in {p.name for p in SESSIONS}]
+    assert not untested, f"pages that say 'real output' without a tested session ({START}): {untested}"
+    assert "README.md" in {p.name for p in SESSIONS}
+
+
+@pytest.mark.parametrize("page", SESSIONS, ids=[p.name for p in SESSIONS])
+def test_page_sessions_run_verbatim(page: Path, tmp_path: Path) -> None:
+    port = TOUR_PORTS.get(page.name)
+    if port is not None:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                pytest.fail(f"port {port} is busy: the gateway of {page.name}'s session cannot start")
+    steps = parse(page.read_text())
+    assert steps, f"{page.name}: no commands between the markers"
+    if page.name == "README.md":
+        assert len(steps) >= 30 and steps[0].command.startswith("bastion tour")
     env = tour_env(tmp_path / "home", Path(sys.executable).parent)
     work = tmp_path / "work"
     work.mkdir()
     problems = []
     for st, (rc, out) in zip(steps, run(steps, work, env), strict=True):
-        problems += [f"README line {st.line}: $ {st.command}\n    {p}" for p in mismatches(st, rc, out)]
+        problems += [f"{page.name} line {st.line}: $ {st.command}\n    {p}" for p in mismatches(st, rc, out)]
         if rc != st.expected_rc:
             problems.append(f"    output: {out.strip()[-1500:]}")
     assert not problems, "\n".join(problems)
-    assert not (work / "tour" / "PWNED-if-this-exists").exists()  # nothing in the tour loads the malicious files
+    for marker in work.rglob("PWNED-if-this-exists"):
+        pytest.fail(f"a malicious tour file was loaded: {marker}")
+
+
+def fill(page: Path, outputs: list[tuple[Step, str]], keep: int = 6, width: int = 150) -> str:
+    """The page with real output under every command that shows none yet (first ``keep`` lines, long
+    lines elided with …) — for writing a page; the test then holds the page to it."""
+    lines = page.read_text().splitlines()
+    inserts: dict[int, list[str]] = {}
+    for st, out in outputs:
+        if st.shown:
+            continue
+        last = st.line - 1 + st.command.count("\n")
+        real = [ln.rstrip() for ln in out.splitlines() if ln.strip() and not set(ln.strip()) <= set("━─┏┓┗┛┡┩└┘╇┳┻")]
+        inserts[last] = [ln if len(ln) <= width else ln[:width].rstrip() + "…" for ln in real[:keep]]
+    out_lines: list[str] = []
+    for i, ln in enumerate(lines):
+        out_lines.append(ln)
+        out_lines.extend(inserts.get(i, []))
+    return "\n".join(out_lines) + "\n"
 
 
 def main(argv: list[str]) -> int:  # pragma: no cover - a writer's tool
@@ -183,13 +227,16 @@ def main(argv: list[str]) -> int:  # pragma: no cover - a writer's tool
         env = tour_env(Path(tmp) / "home", Path(sys.executable).parent)
         work = Path(tmp) / "work"
         work.mkdir()
+        results = run(steps, work, env)
         bad = 0
-        for st, (rc, out) in zip(steps, run(steps, work, env), strict=True):
+        for st, (rc, out) in zip(steps, results, strict=True):
             print(f"$ {st.command}    [exit {rc}]")
             print(out.rstrip())
             for p in mismatches(st, rc, out):
                 bad += 1
                 print(f"  !! {shlex.quote(p)}", file=sys.stderr)
+        if "--fill" in argv:
+            page.write_text(fill(page, [(st, out) for st, (_, out) in zip(steps, results, strict=True)]))
         return 1 if bad else 0
 
 

@@ -19,6 +19,8 @@ from bastion.cli.output import (
     ThreadsOpt,
     console,
     print_json,
+    print_table,
+    stdout,
     use_threads,
 )
 
@@ -211,7 +213,8 @@ def _print_table(assessment: object, html: Path) -> None:
         worst = r.max_severity
         table.add_row(r.check_id, f"[{styles.get(r.status.value, 'white')}]{r.status.value}[/]",
                       worst.value if worst else "-", r.summary or (r.error or ""))
-    console.print(table)
+    print_table(table)  # results on stdout: one line per check when piped (never wrapped), fitted in a terminal
     s = assessment.summary()
-    console.print(f"[bold]Verdict:[/] {s['verdict']} (worst finding: {s['max_severity']}; {s['duration_s']:.1f} s)")
+    stdout.print(f"[bold]Verdict:[/] {s['verdict']} (worst finding: {s['max_severity']}; {s['duration_s']:.1f} s)",
+                 highlight=False, soft_wrap=True)
     typer.echo(f"Report: {html.resolve()}")
