@@ -106,3 +106,14 @@ def test_readings_start_with_the_gateway_and_stop_when_it_closes(bastion_home: P
     app.state.ui_history_thread.join(timeout=10)
     assert not app.state.ui_history_thread.is_alive()
     dispose_engines()
+
+
+def test_charts_label_the_time_axis_in_utc() -> None:
+    from bastion.gateway.ui.charts import line_chart, multi_line_chart
+
+    t0 = 1_796_000_000.0  # 2026-11-30 00:53:20 UTC
+    svg = line_chart([(t0, 1.0), (t0 + 3600, 2.0)], title="t", y_label="time →", css_id="c")
+    assert '<text class="x0"' in svg and ">00:53</text>" in svg and ">01:53 UTC</text>" in svg
+    day = multi_line_chart({"a": [(t0, 1.0), (t0 + 86400, 2.0)]}, title="t", y_label="time →", css_id="d")
+    assert ">11-30 00:53</text>" in day and ">12-01 00:53 UTC</text>" in day
+    assert "time →" in line_chart([(0.0, 1.0), (1.0, 2.0)], title="t", y_label="time →", css_id="e")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from html import escape
 
-W, H, PAD = 640, 200, 36
+W, H, PAD = 560, 200, 36  # two charts side by side in the 1200 px page, one per row on a phone
 
 
 def line_chart(series: Sequence[tuple[float, float]], *, threshold: float | None = None, title: str,
@@ -24,8 +25,8 @@ def line_chart(series: Sequence[tuple[float, float]], *, threshold: float | None
     hi = max([*ys, threshold] if threshold is not None else ys) if y_max is None else y_max
     if hi - lo < 1e-12:
         hi = lo + 1.0
-    x0, x1 = min(xs), max(xs)
-    span = (x1 - x0) or 1.0
+    x0 = min(xs)
+    span = (max(xs) - x0) or 1.0
 
     def px(x: float) -> float:
         return PAD + (x - x0) / span * (W - 2 * PAD)
@@ -41,7 +42,7 @@ def line_chart(series: Sequence[tuple[float, float]], *, threshold: float | None
            f'<text x="{PAD}" y="16" font-size="12" fill="#333">{escape(title)}</text>',
            f'<text x="4" y="{PAD - 6}" font-size="10" fill="#666">{hi:.3g}</text>',
            f'<text x="4" y="{H - PAD + 12}" font-size="10" fill="#666">{lo:.3g}</text>',
-           f'<text x="{W - PAD}" y="{H - 8}" font-size="10" fill="#666" text-anchor="end">{escape(y_label)}</text>']
+           *_x_labels(x0, x0 + span, y_label)]
     if threshold is not None:
         ty = py(threshold)
         out.append(f'<line class="threshold" x1="{PAD}" x2="{W - PAD}" y1="{ty:.1f}" y2="{ty:.1f}" '
@@ -55,6 +56,19 @@ def line_chart(series: Sequence[tuple[float, float]], *, threshold: float | None
                    f'fill="{"#c00" if over else "#1f5fbf"}"><title>{y:.4g}</title></circle>')
     out.append("</svg>")
     return "".join(out)
+
+
+def _x_labels(x0: float, x1: float, label: str) -> list[str]:
+    """The x axis: first and last time (UTC) when x is a Unix time, else ``label`` at the right end."""
+    style = 'font-size="10" fill="#666"'
+    if x0 > 1e9:  # seconds since the epoch: every dashboard chart
+        fmt = "%H:%M" if x1 - x0 >= 120 else "%H:%M:%S"
+        if x1 - x0 >= 86400 - 60:
+            fmt = "%m-%d %H:%M"
+        a, b = time.strftime(fmt, time.gmtime(x0)), time.strftime(fmt, time.gmtime(x1))
+        return [f'<text class="x0" x="{PAD}" y="{H - 8}" {style}>{a}</text>',
+                f'<text class="x1" x="{W - PAD}" y="{H - 8}" {style} text-anchor="end">{b} UTC</text>']
+    return [f'<text x="{W - PAD}" y="{H - 8}" {style} text-anchor="end">{escape(label)}</text>']
 
 
 PALETTE = ("#1f5fbf", "#c05000", "#2a8a2a", "#8a2a8a", "#a08000", "#007a8a", "#c00060", "#555555")
@@ -87,7 +101,7 @@ def multi_line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, tit
            f'<text x="{PAD}" y="16" font-size="12" fill="#333">{escape(title)}</text>',
            f'<text x="4" y="{PAD - 6}" font-size="10" fill="#666">{hi:.3g}</text>',
            f'<text x="4" y="{H - PAD + 12}" font-size="10" fill="#666">{lo:.3g}</text>',
-           f'<text x="{W - PAD}" y="{H - 8}" font-size="10" fill="#666" text-anchor="end">{escape(y_label)}</text>']
+           *_x_labels(x0, x0 + span, y_label)]
     for i, (name, pts) in enumerate(sorted(series.items())):
         color = PALETTE[i % len(PALETTE)]
         line = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
@@ -96,7 +110,8 @@ def multi_line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, tit
         for x, y in pts:
             out.append(f'<circle class="pt" cx="{px(x):.1f}" cy="{py(y):.1f}" r="2" fill="{color}">'
                        f"<title>{escape(name)}: {y:.4g}</title></circle>")
-        out.append(f'<text class="legend" x="{W - PAD}" y="{30 + 12 * i}" font-size="10" fill="{color}" '
-                   f'text-anchor="end">{escape(name)}</text>')
+    legend = " ".join(f'<tspan fill="{PALETTE[i % len(PALETTE)]}">■ {escape(name)}</tspan>'
+                      for i, name in enumerate(sorted(series)))  # one row above the plot: it never covers a line
+    out.append(f'<text class="legend" x="{W - PAD}" y="{PAD - 8}" font-size="10" text-anchor="end">{legend}</text>')
     out.append("</svg>")
     return "".join(out)
