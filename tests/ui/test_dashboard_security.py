@@ -142,7 +142,8 @@ def test_rollback_without_or_with_wrong_csrf_is_403(ui: dict[str, Any]) -> None:
 
 def test_auditor_views_but_cannot_roll_back(ui: dict[str, Any]) -> None:
     c, _ = _login(ui, "auditor")
-    assert c.get("/ui").status_code == 200
+    overview = c.get("/ui")
+    assert overview.status_code == 200 and 'class="action' not in overview.text  # no roll back/promote controls
     audit = c.get("/ui/audit", params={"action": "ui.login"})
     assert audit.status_code == 200 and 'id="chain-status"' in audit.text and "ui.login" in audit.text
     assert "OK" in audit.text
@@ -150,6 +151,8 @@ def test_auditor_views_but_cannot_roll_back(ui: dict[str, Any]) -> None:
     token = _csrf(c.get("/ui").text)
     r = c.post("/ui/models/digits/rollback", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 403
+    assert c.get("/ui/models/digits/promote/1").status_code == 403
+    assert c.post("/ui/models/digits/promote/1", data={"csrf_token": token}, follow_redirects=False).status_code == 403
     assert ui["service"].registry.resolve("digits", "production").version == "2"
 
 
@@ -157,6 +160,11 @@ def test_operator_rollback_with_confirmation_and_logout(ui: dict[str, Any]) -> N
     c, _ = _login(ui, "operator")
     reg = ui["service"].registry
     assert reg.resolve("digits", "production").version == "2"
+    overview = c.get("/ui").text
+    assert 'class="action rollback" href="/ui/models/digits/rollback"' in overview
+    assert 'class="action promote" href="/ui/models/digits/promote/1"' in overview
+    r = c.post("/ui/models/digits/promote/1", data={}, follow_redirects=False)  # no CSRF token
+    assert r.status_code == 403 and reg.resolve("digits", "production").version == "2"
     confirm = c.get("/ui/models/digits/rollback")
     assert confirm.status_code == 200 and 'id="target">1<' in confirm.text
     r = c.post("/ui/models/digits/rollback", data={"csrf_token": _csrf(confirm.text)}, follow_redirects=False)
