@@ -80,7 +80,9 @@ def encrypt_model(
             raise InvalidInputError(f"{model}: encrypted inference needs a torch or scikit-learn linear/MLP model")
         accuracy = None
     else:
-        he, accuracy = _train_demo(str(train_demo), arch, hidden, epochs, seed)
+        from bastion.defenses.encrypted.model import train_demo_he_model
+
+        he, accuracy = train_demo_he_model(str(train_demo), arch, hidden, epochs, seed)
     he.save(out)
     _emit(
         {
@@ -92,32 +94,6 @@ def encrypt_model(
         },
         fmt,
     )
-
-
-def _train_demo(name: str, arch: str, hidden: int, epochs: int, seed: int) -> tuple[Any, float]:
-    import numpy as np
-    import torch
-
-    from bastion.core.errors import InvalidInputError
-    from bastion.datasets import load_demo_data
-    from bastion.defenses.encrypted.model import HEModel, he_mlp
-    from bastion.models.zoo import TrainConfig, train_classifier
-
-    d = load_demo_data(name)
-    s = d.splits
-    assert s.x_train is not None and s.y_train is not None and s.x_test is not None and s.y_test is not None
-    n_feat, k = int(np.prod(d.input_shape)), len(d.class_names)
-    torch.manual_seed(seed)
-    if arch == "logreg":
-        module: torch.nn.Module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(n_feat, k))
-    elif arch == "he-mlp":
-        module = he_mlp(n_feat, k, hidden)
-    else:
-        raise InvalidInputError(f"unknown --arch {arch!r}; use logreg or he-mlp")
-    train_classifier(module, s.x_train, s.y_train, TrainConfig(epochs=epochs, lr=3e-3), seed=seed)
-    with torch.no_grad():
-        acc = float((module(torch.from_numpy(s.x_test)).argmax(1).numpy() == s.y_test).mean())
-    return HEModel.from_torch(module, d.input_shape), acc
 
 
 @he_app.command("keygen")

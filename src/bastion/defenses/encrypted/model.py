@@ -176,3 +176,31 @@ def _leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
         sub = _leaves(child)
         out.extend((f"{name}.{n}" if n else name, m) for n, m in sub)
     return out
+
+
+def train_demo_he_model(name: str, arch: str = "he-mlp", hidden: int = 32, epochs: int = 30,
+                        seed: int = 0) -> tuple[HEModel, float]:
+    """Train a CKKS-friendly classifier on the demo data ``name`` (``arch``: ``logreg`` or ``he-mlp``)
+    and return its HE bundle with the plaintext test accuracy (``bastion he build --train-demo``).
+
+    Examples:
+        >>> he, acc = train_demo_he_model("digits", "logreg", epochs=5)   # doctest: +SKIP
+    """
+    from bastion.datasets import load_demo_data
+    from bastion.models.zoo import TrainConfig, train_classifier
+
+    d = load_demo_data(name)
+    s = d.splits
+    assert s.x_train is not None and s.y_train is not None and s.x_test is not None and s.y_test is not None
+    n_feat, k = int(np.prod(d.input_shape)), len(d.class_names)
+    torch.manual_seed(seed)
+    if arch == "logreg":
+        module: nn.Module = nn.Sequential(nn.Flatten(), nn.Linear(n_feat, k))
+    elif arch == "he-mlp":
+        module = he_mlp(n_feat, k, hidden)
+    else:
+        raise InvalidInputError(f"unknown --arch {arch!r}; use logreg or he-mlp")
+    train_classifier(module, s.x_train, s.y_train, TrainConfig(epochs=epochs, lr=3e-3), seed=seed)
+    with torch.no_grad():
+        acc = float((module(torch.from_numpy(s.x_test)).argmax(1).numpy() == s.y_test).mean())
+    return HEModel.from_torch(module, d.input_shape), acc
