@@ -1,4 +1,8 @@
-"""The lab framework: a lab sets up a workspace, states a goal, and checks it automatically."""
+"""The lab framework: a lab sets up a workspace, states a goal, and checks it automatically.
+
+One module per lab (``lab_evasion`` … ``lab_incident``). Checkers read plain files (npz, JSON,
+TorchScript via Bastion's scanning loader, with ``read_npz``/``read_json`` below), so what is checked —
+the goal — does not depend on how the learner reached it."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Lab 4: steal the served model through the gateway, and be detected doing it.
-
-The checker reads plain files (npz, JSON, TorchScript via Bastion's scanning loader), so what is checked
-— the goal — does not depend on how the learner reached it.
-"""
+"""Lab 4: steal the served model through the gateway, and be detected doing it."""
 
 from __future__ import annotations
 

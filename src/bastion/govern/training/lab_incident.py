@@ -1,8 +1,4 @@
-"""Lab 6: respond to an incident and export a verified forensic bundle.
-
-The checker reads plain files (npz, JSON, TorchScript via Bastion's scanning loader), so what is checked
-— the goal — does not depend on how the learner reached it.
-"""
+"""Lab 6: respond to an incident and export a verified forensic bundle."""
 
 from __future__ import annotations
 

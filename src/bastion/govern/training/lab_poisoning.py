@@ -1,8 +1,4 @@
-"""Lab 2: find the poisoned training samples (label flips and triggers) in a demo set.
-
-The checker reads plain files (npz, JSON, TorchScript via Bastion's scanning loader), so what is checked
-— the goal — does not depend on how the learner reached it.
-"""
+"""Lab 2: find the poisoned training samples (label flips and triggers) in a demo set."""
 
 from __future__ import annotations
 

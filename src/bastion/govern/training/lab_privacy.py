@@ -1,8 +1,4 @@
-"""Lab 3: measure membership leakage, then train with DP-SGD and show it shrink.
-
-The checker reads plain files (npz, JSON, TorchScript via Bastion's scanning loader), so what is checked
-— the goal — does not depend on how the learner reached it.
-"""
+"""Lab 3: measure membership leakage, then train with DP-SGD and show it shrink."""
 
 from __future__ import annotations
 
