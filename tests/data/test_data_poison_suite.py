@@ -76,3 +76,35 @@ def test_poison_filter_refuses_a_bad_truth_file(tmp_path: Path, digits: tuple[np
         main(["harden", "poison-filter", "--data", str(tmp_path / "d.npz"), "--model-spec", "digits-mlp",
               "--out", str(tmp_path / "m.pt"), "--truth", str(tmp_path / "t.json")])
     assert exc.value.code == 2 and not (tmp_path / "m.pt").exists()
+
+
+def test_unlearning_step_removes_a_learned_trigger() -> None:
+    import torch
+
+    from bastion.defenses.poison_filter import unlearn
+    from bastion.models.zoo import TrainConfig, train_classifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    bad = np.flatnonzero(y == 0)[:30]
+    x[bad, 5] = 6.0  # trigger → class 1
+    y[bad] = 1
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+    net = train_classifier(net, x, y, TrainConfig(epochs=30), seed=0)
+    probe = rng.normal(size=(200, 6)).astype(np.float32)
+    probe = probe[probe[:, 0] < -0.3]
+    probe[:, 5] = 6.0
+
+    def asr() -> float:
+        with torch.no_grad():
+            return float((net(torch.from_numpy(probe)).argmax(1) == 1).float().mean())
+
+    assert asr() > 0.8, "the trigger was learned"
+    keep = np.setdiff1d(np.arange(len(y)), bad)
+    net = unlearn(net, x[keep], y[keep], x[bad], y[bad], epochs=20, seed=0)
+    assert asr() < 0.2, "unlearning the flagged samples removes it"
+    with torch.no_grad():
+        acc = float((net(torch.from_numpy(x[keep])).argmax(1).numpy() == y[keep]).mean())
+    assert acc > 0.9

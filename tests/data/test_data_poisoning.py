@@ -76,6 +76,11 @@ def test_detects_backdoor_and_flips(detection: tuple[dict, np.ndarray, np.ndarra
     by_index = {f["index"]: f for f in report["flagged"]}
     assert all(0.0 <= f["score"] <= 1.0 and f["methods"] for f in by_index.values())
     assert len(report["scores"]) == report["n_samples"]
+    # the combined detector: per-method evidence per flagged sample, per-class suspicion with a p-value
+    cls = {c["class"]: c["p_value"] for c in report["class_suspicion"]}
+    assert cls[3] == min(cls.values()) and cls[3] < 1e-6
+    assert all(set(f["evidence"]) >= {"strip", "spectre", "class_outlier", "loss_dynamics"} for f in by_index.values())
+    assert {"spectre", "class_outlier", "loss_dynamics"} <= set(report["methods"])
 
 
 @pytest.mark.slow

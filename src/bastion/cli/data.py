@@ -401,7 +401,8 @@ def poison(
     fmt: FormatOpt = OutputFormat.text,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Find poisoned samples: confident learning, activation clustering, STRIP, spectral signatures.
+    """Find poisoned samples: confident learning, activation clustering, STRIP, spectral signatures, SPECTRE,
+    per-class activation outliers and training-loss dynamics, combined into one ranked list.
 
     Exit 1 when samples are flagged, 0 when none are.
     """
@@ -451,6 +452,9 @@ def poison(
     else:
         stdout.print(f"{result['n_flagged']} of {result['n_samples']} samples flagged; "
                      f"suspicious classes (backdoor): {result['suspicious_classes'] or 'none'}")
+        ranked = sorted(result.get("class_suspicion", []), key=lambda c: c["p_value"])[:3]
+        if ranked:
+            stdout.print("class suspicion (p-value): " + ", ".join(f"{c['class']} ({c['p_value']:.2g})" for c in ranked))
         for f in result["flagged"][:top]:
             stdout.print(f"  #{f['index']:<6d} score {f['score']:.3f}  label {int(y[f['index']])}  {', '.join(f['methods'])}")
         if "ground_truth" in result:

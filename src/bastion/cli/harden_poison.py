@@ -24,6 +24,9 @@ def poison_filter_cmd(
                                                                "attack poison; default: DATA.truth.json when it "
                                                                "exists): ASR before/after, detector recall/precision.")] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 30,
+    unlearn: Annotated[int, typer.Option("--unlearn", min=0, help="Anti-backdoor learning instead of retraining: "
+                                         "train on everything, then N epochs of gradient ascent on the flagged "
+                                         "samples (and descent on the rest). 0 = retrain on the kept samples.")] = 0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
     threads: ThreadsOpt = None,
@@ -50,7 +53,8 @@ def poison_filter_cmd(
         if not isinstance(record, dict) or "method" not in record:
             raise ConfigError(f"--truth {truth_path}: not a truth file of bastion attack poison (no 'method')")
     model, res = poison_filter(td.x_train, td.y_train, model_spec, td.n_classes, x_test=td.x_test, y_test=td.y_test,
-                               truth=record, epochs=epochs, seed=seed)
+                               truth=record, epochs=epochs, seed=seed, mode="unlearn" if unlearn else "retrain",
+                               unlearn_epochs=unlearn)
     spec = InputSpec(tuple(td.input_shape), clip_min=td.clip_min, clip_max=td.clip_max,
                      range_source=td.range_source)
     written = save_model(model, out, spec, td.n_classes, defense={"type": "poison-filter", **res.params,

@@ -100,7 +100,7 @@ class BackdoorCheck:
         limit = int(ctx.option("poisoning_samples", 4000 if ctx.profile == "standard" else 50000))
         x, y, idx = _subsample(*_train(target), limit=limit, seed=ctx.seed)
         spec = target.model.input_spec
-        cfg = PoisonConfig(seed=ctx.seed, confident_learning=False,
+        cfg = PoisonConfig(seed=ctx.seed, confident_learning=False, loss_dynamics=bool(ctx.option("loss_dynamics", False)),
                            strip_overlays=int(ctx.option("strip_overlays", 4 if ctx.profile == "standard" else 8)))
         rep = detect_poisoning(x, y, model=target.model, n_classes=target.model.n_classes, config=cfg,
                                clip=(spec.clip_min, spec.clip_max))
@@ -128,7 +128,8 @@ class BackdoorCheck:
             check_id=self.id, title=self.title, status=Status.FAIL if findings else Status.PASS,
             metrics={"flagged_samples": len(flagged), "flagged_share": round(len(flagged) / max(len(y), 1), 4),
                      "suspicious_classes": rep.suspicious_classes,
-                     "strip_median_entropy": rep.details["strip"]["median_entropy"]},
+                     "strip_median_entropy": rep.details["strip"]["median_entropy"],
+                     "class_p_values": {str(c): float(f"{p:.3g}") for c, p in rep.class_p_values.items()}},
             params={**rep.params, "samples": len(y)}, findings=findings, artifacts=artifacts,
             controls=self.controls, duration_s=time.perf_counter() - t0,
             summary=f"{len(flagged)} samples flagged; suspicious classes {rep.suspicious_classes or 'none'}",

@@ -45,6 +45,7 @@ def fit_reference(x: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0, e
     n_epochs = default_epochs if epochs is None else int(epochs)
     torch.manual_seed(seed)
     module = build_architecture(arch, tuple(x.shape[1:]), n_classes)
+    torch.manual_seed(seed)  # as train_classifier: the same seed gives the zoo recipe's model, bit for bit
     g = torch.Generator().manual_seed(seed)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
