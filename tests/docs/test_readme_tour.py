@@ -33,7 +33,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- tour:start -->", "<!-- tour:end -->"
 _EXIT = re.compile(r"#\s*exit\s+(\d+)")
-_HEX = re.compile(r"\b[0-9a-f]{8,}\b|\bbst_[A-Za-z0-9_\-]+|\bcl_[0-9a-f]+")
+_HEX = re.compile(r"(?<![.\d])\b(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b(?![-+]?\d)|\bbst_[A-Za-z0-9_\-]+|\bcl_[0-9a-f]+")
 _NUM = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -146,6 +146,8 @@ def tour_env(home: Path, bin_dir: Path) -> dict[str, str]:
 def test_skeleton_keeps_words_and_drops_numbers_digests_and_borders() -> None:
     assert skeleton("│ auc  │ 0.5615 │") == skeleton("| auc | 0.61 |") == "auc N"
     assert skeleton("digest f58bc10b482416b05a88") == "digest H"
+    # floats are numbers even when their digits look like hex: 18 decimals, or an exponent
+    assert skeleton("[[0.002522133057937026,0.00001765880915627349,") == skeleton("[[5.147690558260365e-7,0.97,")
     assert skeleton("fidelity 0.98 after 500 queries") != skeleton("fidelity 0.98 after 500 calls")
 
 
