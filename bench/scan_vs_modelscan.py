@@ -1,6 +1,6 @@
 """Bastion's model scanner vs ProtectAI modelscan, picklescan and Trail of Bits fickling, in one run.
 
-1. Detection on one corpus: the peer corpus of ``tests/scan_corpus`` (the malicious and benign cases
+1. Detection on one corpus: the peer corpus of ``tests/artifacts/scan_corpus`` (the malicious and benign cases
    of modelscan's, picklescan's and fickling's own test suites, regenerated and labelled with the
    peer's expectation) plus Bastion's ``tests/artifacts`` corpus. A tool "flags" a file when Bastion
    reports high/critical, modelscan reports any issue, picklescan reports an infected file or a
@@ -40,7 +40,7 @@ def _load(name: str, path: Path) -> Any:
 
 def build_corpus(tmp: Path) -> tuple[list[tuple[str, str, Path]], Path]:
     """[(name, expectation, path)] over the peer corpus and Bastion's artifacts corpus; the marker path."""
-    peer = _load("bench_peer_corpus", ROOT / "tests" / "scan_corpus" / "corpus.py").build(tmp / "peers")
+    peer = _load("bench_peer_corpus", ROOT / "tests" / "artifacts" / "scan_corpus" / "corpus.py").build(tmp / "peers")
     own = _load("bench_own_corpus", ROOT / "tests" / "artifacts" / "conftest.py")
     (tmp / "mal").mkdir()
     (tmp / "ben").mkdir()

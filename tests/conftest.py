@@ -13,7 +13,10 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -21,13 +24,8 @@ SHARED = ROOT.parent / "shared"
 os.environ.setdefault("BASTION_HOME", str(ROOT / ".bastion-test-cache"))
 os.environ.setdefault("TLDEXTRACT_CACHE", str(ROOT / ".bastion-test-cache" / "tldextract"))
 
-try:  # keep two xdist workers from oversubscribing two cores
-    import torch
-
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        torch.set_num_threads(1)
-except ImportError:  # pragma: no cover
-    pass
+if os.environ.get("PYTEST_XDIST_WORKER"):  # keep two xdist workers from oversubscribing two cores
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -74,3 +72,54 @@ def _pg_schema(prefix: str) -> Iterator[str]:
 def pg_schema() -> Callable[[str], AbstractContextManager[str]]:
     """``with pg_schema("prefix") as url:`` a database URL on a fresh PostgreSQL schema, dropped after."""
     return _pg_schema
+
+
+# Tiny models saved in every format (used by the assess and models tests).
+
+def tiny_cnn_module() -> nn.Sequential:
+    """Conv + BatchNorm + pools + Linear: exercises most of the ONNX converter's ops.
+
+    Built from stock torch layers: the supply-chain scanner treats TorchScript classes defined
+    in test modules (``__torch__.tests.*``) as untrusted, as it should.
+    """
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(4 * 2 * 2, 3),
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    m = tiny_cnn_module()
+    bn = m[1]
+    assert isinstance(bn, nn.BatchNorm2d)
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 1.5)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def saved_models(tiny_cnn: nn.Module, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same TinyCNN as TorchScript, torch.export (.pt2) and ONNX files."""
+    d = tmp_path_factory.mktemp("models")
+    x = torch.rand(4, 1, 8, 8)
+    paths = {"torchscript": d / "cnn.pt", "torch-export": d / "cnn.pt2", "onnx": d / "cnn.onnx"}
+    torch.jit.save(torch.jit.script(tiny_cnn), str(paths["torchscript"]))
+    ep = torch.export.export(tiny_cnn, (x,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    torch.export.save(ep, str(paths["torch-export"]))
+    torch.onnx.export(tiny_cnn, (x,), str(paths["onnx"]), dynamo=False, input_names=["x"],
+                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
+    return paths
+
+
+@pytest.fixture(scope="module")
+def image_npz(tmp_path_factory: pytest.TempPathFactory, tiny_cnn: nn.Module) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(40, 1, 8, 8)).astype(np.float32)
+    with torch.no_grad():
+        y = tiny_cnn(torch.from_numpy(x)).argmax(1).numpy()
+    p = tmp_path_factory.mktemp("data") / "eval.npz"
+    np.savez(p, x=x, y=y)
+    return p
