@@ -135,7 +135,9 @@ def app(gw_home: Path, gwt: Any) -> Iterator[Any]:
 
 
 def _route_table(app: Any) -> list[tuple[str, str]]:
-    return [(m, r.path) for r in app.routes for m in sorted(getattr(r, "methods", None) or ())]
+    from bastion.gateway.routes.common import served_routes
+
+    return [(m, r.path) for r in served_routes(app.routes) for m in sorted(getattr(r, "methods", None) or ())]
 
 
 def test_the_route_table_is_unchanged(app: Any) -> None:
@@ -161,3 +163,31 @@ def test_every_scoped_route_is_in_the_default_deny_table(app: Any) -> None:
         assert client.get("/v1/models").status_code == 401
         assert client.get("/ui", follow_redirects=False).headers["location"] == "/ui/login?next=/ui"
         assert client.get("/favicon.ico").headers["content-type"] == "image/svg+xml"
+
+
+def test_metrics_public_serves_metrics_without_credentials(gw_home: Path, gwt: Any) -> None:
+    app = _build(gw_home, gwt, metrics_public=True)  # before the routers, this config failed default deny
+    try:
+        assert _route_table(app) == ROUTES
+        assert app.state.route_scopes == {k: v for k, v in SCOPES.items() if k != ("GET", "/metrics")}
+        assert "x-bastion-scope" not in app.openapi()["paths"]["/metrics"]["get"]
+        with TestClient(app) as client:
+            r = client.get("/metrics")
+            assert r.status_code == 200 and "bastion_" in r.text
+            assert client.get("/v1/models").status_code == 401  # the API stays gated
+    finally:
+        app.state.service.close()
+
+
+def test_a_route_without_a_scope_is_refused(gw_home: Path, gwt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi import APIRouter
+
+    from bastion.core.errors import ConfigError
+    from bastion.gateway.routes import audit
+    from bastion.gateway.routes.common import scoped
+
+    extra = APIRouter()
+    scoped(extra, "GET", "/v1/audit/open", None)(lambda: {})
+    monkeypatch.setattr(audit, "router", extra)
+    with pytest.raises(ConfigError, match="GET /v1/audit/open declares no scope"):
+        _build(gw_home, gwt)

@@ -439,7 +439,7 @@ class GatewayService:
                       request_id: str | None = None) -> PredictResult:
         """Serve one predict request of an authenticated ``principal`` (``GatewayHTTPError`` for every refusal).
 
-        Authentication happens before this (``bastion.gateway.app``'s edge), so that a request without
+        Authentication happens before this (``bastion.gateway.edge.Edge``), so that a request without
         valid credentials never gets this far."""
         started = time.perf_counter()
         rid = request_id or secrets.token_hex(16)

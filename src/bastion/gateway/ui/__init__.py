@@ -1,5 +1,5 @@
 """The operator dashboard at ``/ui``: server-rendered pages behind the gateway's own auth."""
 
-from bastion.gateway.ui.routes import add_ui_routes
+from bastion.gateway.ui.routes import install_ui, router
 
-__all__ = ["add_ui_routes"]
+__all__ = ["install_ui", "router"]
