@@ -4,9 +4,43 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 
 W, H, PAD = 560, 200, 36  # two charts side by side in the 1200 px page, one per row on a phone
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """A chart's scales (data → SVG coordinates) and its frame: title, box, y range, x axis labels."""
+
+    x0: float
+    span: float
+    lo: float
+    hi: float
+
+    @classmethod
+    def fit(cls, xs: Sequence[float], lo: float, hi: float) -> _Frame:
+        """Scales for x over ``xs`` and y over [lo, hi] (a flat series or a single time gets a unit range)."""
+        x0 = min(xs)
+        return cls(x0, (max(xs) - x0) or 1.0, lo, lo + 1.0 if hi - lo < 1e-12 else hi)
+
+    def px(self, x: float) -> float:
+        return PAD + (x - self.x0) / self.span * (W - 2 * PAD)
+
+    def py(self, y: float) -> float:
+        return H - PAD - (y - self.lo) / (self.hi - self.lo) * (H - 2 * PAD)
+
+    def head(self, css_id: str, title: str, y_label: str) -> list[str]:
+        """The opening of the SVG: everything but the data."""
+        return [f'<svg id="{escape(css_id)}" class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+                f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+                f"<title>{escape(title)}</title>",
+                f'<rect x="0" y="0" width="{W}" height="{H}" fill="#fff" stroke="#ccc"/>',
+                f'<text x="{PAD}" y="16" font-size="12" fill="#333">{escape(title)}</text>',
+                f'<text x="4" y="{PAD - 6}" font-size="10" fill="#666">{self.hi:.3g}</text>',
+                f'<text x="4" y="{H - PAD + 12}" font-size="10" fill="#666">{self.lo:.3g}</text>',
+                *_x_labels(self.x0, self.x0 + self.span, y_label)]
 
 
 def line_chart(series: Sequence[tuple[float, float]], *, threshold: float | None = None, title: str,
@@ -23,26 +57,10 @@ def line_chart(series: Sequence[tuple[float, float]], *, threshold: float | None
     ys = [float(y) for _, y in series]
     lo = min([*ys, threshold] if threshold is not None else ys) if y_min is None else y_min
     hi = max([*ys, threshold] if threshold is not None else ys) if y_max is None else y_max
-    if hi - lo < 1e-12:
-        hi = lo + 1.0
-    x0 = min(xs)
-    span = (max(xs) - x0) or 1.0
-
-    def px(x: float) -> float:
-        return PAD + (x - x0) / span * (W - 2 * PAD)
-
-    def py(y: float) -> float:
-        return H - PAD - (y - lo) / (hi - lo) * (H - 2 * PAD)
-
+    frame = _Frame.fit(xs, lo, hi)
+    px, py = frame.px, frame.py
     pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=True))
-    out = [f'<svg id="{escape(css_id)}" class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-           f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
-           f"<title>{escape(title)}</title>",
-           f'<rect x="0" y="0" width="{W}" height="{H}" fill="#fff" stroke="#ccc"/>',
-           f'<text x="{PAD}" y="16" font-size="12" fill="#333">{escape(title)}</text>',
-           f'<text x="4" y="{PAD - 6}" font-size="10" fill="#666">{hi:.3g}</text>',
-           f'<text x="4" y="{H - PAD + 12}" font-size="10" fill="#666">{lo:.3g}</text>',
-           *_x_labels(x0, x0 + span, y_label)]
+    out = frame.head(css_id, title, y_label)
     if threshold is not None:
         ty = py(threshold)
         out.append(f'<line class="threshold" x1="{PAD}" x2="{W - PAD}" y1="{ty:.1f}" y2="{ty:.1f}" '
@@ -82,26 +100,9 @@ def multi_line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, tit
         return f'<p class="empty" id="{escape(css_id)}-empty">{escape(title)}: none in this window</p>'
     xs = [float(x) for pts in series.values() for x, _ in pts]
     ys = [float(y) for pts in series.values() for _, y in pts]
-    lo = min(ys) if y_min is None else min(y_min, min(ys))
-    hi = max(ys)
-    if hi - lo < 1e-12:
-        hi = lo + 1.0
-    x0, span = min(xs), (max(xs) - min(xs)) or 1.0
-
-    def px(x: float) -> float:
-        return PAD + (x - x0) / span * (W - 2 * PAD)
-
-    def py(y: float) -> float:
-        return H - PAD - (y - lo) / (hi - lo) * (H - 2 * PAD)
-
-    out = [f'<svg id="{escape(css_id)}" class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-           f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
-           f"<title>{escape(title)}</title>",
-           f'<rect x="0" y="0" width="{W}" height="{H}" fill="#fff" stroke="#ccc"/>',
-           f'<text x="{PAD}" y="16" font-size="12" fill="#333">{escape(title)}</text>',
-           f'<text x="4" y="{PAD - 6}" font-size="10" fill="#666">{hi:.3g}</text>',
-           f'<text x="4" y="{H - PAD + 12}" font-size="10" fill="#666">{lo:.3g}</text>',
-           *_x_labels(x0, x0 + span, y_label)]
+    frame = _Frame.fit(xs, min(ys) if y_min is None else min(y_min, min(ys)), max(ys))
+    px, py = frame.px, frame.py
+    out = frame.head(css_id, title, y_label)
     for i, (name, pts) in enumerate(sorted(series.items())):
         color = PALETTE[i % len(PALETTE)]
         line = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
