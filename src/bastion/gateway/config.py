@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bastion.core.errors import ConfigError
 from bastion.core.paths import bastion_home
+from bastion.core.yamlfile import load_yaml_mapping
 
 ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 HMAC_ALGS = ("HS256", "HS384", "HS512")
@@ -164,17 +165,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> GatewayConfig:
         if not env:
             return GatewayConfig()
         path = env
-    import yaml
-
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"gateway config {p} not found")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
+    raw = load_yaml_mapping(p, missing=f"gateway config {p} not found",
+                            not_mapping=f"{p}: expected a mapping at the top level")
     if isinstance(raw.get("gateway"), dict):
         raw = raw["gateway"]
     try:
