@@ -133,3 +133,21 @@ def resolve(incident_id: int, actor: str, note: str = "", db_url: str | None = N
             row.notes = (row.notes + "\n" + note).strip()
             row.timeline = [*row.timeline, _event("resolved", actor, note=note)]
         return incident_dict(row)
+
+
+class IncidentBook:
+    """The dashboard's incident book (``bastion.gateway.incidents.IncidentBook``), over the incident tables.
+
+    Registered under the ``bastion.incident_books`` entry point, so the gateway reads incidents without
+    importing this package.
+    """
+
+    def list(self, db_url: str | None) -> list[dict[str, Any]]:
+        return list_incidents(db_url=db_url)
+
+    def get(self, incident_id: int, db_url: str | None) -> dict[str, Any]:
+        return get_incident(incident_id, db_url)
+
+    def record_action(self, incident_id: int, action: str, result: dict[str, Any], db_url: str | None,
+                      actor: str) -> None:
+        record_action(incident_id, action, result, db_url, actor)

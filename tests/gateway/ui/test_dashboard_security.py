@@ -258,3 +258,29 @@ def test_sessions_shared_across_replicas_through_redis(ui: dict[str, Any]) -> No
         assert a.state.ui_sessions.redis.ttl("bastion:ui:session:" + hashlib.sha256(sid.encode()).hexdigest()) > 0
         assert cb.post("/ui/logout", data={"csrf_token": _csrf(page.text)}, follow_redirects=False).status_code == 303
         assert ca.get("/ui", follow_redirects=False).status_code == 303  # logged out everywhere
+
+
+def test_incidents_come_through_the_registered_book(ui: dict[str, Any]) -> None:
+    """The dashboard reads incidents through ``bastion.incident_books`` (respond registers it); the
+    gateway itself does not import ``bastion.respond``. Without a book the pages still answer."""
+    from bastion.core.severity import Severity
+    from bastion.gateway.incidents import NoIncidents
+    from bastion.monitor.alerts import Alert
+    from bastion.respond.incidents import IncidentBook, open_or_update
+
+    inc, created = open_or_update(Alert(type="extraction", severity=Severity.HIGH, title="Book test: extraction",
+                                        model="digits", version="2", client="cl_book"), db_url=ui["config"].db_url)
+    assert created
+    c, _ = _login(ui, "auditor")
+    overview = c.get("/ui")
+    assert overview.status_code == 200 and "Book test: extraction" in overview.text
+    assert isinstance(ui["app"].state.incident_book, IncidentBook)
+    page = c.get(f"/ui/incidents/{inc['id']}")
+    assert page.status_code == 200 and "cl_book" in page.text
+    ui["app"].state.incident_book = NoIncidents()
+    try:
+        assert "Book test: extraction" not in c.get("/ui").text
+        missing = c.get(f"/ui/incidents/{inc['id']}")
+        assert missing.status_code == 404 and f"no incident with id {inc['id']}" in missing.text
+    finally:
+        ui["app"].state.incident_book = None  # looked up again from the entry point

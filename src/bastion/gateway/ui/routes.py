@@ -30,6 +30,7 @@ from starlette.datastructures import FormData
 
 from bastion.core.errors import AuthError, BastionError
 from bastion.gateway.auth import Forbidden, Principal, parse_key_id
+from bastion.gateway.incidents import incident_book
 from bastion.gateway.registry import audit_admin
 from bastion.gateway.routes.common import ServiceDep, get_service, scoped
 from bastion.gateway.service import GatewayService
@@ -283,8 +284,6 @@ async def favicon() -> Response:
 @scoped(router, "GET", "/ui", "models:read", **UI)
 async def overview(request: Request, service: ServiceDep, window: str = "1h", refresh: str = "on",
                    s: UISession = dep("models:read")) -> Response:
-    from bastion.respond.incidents import list_incidents
-
     window = window if window in WINDOWS else "1h"
     history: TrafficHistory = request.app.state.ui_history
     history.sample(service.metrics.registry)
@@ -293,7 +292,8 @@ async def overview(request: Request, service: ServiceDep, window: str = "1h", re
     rate = request.app.state.ui_sampler.rate(t["total"], service.started)
     monitor = getattr(service, "monitor", None)
     snap = await run_in_threadpool(monitor.snapshot) if monitor is not None else {"alerts": [], "models": {}}
-    incidents = await run_in_threadpool(lambda: list_incidents(db_url=service.config.db_url))
+    book = incident_book(request.app.state)
+    incidents = await run_in_threadpool(book.list, service.config.db_url)
     return page(request, "overview.html", session=s, versions=versions, traffic=t, rate=rate,
                 charts=charts(snap, _mmd_thresholds(snap), since=time.time() - WINDOWS[window]),
                 alerts=list(reversed(snap.get("alerts", [])))[:50],
@@ -317,10 +317,8 @@ async def _production_version(service: GatewayService, name: str | None) -> str 
 @scoped(router, "GET", "/ui/incidents/{incident_id}", "models:read", **UI)
 async def incident(request: Request, incident_id: int, service: ServiceDep,
                    s: UISession = dep("models:read")) -> Response:
-    from bastion.respond.incidents import get_incident
-
     try:
-        inc = await run_in_threadpool(get_incident, incident_id, service.config.db_url)
+        inc = await run_in_threadpool(incident_book(request.app.state).get, incident_id, service.config.db_url)
     except BastionError as exc:
         return _not_found(request, exc, s)
     return page(request, "incident.html", session=s, inc=inc,
@@ -348,12 +346,12 @@ async def confirm_rollback(request: Request, name: str, service: ServiceDep, inc
                 incident=incident)
 
 
-async def _note_on_incident(service: GatewayService, inc_id: int, out: dict[str, Any], who: str) -> None:
+async def _note_on_incident(request: Request, service: GatewayService, inc_id: int, out: dict[str, Any],
+                            who: str) -> None:
     """Record a dashboard rollback on the incident it was started from (best effort)."""
-    from bastion.respond.incidents import record_action
-
+    book = incident_book(request.app.state)
     try:
-        await run_in_threadpool(record_action, inc_id, "rollback", out, service.config.db_url, f"ui:{who}")
+        await run_in_threadpool(book.record_action, inc_id, "rollback", out, service.config.db_url, f"ui:{who}")
     except BastionError:
         pass
 
@@ -371,7 +369,7 @@ async def do_rollback(request: Request, name: str, service: ServiceDep,
         return _redirect(back, "rollback refused: " + str(exc))
     service.invalidate()
     if inc_id is not None:
-        await _note_on_incident(service, inc_id, out, s.principal.name)
+        await _note_on_incident(request, service, inc_id, out, s.principal.name)
     return _redirect(back, f"rolled back {name}: production {out['rolled_back_from']} → {out['version']}")
 
 
