@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import pickletools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -37,6 +38,19 @@ class _Mark:
 
 
 _MARK = _Mark()
+
+
+class _Machine:
+    """What the opcodes act on during one walk: the stack, the stacks saved at each MARK, the memo and
+    the stream (BUILD of a joblib array wrapper reads past the array's bytes)."""
+
+    __slots__ = ("fh", "memo", "stack", "stacks")
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.stack: list[Any] = []
+        self.stacks: list[list[Any]] = []
+        self.memo: dict[Any, Any] = {}
+        self.fh = fh
 # BUILD state keys that re-point an object's class or protocol hooks (object.__setattr__ in a
 # __setstate__, e.g. pandas' NDFrame, would set them as given)
 _DUNDER_STATE = "attribute names of the form __x__ in BUILD state"
@@ -239,9 +253,8 @@ class PickleWalker:
     def _walk_ops(self, fh: IO[bytes]) -> tuple[bool, int]:
         if isinstance(fh, io.BytesIO):
             return self._walk_buffer(fh)
-        stack: list[Any] = []
-        memo: dict[Any, Any] = {}
-        stacks: list[list[Any]] = []
+        m = _Machine(fh)
+        stack, memo = m.stack, m.memo
         pos = fh.tell()
         n = 0
         push_arg, memo_put, memo_get = _PUSH_ARG, _MEMO_PUT, _MEMO_GET
@@ -281,7 +294,7 @@ class PickleWalker:
                             frame_end = cut
                 else:
                     op_end = fh.tell()  # before any joblib array skip inside _step
-                    self._step(name, arg, pos, stack, stacks, memo, fh)
+                    self._step(name, arg, pos, m)
         except _BROKEN as exc:
             return self._broken(exc, pos, n)
         self.n_ops += n
@@ -293,9 +306,8 @@ class PickleWalker:
     def _walk_buffer(self, fh: io.BytesIO) -> tuple[bool, int]:
         """The same walk over an in-memory stream, decoding the hot opcodes inline (about 2.5x faster
         than ``pickletools.genops``); every other opcode is read by pickletools' own argument reader."""
-        stack: list[Any] = []
-        memo: dict[Any, Any] = {}
-        stacks: list[list[Any]] = []
+        m = _Machine(fh)
+        stack, stacks, memo = m.stack, m.stacks, m.memo
         mv = fh.getbuffer()
         size = len(mv)
         i = pos = fh.tell()
@@ -394,7 +406,7 @@ class PickleWalker:
                         stack.append(memo[arg])
                     else:
                         op_end = fh.tell()  # before any joblib array skip inside _step
-                        self._step(name, arg, pos, stack, stacks, memo, fh)
+                        self._step(name, arg, pos, m)
                     i = fh.tell()
         except _BROKEN as exc:
             fh.seek(pos)
@@ -471,123 +483,162 @@ class PickleWalker:
         self.referenced.setdefault((module, name), g)
         return g
 
-    def _step(self, name: str, arg: Any, pos: int, stack: list[Any], stacks: list[list[Any]],
-              memo: dict[Any, Any], fh: IO[bytes]) -> None:
-        if name in _PUSH_ARG:
-            if isinstance(arg, bytes | bytearray) and len(arg) > 3 and arg[0] == 0x80 and arg[1] <= 5:
-                self._nested(bytes(arg), pos, strict=True)
-            stack.append(arg)
-        elif name in _PUSH_CONST:
-            stack.append(_PUSH_CONST[name]())
-        elif name == "MARK":
-            stacks.append(stack[:])
-            stack.clear()
-        elif name in ("TUPLE", "LIST", "FROZENSET"):
-            items = self._pop_mark(stack, stacks)
-            new: Any = tuple(items) if name == "TUPLE" else items if name == "LIST" else SymOpaque("frozenset")
-            self._measure(new, items, pos)
-            stack.append(new)
-        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            n = int(name[-1])
-            items = stack[-n:]
-            if len(items) != n:
-                raise IndexError("stack underflow")
-            del stack[-n:]
-            new = tuple(items)
-            self._measure(new, items, pos)
-            stack.append(new)
-        elif name == "DICT":
-            items = self._pop_mark(stack, stacks)
-            new = _pairs(items)
-            self._measure(new, items, pos)
-            stack.append(new)
-        elif name in ("APPEND",):
-            v = stack.pop()
-            self._measure(stack[-1], (v,), pos, grow=True)
-            if isinstance(stack[-1], list):
-                stack[-1].append(v)
-        elif name in ("APPENDS", "ADDITEMS"):
-            items = self._pop_mark(stack, stacks)
-            self._measure(stack[-1], items, pos, grow=True)
-            if isinstance(stack[-1], list):
-                stack[-1].extend(items)
-        elif name == "SETITEM":
-            v = stack.pop()
-            k = stack.pop()
-            self._measure(stack[-1], (k, v), pos, grow=True)
-            _setitem(stack[-1], k, v)
-        elif name == "SETITEMS":
-            items = self._pop_mark(stack, stacks)
-            target = stack[-1]
-            self._measure(target, items, pos, grow=True)
-            for k, v in zip(items[::2], items[1::2], strict=False):
-                _setitem(target, k, v)
-        elif name == "POP":
-            if stack:
-                stack.pop()
-            else:
-                self._pop_mark(stack, stacks)
-        elif name == "POP_MARK":
-            self._pop_mark(stack, stacks)
-        elif name == "DUP":
-            self.n_dup += 1
-            if self.n_dup == MAX_DUP + 1:
-                self.sink.add(ScanFinding(
-                    Severity.HIGH, "PICKLE_DUP_EXPANSION",
-                    f"more than {MAX_DUP} DUP opcodes (CPython's pickler writes none): stack expansion",
-                    self.member, pos))
-            stack.append(stack[-1])
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[int(arg)] = stack[-1]
-        elif name == "MEMOIZE":
-            memo[len(memo)] = stack[-1]
-        elif name in ("GET", "BINGET", "LONG_BINGET"):
-            stack.append(memo[int(arg)])
-        elif name in ("GLOBAL", "INST"):
-            module, _, gname = str(arg).partition(" ")
-            g = self._make_global(module, gname, pos)
-            if name == "GLOBAL":
-                stack.append(g)
-            else:
-                stack.append(self._invoke(g, tuple(self._pop_mark(stack, stacks)), pos))
-        elif name == "STACK_GLOBAL":
-            gname = stack.pop()
-            module = stack.pop()
-            stack.append(self._make_global(module, gname, pos))
-        elif name == "REDUCE":
-            args = stack.pop()
-            func = stack.pop()
-            stack.append(self._invoke(func, args, pos))
-        elif name == "NEWOBJ":
-            args = stack.pop()
-            cls = stack.pop()
-            stack.append(self._invoke(cls, args, pos, newobj=True))
-        elif name == "NEWOBJ_EX":
-            kwargs = stack.pop()
-            args = stack.pop()
-            cls = stack.pop()
-            stack.append(self._invoke(cls, args, pos, newobj=kwargs == {}, kwargs=kwargs))
-        elif name == "OBJ":
-            items = self._pop_mark(stack, stacks)
-            stack.append(self._invoke(items[0], tuple(items[1:]), pos))
-        elif name == "BUILD":
-            state = stack.pop()
-            obj = stack[-1]
-            self._build(obj, state, pos, fh)
-        elif name in ("PERSID", "BINPERSID"):
-            if name == "BINPERSID":
-                stack.pop()
-            stack.append(SymOpaque("persistent"))
-        elif name in ("EXT1", "EXT2", "EXT4"):
-            self.sink.add(ScanFinding(Severity.MEDIUM, "PICKLE_EXTENSION_CODE",
-                                      f"pickle uses copyreg extension code {arg}", self.member, pos))
-            stack.append(SymOpaque("ext"))
-        elif name == "NEXT_BUFFER":
-            stack.append(SymOpaque("buffer"))
-        elif name in ("PROTO", "READONLY_BUFFER"):
-            pass
-        else:  # pragma: no cover - every opcode of protocols 0-5 is handled above
+    def _step(self, name: str, arg: Any, pos: int, m: _Machine) -> None:
+        """Apply one opcode that the walks do not handle inline, through ``_HANDLERS``. An opcode without
+        a handler fails closed: the stream is reported broken at ``pos`` (``_BROKEN``), never skipped."""
+        handler = _HANDLERS.get(name)
+        if handler is None:  # every opcode of protocols 0-5 but STOP and FRAME (handled by the walks) has one
             raise ValueError(f"unhandled opcode {name}")
+        handler(self, m, name, arg, pos)
+
+    # -- opcode handlers (``_HANDLERS``): each does to the symbolic state what pickle.load does ------
+    def _push_new(self, m: _Machine, new: Any, items: Any, pos: int) -> None:
+        self._measure(new, items, pos)
+        m.stack.append(new)
+
+    def _op_push_arg(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        if isinstance(arg, bytes | bytearray) and len(arg) > 3 and arg[0] == 0x80 and arg[1] <= 5:
+            self._nested(bytes(arg), pos, strict=True)
+        m.stack.append(arg)
+
+    def _op_push_const(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        m.stack.append(_PUSH_CONST[name]())
+
+    def _op_mark(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        m.stacks.append(m.stack[:])
+        m.stack.clear()
+
+    def _op_tuple(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        items = self._pop_mark(m.stack, m.stacks)
+        self._push_new(m, tuple(items), items, pos)
+
+    def _op_list(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        items = self._pop_mark(m.stack, m.stacks)
+        self._push_new(m, items, items, pos)
+
+    def _op_frozenset(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        items = self._pop_mark(m.stack, m.stacks)
+        self._push_new(m, SymOpaque("frozenset"), items, pos)
+
+    def _op_tuple_n(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        n = int(name[-1])  # TUPLE1, TUPLE2, TUPLE3
+        items = m.stack[-n:]
+        if len(items) != n:
+            raise IndexError("stack underflow")
+        del m.stack[-n:]
+        self._push_new(m, tuple(items), items, pos)
+
+    def _op_dict(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        items = self._pop_mark(m.stack, m.stacks)
+        self._push_new(m, _pairs(items), items, pos)
+
+    def _op_append(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        v = m.stack.pop()
+        self._measure(m.stack[-1], (v,), pos, grow=True)
+        if isinstance(m.stack[-1], list):
+            m.stack[-1].append(v)
+
+    def _op_appends(self, m: _Machine, name: str, arg: Any, pos: int) -> None:  # APPENDS, ADDITEMS
+        items = self._pop_mark(m.stack, m.stacks)
+        self._measure(m.stack[-1], items, pos, grow=True)
+        if isinstance(m.stack[-1], list):
+            m.stack[-1].extend(items)
+
+    def _op_setitem(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        v = m.stack.pop()
+        k = m.stack.pop()
+        self._measure(m.stack[-1], (k, v), pos, grow=True)
+        _setitem(m.stack[-1], k, v)
+
+    def _op_setitems(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        items = self._pop_mark(m.stack, m.stacks)
+        target = m.stack[-1]
+        self._measure(target, items, pos, grow=True)
+        for k, v in zip(items[::2], items[1::2], strict=False):
+            _setitem(target, k, v)
+
+    def _op_pop(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        if m.stack:
+            m.stack.pop()
+        else:  # POP with nothing above the mark pops the mark (as _pickle.c does)
+            self._pop_mark(m.stack, m.stacks)
+
+    def _op_pop_mark(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        self._pop_mark(m.stack, m.stacks)
+
+    def _op_dup(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        self.n_dup += 1
+        if self.n_dup == MAX_DUP + 1:
+            self.sink.add(ScanFinding(
+                Severity.HIGH, "PICKLE_DUP_EXPANSION",
+                f"more than {MAX_DUP} DUP opcodes (CPython's pickler writes none): stack expansion",
+                self.member, pos))
+        m.stack.append(m.stack[-1])
+
+    def _op_put(self, m: _Machine, name: str, arg: Any, pos: int) -> None:  # PUT, BINPUT, LONG_BINPUT
+        m.memo[int(arg)] = m.stack[-1]
+
+    def _op_memoize(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        m.memo[len(m.memo)] = m.stack[-1]
+
+    def _op_get(self, m: _Machine, name: str, arg: Any, pos: int) -> None:  # GET, BINGET, LONG_BINGET
+        m.stack.append(m.memo[int(arg)])
+
+    def _op_global(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        module, _, gname = str(arg).partition(" ")
+        m.stack.append(self._make_global(module, gname, pos))
+
+    def _op_inst(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        module, _, gname = str(arg).partition(" ")
+        g = self._make_global(module, gname, pos)
+        m.stack.append(self._invoke(g, tuple(self._pop_mark(m.stack, m.stacks)), pos))
+
+    def _op_stack_global(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        gname = m.stack.pop()
+        module = m.stack.pop()
+        m.stack.append(self._make_global(module, gname, pos))
+
+    def _op_reduce(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        args = m.stack.pop()
+        func = m.stack.pop()
+        m.stack.append(self._invoke(func, args, pos))
+
+    def _op_newobj(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        args = m.stack.pop()
+        cls = m.stack.pop()
+        m.stack.append(self._invoke(cls, args, pos, newobj=True))
+
+    def _op_newobj_ex(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        kwargs = m.stack.pop()
+        args = m.stack.pop()
+        cls = m.stack.pop()
+        m.stack.append(self._invoke(cls, args, pos, newobj=kwargs == {}, kwargs=kwargs))
+
+    def _op_obj(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        items = self._pop_mark(m.stack, m.stacks)
+        m.stack.append(self._invoke(items[0], tuple(items[1:]), pos))
+
+    def _op_build(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        state = m.stack.pop()
+        self._build(m.stack[-1], state, pos, m.fh)
+
+    def _op_persid(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        m.stack.append(SymOpaque("persistent"))
+
+    def _op_binpersid(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        m.stack.pop()
+        m.stack.append(SymOpaque("persistent"))
+
+    def _op_ext(self, m: _Machine, name: str, arg: Any, pos: int) -> None:  # EXT1, EXT2, EXT4
+        self.sink.add(ScanFinding(Severity.MEDIUM, "PICKLE_EXTENSION_CODE",
+                                  f"pickle uses copyreg extension code {arg}", self.member, pos))
+        m.stack.append(SymOpaque("ext"))
+
+    def _op_next_buffer(self, m: _Machine, name: str, arg: Any, pos: int) -> None:
+        m.stack.append(SymOpaque("buffer"))
+
+    def _op_nothing(self, m: _Machine, name: str, arg: Any, pos: int) -> None:  # PROTO, READONLY_BUFFER
+        pass
 
     def _build(self, obj: Any, state: Any, pos: int, fh: IO[bytes]) -> None:
         self._dunder_state(state, pos)
@@ -742,6 +793,25 @@ _PUSH_CONST: dict[str, Any] = {
     "EMPTY_DICT": dict,
     "EMPTY_TUPLE": tuple,
     "EMPTY_SET": list,
+}
+_W = PickleWalker
+# opcode name -> handler, for every opcode of protocols 0-5 but STOP and FRAME (the walks end and frame
+# themselves); _step refuses a name missing here (fail closed)
+_HANDLERS: dict[str, Callable[[PickleWalker, _Machine, str, Any, int], None]] = {
+    **dict.fromkeys(_PUSH_ARG, _W._op_push_arg),
+    **dict.fromkeys(_PUSH_CONST, _W._op_push_const),
+    **dict.fromkeys(_MEMO_PUT, _W._op_put),
+    **dict.fromkeys(_MEMO_GET, _W._op_get),
+    **dict.fromkeys(("TUPLE1", "TUPLE2", "TUPLE3"), _W._op_tuple_n),
+    **dict.fromkeys(("APPENDS", "ADDITEMS"), _W._op_appends),
+    **dict.fromkeys(("EXT1", "EXT2", "EXT4"), _W._op_ext),
+    **dict.fromkeys(("PROTO", "READONLY_BUFFER"), _W._op_nothing),
+    "MARK": _W._op_mark, "TUPLE": _W._op_tuple, "LIST": _W._op_list, "FROZENSET": _W._op_frozenset,
+    "DICT": _W._op_dict, "APPEND": _W._op_append, "SETITEM": _W._op_setitem, "SETITEMS": _W._op_setitems,
+    "POP": _W._op_pop, "POP_MARK": _W._op_pop_mark, "DUP": _W._op_dup, "MEMOIZE": _W._op_memoize,
+    "GLOBAL": _W._op_global, "INST": _W._op_inst, "STACK_GLOBAL": _W._op_stack_global, "REDUCE": _W._op_reduce,
+    "NEWOBJ": _W._op_newobj, "NEWOBJ_EX": _W._op_newobj_ex, "OBJ": _W._op_obj, "BUILD": _W._op_build,
+    "PERSID": _W._op_persid, "BINPERSID": _W._op_binpersid, "NEXT_BUFFER": _W._op_next_buffer,
 }
 
 
