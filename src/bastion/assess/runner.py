@@ -28,56 +28,17 @@ from bastion.assess.registry import (
     Profile,
     checks_for,
     get_check,
+    load_checks,
     matches_only,
 )
 from bastion.core.errors import ConfigError, RegistryError
 from bastion.core.paths import atomic_write_bytes
+from bastion.core.progress import CheckProgress
 from bastion.core.results import Assessment, CheckResult
 from bastion.core.severity import Status
 from bastion.core.target import Target
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta", "skipped": "dim"}
-
-
-class RichReporter:
-    """One rich progress bar per check, on stderr."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress_ui = Progress(
-            TextColumn("[bold]{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
-            console=Console(stderr=True), transient=False,
-        )
-        self._tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> RichReporter:
-        self.progress_ui.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress_ui.stop()
-
-    def started(self, check: Check) -> None:
-        self._tasks[check.id] = self.progress_ui.add_task(check.id, total=None, status="")
-
-    def progress(self, check_id: str, done: float, total: float) -> None:
-        task = self._tasks.get(check_id)
-        if task is not None and total > 0:
-            self.progress_ui.update(task, completed=min(done, total), total=total)
-
-    def finished(self, result: CheckResult) -> None:
-        task = self._tasks.get(result.check_id)
-        style = _STATUS_STYLE.get(result.status.value, "white")
-        if task is None:
-            task = self._tasks[result.check_id] = self.progress_ui.add_task(result.check_id, total=1, status="")
-        total = self.progress_ui.tasks[task].total or 1
-        self.progress_ui.update(task, completed=total, total=total, status=f"[{style}]{result.status.value}[/]")
-
-
 _CHECK_ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$")
 
 
@@ -101,8 +62,6 @@ def select_checks(target: Target, profile: Profile, only: Sequence[str] | None =
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     only_list = [o for o in (only or []) if o]
     if only_list:
-        from bastion.assess.registry import load_checks
-
         known = load_checks()
         for o in only_list:
             if not any(matches_only(cid, o) for cid in known):
@@ -179,7 +138,7 @@ def run_assessment(
     spec = RunSpec(profile=profile, seed=seed, out_dir=out, options=dict(options or {}))
     t0 = time.perf_counter()
     if progress is True and checks:
-        with RichReporter() as reporter:
+        with CheckProgress() as reporter:
             results = ex.run(checks, target, spec, reporter)
     else:
         rep: ProgressReporter = progress if not isinstance(progress, bool) else NullReporter()

@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
+
+from bastion.core.progress import progress_bar as _progress_bar
 
 
 def _console(stderr: bool = False) -> Console:
@@ -137,17 +138,6 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-@contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[Progress]:
-    """A rich progress bar on stderr (disabled when not a terminal or in json mode)."""
-    prog = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not enabled,
-        transient=False,
-    )
-    with prog:
-        yield prog
+def progress_bar(enabled: bool = True) -> AbstractContextManager[Progress]:
+    """A rich progress bar on the CLI's stderr console (``bastion.core.progress``; disabled in json mode)."""
+    return _progress_bar(enabled, console)
