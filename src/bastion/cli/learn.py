@@ -19,6 +19,8 @@ app.add_typer(learn_app)
 LearnerOpt = Annotated[str | None, typer.Option("--learner", help="Who (default: $USER).")]
 TeamOpt = Annotated[str | None, typer.Option("--team", help="Team (default: $BASTION_TEAM or 'unassigned').")]
 DirOpt = Annotated[Path | None, typer.Option("--dir", help="Lab workspace (default: ./bastion-labs/labN).")]
+LabArg = Annotated[int, typer.Argument(help="Lab number 1–6.")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format")]
 
 
 def _learner(learner: str | None) -> str:
@@ -41,7 +43,7 @@ def _workdir(number: int, d: Path | None) -> Path:
 @learn_app.command("list")
 def list_labs(
     learner: LearnerOpt = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """The six labs and the learner's progress."""
     from bastion.govern.training import LABS
@@ -70,10 +72,10 @@ def list_labs(
 
 @learn_app.command("start")
 def start(
-    number: Annotated[int, typer.Argument(help="Lab number 1–6.")],
+    number: LabArg,
     workdir: DirOpt = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Set up a lab workspace and show its instructions."""
     from bastion.govern.training import lab
@@ -92,12 +94,12 @@ def start(
 
 @learn_app.command("check")
 def check(
-    number: Annotated[int, typer.Argument(help="Lab number 1–6.")],
+    number: LabArg,
     workdir: DirOpt = None,
     learner: LearnerOpt = None,
     team: TeamOpt = None,
     record: Annotated[bool, typer.Option("--record/--no-record", help="Store the result.")] = True,
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Check the lab's goal automatically; exit 1 while it is not reached."""
     from bastion.govern.training import lab
@@ -119,13 +121,13 @@ def check(
 
 @learn_app.command("quiz")
 def quiz_cmd(
-    number: Annotated[int, typer.Argument(help="Lab number 1–6.")],
+    number: LabArg,
     answers: Annotated[str | None, typer.Option("--answers", help="Comma-separated letters, e.g. b,b,a "
                                                 "(asked interactively when omitted).")] = None,
     learner: LearnerOpt = None,
     team: TeamOpt = None,
     record: Annotated[bool, typer.Option("--record/--no-record")] = True,
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Take the lab's short quiz; exit 1 when below the pass mark (2 of 3)."""
     from bastion.govern.training import grade_quiz, quiz
@@ -165,7 +167,7 @@ def record_cmd(
     kind: Annotated[str, typer.Option("--kind", help="lab or quiz")] = "lab",
     passed: Annotated[bool, typer.Option("--passed/--failed")] = True,
     note: Annotated[str, typer.Option("--note", help="e.g. 'instructor-led session 2026-03-02'")] = "",
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Record a completion by hand (e.g. an instructor-led session); marked as manual in the record."""
     from bastion.govern.training.records import record_completion
@@ -183,7 +185,7 @@ def record_cmd(
 def records_cmd(
     team: Annotated[str | None, typer.Option("--team")] = None,
     learner: Annotated[str | None, typer.Option("--learner")] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Completion records and coverage per team (AI-literacy evidence)."""
     from bastion.govern.training.records import list_records, team_coverage

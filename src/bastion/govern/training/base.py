@@ -1,6 +1,8 @@
 """The lab framework: a lab sets up a workspace, states a goal, and checks it automatically.
 
-One module per lab (``lab_evasion`` … ``lab_incident``). Checkers read plain files (npz, JSON,
+One module per lab (``lab_evasion`` … ``lab_incident``), each a subclass of :class:`Lab` that declares its
+number, slug, title, goal and README text, writes its own workspace files (``prepare``) and holds its
+``check``; ``Lab.start`` writes the README and returns the :class:`LabSetup`. Checkers read plain files (npz, JSON,
 TorchScript via Bastion's scanning loader, with ``read_npz``/``read_json`` below), so what is checked —
 the goal — does not depend on how the learner reached it."""
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -44,17 +46,32 @@ class LabSetup:
         return asdict(self)
 
 
-class Lab(Protocol):
-    """A hands-on lab on the demo models."""
+class Lab:
+    """A hands-on lab on the demo models: what it is, the README it writes, and how it is checked.
 
-    number: int
-    slug: str
-    title: str
-    goal: str
+    ``readme`` is a ``str.format`` template; it is given ``workdir`` and the entries of ``readme_fields``.
+    """
 
-    def start(self, workdir: Path, seed: int = 0) -> LabSetup: ...
+    number: ClassVar[int]
+    slug: ClassVar[str]
+    title: ClassVar[str]
+    goal: ClassVar[str]
+    readme: ClassVar[str]
+    readme_fields: ClassVar[dict[str, object]] = {}
 
-    def check(self, workdir: Path) -> LabCheck: ...
+    def prepare(self, workdir: Path, seed: int) -> list[str]:
+        """Write the lab's own workspace files; returns their names relative to ``workdir``."""
+        return []
+
+    def start(self, workdir: Path, seed: int = 0) -> LabSetup:
+        """Set up the workspace: the lab's files, then ``README.md`` with the instructions."""
+        files = self.prepare(workdir, seed)
+        text = self.readme.format(workdir=workdir, **self.readme_fields)
+        write_text(workdir, "README.md", text)
+        return LabSetup(self.number, str(workdir), [*files, "README.md"], text)
+
+    def check(self, workdir: Path) -> LabCheck:
+        raise NotImplementedError
 
 
 def read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from bastion.core.errors import InvalidInputError
-from bastion.core.paths import atomic_write_bytes, atomic_write_text
-from bastion.govern.training.base import LabCheck, LabSetup
+from bastion.core.paths import atomic_write_bytes
+from bastion.govern.training.base import Lab, LabCheck
 
 EPS = 0.25
 INSTRUCTIONS = """# Lab 1 — fool the digits model with an adversarial example
@@ -33,13 +33,15 @@ OWASP ML01 (Input Manipulation); the EU AI Act Art. 15(5) names adversarial exam
 """
 
 
-class EvasionLab:
+class EvasionLab(Lab):
     number = 1
     slug = "adversarial-example"
     title = "Craft an adversarial example that fools the digits model"
     goal = f"an L∞ ≤ {EPS} perturbation of the given digit that the digits model misclassifies"
+    readme = INSTRUCTIONS
+    readme_fields = {"eps": EPS}
 
-    def start(self, workdir: Path, seed: int = 0) -> LabSetup:
+    def prepare(self, workdir: Path, seed: int) -> list[str]:
         from bastion.models.zoo import demo_target
 
         target = demo_target("digits")
@@ -54,9 +56,7 @@ class EvasionLab:
         buf = io.BytesIO()
         np.savez(buf, x=x, y=np.array([int(y_test[idx])]), eps=np.array(EPS), index=np.array(idx))
         atomic_write_bytes(workdir / "target.npz", buf.getvalue(), mode=0o644)
-        text = INSTRUCTIONS.format(eps=EPS, workdir=workdir)
-        atomic_write_text(workdir / "README.md", text)
-        return LabSetup(self.number, str(workdir), ["target.npz", "README.md"], text)
+        return ["target.npz"]
 
     def check(self, workdir: Path) -> LabCheck:
         from bastion.models.zoo import demo_target

@@ -5,17 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bastion.govern.training.base import LabCheck, LabSetup, write_text
+from bastion.govern.training.base import Lab, LabCheck
 
-
-class ExtractionLab:
-    number = 4
-    slug = "steal-and-get-caught"
-    title = "Steal a model through the gateway and watch it get detected"
-    goal = "a stolen copy with ≥ 80% agreement with the served digits model, and an extraction alert for your client"
-
-    def start(self, workdir: Path, seed: int = 0) -> LabSetup:
-        text = f"""# Lab 4 — steal a model through the gateway and get detected
+README = """# Lab 4 — steal a model through the gateway and get detected
 
 Serve the digits demo model (`bastion serve`), create a client (`bastion clients create`), and steal it with
 `bastion attack extraction --endpoint http://127.0.0.1:8000/v1/models/digits/predict --query-budget 5000
@@ -23,8 +15,14 @@ Serve the digits demo model (`bastion serve`), create a client (`bastion clients
 `bastion learn check 4 --dir {workdir}`: Bastion measures agreement and looks for the extraction alert.
 ATLAS AML.T0024.002 Extract AI Model; OWASP ML05.
 """
-        write_text(workdir, "README.md", text)
-        return LabSetup(self.number, str(workdir), ["README.md"], text)
+
+
+class ExtractionLab(Lab):
+    number = 4
+    slug = "steal-and-get-caught"
+    title = "Steal a model through the gateway and watch it get detected"
+    goal = "a stolen copy with ≥ 80% agreement with the served digits model, and an extraction alert for your client"
+    readme = README
 
     def check(self, workdir: Path) -> LabCheck:
         from bastion.models.loaders import load_model

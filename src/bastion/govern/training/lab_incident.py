@@ -5,17 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bastion.govern.training.base import LabCheck, LabSetup, write_text
+from bastion.govern.training.base import Lab, LabCheck
 
-
-class IncidentLab:
-    number = 6
-    slug = "incident-response"
-    title = "Respond to an incident and export the forensic bundle"
-    goal = "acknowledge and resolve an incident, then export a signed forensic bundle that verifies"
-
-    def start(self, workdir: Path, seed: int = 0) -> LabSetup:
-        text = f"""# Lab 6 — respond to an incident and export the forensic bundle
+README = """# Lab 6 — respond to an incident and export the forensic bundle
 
 Trigger an incident (e.g. lab 4's extraction, or `bastion demo attack-and-respond`), then:
 `bastion incident list`, `bastion incident ack ID --owner YOU`, run its playbook,
@@ -24,8 +16,14 @@ Trigger an incident (e.g. lab 4's extraction, or `bastion demo attack-and-respon
 Check with `bastion learn check 6 --dir {workdir}`: Bastion verifies the bundle offline (digests, signature, audit
 chain and inclusion proofs) and that the incident in it was acknowledged and resolved. EU AI Act Art. 73; GDPR Art. 33.
 """
-        write_text(workdir, "README.md", text)
-        return LabSetup(self.number, str(workdir), ["README.md"], text)
+
+
+class IncidentLab(Lab):
+    number = 6
+    slug = "incident-response"
+    title = "Respond to an incident and export the forensic bundle"
+    goal = "acknowledge and resolve an incident, then export a signed forensic bundle that verifies"
+    readme = README
 
     def check(self, workdir: Path) -> LabCheck:
         import importlib

@@ -9,24 +9,9 @@ import numpy as np
 
 from bastion.core.errors import InvalidInputError
 from bastion.core.paths import atomic_write_bytes
-from bastion.govern.training.base import LabCheck, LabSetup, read_json, read_npz, write_text
+from bastion.govern.training.base import Lab, LabCheck, read_json, read_npz
 
-
-class PoisoningLab:
-    number = 2
-    slug = "poison-and-find"
-    title = "Poison a training set, then find the poison"
-    goal = "poison 3–20% of the digits training set, then flag the poisoned rows with recall ≥ 0.7, precision ≥ 0.5"
-
-    def start(self, workdir: Path, seed: int = 0) -> LabSetup:
-        from bastion.datasets import load_demo_data
-
-        d = load_demo_data("digits").splits
-        assert d.x_train is not None and d.y_train is not None
-        buf = io.BytesIO()
-        np.savez(buf, x=d.x_train, y=d.y_train)
-        atomic_write_bytes(workdir / "clean.npz", buf.getvalue(), mode=0o644)
-        text = f"""# Lab 2 — poison a training set, then find the poison
+README = """# Lab 2 — poison a training set, then find the poison
 
 `clean.npz` (keys `x`, `y`) is the digits training set. (1) Poison 3–20% of it — flip labels or add a
 BadNets trigger (`bastion attack poison …`, or `bastion.attacks.poisoning.random_flip / badnets`) — and save
@@ -35,8 +20,24 @@ BadNets trigger (`bastion attack poison …`, or `bastion.attacks.poisoning.rand
 save `flagged.json` as `{{"flagged_indices": [...]}}`.
 Check: `bastion learn check 2 --dir {workdir}`. ATLAS AML.T0020 Poison Training Data; OWASP ML02.
 """
-        write_text(workdir, "README.md", text)
-        return LabSetup(self.number, str(workdir), ["clean.npz", "README.md"], text)
+
+
+class PoisoningLab(Lab):
+    number = 2
+    slug = "poison-and-find"
+    title = "Poison a training set, then find the poison"
+    goal = "poison 3–20% of the digits training set, then flag the poisoned rows with recall ≥ 0.7, precision ≥ 0.5"
+    readme = README
+
+    def prepare(self, workdir: Path, seed: int) -> list[str]:
+        from bastion.datasets import load_demo_data
+
+        d = load_demo_data("digits").splits
+        assert d.x_train is not None and d.y_train is not None
+        buf = io.BytesIO()
+        np.savez(buf, x=d.x_train, y=d.y_train)
+        atomic_write_bytes(workdir / "clean.npz", buf.getvalue(), mode=0o644)
+        return ["clean.npz"]
 
     def check(self, workdir: Path) -> LabCheck:
         clean_p, pois_p, flag_p = workdir / "clean.npz", workdir / "poisoned.npz", workdir / "flagged.json"

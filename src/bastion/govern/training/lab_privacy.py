@@ -7,17 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from bastion.core.errors import InvalidInputError
-from bastion.govern.training.base import LabCheck, LabSetup, read_json, write_text
+from bastion.govern.training.base import Lab, LabCheck, read_json
 
-
-class PrivacyLab:
-    number = 3
-    slug = "membership-then-dp"
-    title = "Run a membership-inference attack, then train with differential privacy"
-    goal = "measure membership leakage, then ship a DP-SGD model with ε ≤ 8, test accuracy ≥ 0.80, MIA AUC ≤ 0.60"
-
-    def start(self, workdir: Path, seed: int = 0) -> LabSetup:
-        text = f"""# Lab 3 — membership inference, then differential privacy
+README = """# Lab 3 — membership inference, then differential privacy
 
 1. Attack the digits demo model: `bastion attack membership --demo digits --format json > {workdir}/membership.json`.
 2. Train a DP-SGD model on the digits training set:
@@ -26,8 +18,14 @@ class PrivacyLab:
 3. Check: `bastion learn check 3 --dir {workdir}` — Bastion re-measures the DP model itself.
 ATLAS AML.T0024.000 Infer Training Data Membership; OWASP ML04; GDPR Art. 32.
 """
-        write_text(workdir, "README.md", text)
-        return LabSetup(self.number, str(workdir), ["README.md"], text)
+
+
+class PrivacyLab(Lab):
+    number = 3
+    slug = "membership-then-dp"
+    title = "Run a membership-inference attack, then train with differential privacy"
+    goal = "measure membership leakage, then ship a DP-SGD model with ε ≤ 8, test accuracy ≥ 0.80, MIA AUC ≤ 0.60"
+    readme = README
 
     def check(self, workdir: Path) -> LabCheck:
         from sklearn.metrics import roc_auc_score

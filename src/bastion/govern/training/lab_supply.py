@@ -18,8 +18,8 @@ from pathlib import Path
 import yaml
 
 from bastion.core.errors import InvalidInputError
-from bastion.core.paths import atomic_write_bytes, atomic_write_text
-from bastion.govern.training.base import LabCheck, LabSetup
+from bastion.core.paths import atomic_write_bytes
+from bastion.govern.training.base import Lab, LabCheck
 
 MARKER = "PAYLOAD_RAN"
 BENIGN = ("classifier_v1.pt", "classifier_v1.safetensors")
@@ -48,13 +48,15 @@ def _payload_pickle(command: str) -> bytes:
     return (b"\x80\x02cos\nsystem\nq\x00X" + struct.pack("<I", len(arg)) + arg + b"q\x01\x85q\x02Rq\x03.")
 
 
-class SupplyChainLab:
+class SupplyChainLab(Lab):
     number = 5
     slug = "malicious-checkpoint"
     title = "Scan and reject a malicious checkpoint"
     goal = "reject exactly the checkpoint that executes code on load, backed by a Bastion scan report"
+    readme = INSTRUCTIONS
+    readme_fields = {"marker": MARKER}
 
-    def start(self, workdir: Path, seed: int = 0) -> LabSetup:
+    def prepare(self, workdir: Path, seed: int) -> list[str]:
         import torch
         from safetensors.torch import save as save_safetensors
 
@@ -77,10 +79,7 @@ class SupplyChainLab:
                     data = _payload_pickle(f"touch {workdir.resolve() / MARKER}")
                 dst.writestr(info, data)
         atomic_write_bytes(models / MALICIOUS[0], evil.getvalue(), mode=0o644)
-        text = INSTRUCTIONS.format(workdir=workdir, marker=MARKER)
-        atomic_write_text(workdir / "README.md", text)
-        files = [f"models/{n}" for n in (*BENIGN, *MALICIOUS)] + ["README.md"]
-        return LabSetup(self.number, str(workdir), files, text)
+        return [f"models/{n}" for n in (*BENIGN, *MALICIOUS)]
 
     def check(self, workdir: Path) -> LabCheck:
         from bastion.artifacts.scan import scan_path
