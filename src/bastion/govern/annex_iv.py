@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bastion.core.errors import ConfigError, InvalidInputError
+from bastion.core.yamlfile import load_yaml_mapping
 from bastion.govern.document import Document
 from bastion.govern.evidence import collect_evidence
 from bastion.report import load_assessment
@@ -32,14 +31,8 @@ def load_info(path: Path | None) -> dict[str, str]:
     """Human-written fields (YAML mapping of the ``INFO_KEYS``); unknown keys are refused."""
     if path is None:
         return {}
-    if not path.is_file():
-        raise InvalidInputError(f"info file {path} does not exist")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a mapping of {', '.join(INFO_KEYS[:3])} …")
+    doc = load_yaml_mapping(path, missing=f"info file {path} does not exist", missing_error=InvalidInputError,
+                            not_mapping=f"{path}: expected a mapping of {', '.join(INFO_KEYS[:3])} …")
     unknown = sorted(set(doc) - set(INFO_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(INFO_KEYS)}")

@@ -17,6 +17,7 @@ import yaml
 from sqlalchemy import select
 
 from bastion.core.errors import ConfigError, InvalidInputError
+from bastion.core.yamlfile import load_yaml_mapping
 from bastion.govern.store import ensure_schema
 from bastion.store.db import session_scope
 from bastion.store.models_govern import GovernEthicsAnswer
@@ -86,15 +87,12 @@ def template(system: str) -> str:
 
 def load_answers(path: Path) -> tuple[str, dict[str, dict[str, str]]]:
     """Validate an answers file; every problem is named (item id, field)."""
-    if not path.is_file():
-        raise InvalidInputError(f"answers file {path} does not exist")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("answers"), dict) or not doc.get("system"):
-        raise ConfigError(f"{path}: expected 'system: NAME' and 'answers: {{item_id: {{answer, owner, notes}}}}' "
-                          "(see 'bastion govern ethics --template')")
+    expected = (f"{path}: expected 'system: NAME' and 'answers: {{item_id: {{answer, owner, notes}}}}' "
+                "(see 'bastion govern ethics --template')")
+    doc = load_yaml_mapping(path, missing=f"answers file {path} does not exist", missing_error=InvalidInputError,
+                            not_mapping=expected)
+    if not isinstance(doc.get("answers"), dict) or not doc.get("system"):
+        raise ConfigError(expected)
     problems, out = [], {}
     for item_id, a in doc["answers"].items():
         if item_id not in _BY_ID:
