@@ -48,7 +48,25 @@ def set_input_range(model: Any, clip_min: float | None, clip_max: float | None, 
     model._spec = replace(spec, clip_min=clip_min, clip_max=clip_max, range_source=source)
 
 
-class TorchAdapter:
+class LocalAdapter:
+    """What every in-process adapter keeps: its input spec (in ``_spec``, which ``set_input_range`` updates),
+    its class count, fixed when it is built, and its ``info``."""
+
+    def __init__(self, input_spec: InputSpec, n_classes: int, info: dict[str, Any] | None) -> None:
+        self._spec = input_spec
+        self._n_classes = int(n_classes)
+        self.info = dict(info or {})
+
+    @property
+    def n_classes(self) -> int:
+        return self._n_classes
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self._spec
+
+
+class TorchAdapter(LocalAdapter):
     """A torch classifier returning logits, wrapped as a ``ModelAdapter``.
 
     Examples:
@@ -71,21 +89,11 @@ class TorchAdapter:
         for p in module.parameters():
             p.requires_grad_(False)
         self.module = module
-        self._spec = input_spec
         self.batch_size = batch_size
-        self.info = dict(info or {})
         if n_classes is None:
             with torch.no_grad():
                 n_classes = int(module(torch.zeros((1, *input_spec.shape))).shape[-1])
-        self._n_classes = int(n_classes)
-
-    @property
-    def n_classes(self) -> int:
-        return self._n_classes
-
-    @property
-    def input_spec(self) -> InputSpec:
-        return self._spec
+        super().__init__(input_spec, n_classes, info)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable forward pass (no ``no_grad``): for white-box attacks."""
@@ -106,7 +114,7 @@ class TorchAdapter:
         return torch.softmax(z, dim=1).numpy()
 
 
-class SklearnAdapter:
+class SklearnAdapter(LocalAdapter):
     """A scikit-learn classifier (anything with ``predict_proba``) as a black-box ``ModelAdapter``."""
 
     def __init__(self, estimator: Any, input_spec: InputSpec, info: dict[str, Any] | None = None) -> None:
@@ -115,19 +123,9 @@ class SklearnAdapter:
                 f"{type(estimator).__name__} has no predict_proba; Bastion needs class probabilities"
             )
         self.estimator = estimator
-        self._spec = input_spec
-        self.info = dict(info or {})
         classes = getattr(estimator, "classes_", None)
-        self._n_classes = len(classes) if classes is not None else int(estimator.predict_proba(
-            np.zeros((1, input_spec.n_features), dtype=np.float32)).shape[1])
-
-    @property
-    def n_classes(self) -> int:
-        return self._n_classes
-
-    @property
-    def input_spec(self) -> InputSpec:
-        return self._spec
+        super().__init__(input_spec, len(classes) if classes is not None else int(estimator.predict_proba(
+            np.zeros((1, input_spec.n_features), dtype=np.float32)).shape[1]), info)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         arr = check_batch(x, self._spec).reshape(len(x), -1)

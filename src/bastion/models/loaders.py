@@ -50,7 +50,7 @@ from bastion.core.errors import (
 )
 from bastion.core.model import InputSpec, ModelAdapter, ModelInfo
 from bastion.core.paths import sha256_file
-from bastion.models.adapters import SklearnAdapter, TorchAdapter, check_batch
+from bastion.models.adapters import LocalAdapter, SklearnAdapter, TorchAdapter, check_batch
 
 TORCHSCRIPT_META = "bastion.json"  # TorchScript extra file with {"input_spec": {...}} (written by Bastion)
 ONNX_META = "bastion.json"  # ONNX metadata_props key holding the same JSON (or plain clip_min/clip_max keys)
@@ -361,7 +361,7 @@ def _load_torch_export(path: Path, spec_given: InputSpec | None, side: dict[str,
     return _torch_adapter(module, spec, side.get("n_classes"), info)
 
 
-class OnnxAdapter:
+class OnnxAdapter(LocalAdapter):
     """An ONNX model run by onnxruntime (black-box: no gradients)."""
 
     def __init__(self, path: Path, input_spec: InputSpec, info: dict[str, Any] | None = None) -> None:
@@ -371,22 +371,12 @@ class OnnxAdapter:
         opts.intra_op_num_threads = max(1, torch.get_num_threads())
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        self._spec = input_spec
-        self.info = dict(info or {})
         self._outputs_proba: bool | None = None
-        self._n_classes = int(self._raw(_probe(input_spec, 2)).shape[1])
+        super().__init__(input_spec, self._raw(_probe(input_spec, 2)).shape[1], info)
 
     def _raw(self, arr: np.ndarray) -> np.ndarray:
         out = self.session.run(None, {self.input_name: arr})[0]
         return np.asarray(out, dtype=np.float64).reshape(len(arr), -1)
-
-    @property
-    def n_classes(self) -> int:
-        return self._n_classes
-
-    @property
-    def input_spec(self) -> InputSpec:
-        return self._spec
 
     def raw_outputs(self, x: np.ndarray) -> np.ndarray:
         """What the graph returns (logits or probabilities), unnormalised."""
