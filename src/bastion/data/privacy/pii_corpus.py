@@ -140,31 +140,43 @@ class CorpusTable:
     notes_truth: dict[str, dict[str, set[int]]] = field(default_factory=dict)  # column → entity → rows
 
 
-def _notes(rng: random.Random, i: int, first: str, last: str, truth: dict[str, set[int]], fresh: bool) -> str:
-    """A support note; about one row in five carries PII, others mention look-alikes."""
+def _planted(rng: random.Random, i: int, truth: dict[str, set[int]],
+             planted: list[tuple[float, str, Callable[[], str]]], otherwise: Callable[[], str]) -> str:
+    """Free text for row ``i``: one draw picks the first ``(below, entity, text)`` with draw < ``below``, whose
+    text plants that entity (the row is added to ``truth[entity]``); above them all, ``otherwise()``."""
     k = rng.random()
-    if k < 0.05:
-        truth.setdefault("EMAIL_ADDRESS", set()).add(i)
-        return f"Customer asked us to use {email(first, last, i, rng)} for invoices from now on."
-    if k < 0.10:
-        truth.setdefault("PHONE_NUMBER", set()).add(i)
-        ph = intl_phone(rng) if fresh else us_phone(rng)
-        return f"Please call back on {ph} after 5pm, customer prefers phone contact."
-    if k < 0.14:
-        truth.setdefault("CREDIT_CARD", set()).add(i)
-        card = card_number(rng)
-        return f"Customer read out card {spaced(card) if rng.random() < 0.5 else card} over the phone, refused to use portal."
-    if k < 0.18:
-        truth.setdefault("IBAN_CODE", set()).add(i)
-        return f"Refund of the deposit should go to IBAN {spaced(iban(rng))} as agreed with the customer."
-    if k < 0.21:
-        truth.setdefault("US_SSN", set()).add(i)
-        return f"Identity verified with SSN {ssn(rng)} during the onboarding call today."
-    if k < 0.24:
-        truth.setdefault("STREET_ADDRESS", set()).add(i)
-        addr = eu_address(rng) if fresh else us_address(rng)
-        return f"Parcel returned, new shipping address is {addr} per customer."
-    return rng.choice([
+    for below, entity, text in planted:
+        if k < below:
+            truth.setdefault(entity, set()).add(i)
+            return text()
+    return otherwise()
+
+
+def _table(seed: int, n: int, row: Callable[[random.Random, int, dict[str, set[int]]], dict[str, object]],
+           free_text: str, pii: dict[str, set[str]]) -> CorpusTable:
+    """``n`` rows from ``row(rng, i, truth)``; the PII columns ``pii`` (every other column is a look-alike), and
+    the free-text column ``free_text`` expected to report what its rows planted in ``truth``."""
+    rng = random.Random(seed)
+    truth: dict[str, set[int]] = {}
+    rows = [row(rng, i, truth) for i in range(n)]
+    expected: dict[str, set[str]] = {c: set() for c in rows[0]}
+    expected.update(pii)
+    expected[free_text] = set(truth)
+    return CorpusTable(pd.DataFrame(rows), expected, {free_text: truth})
+
+
+def _notes(rng: random.Random, i: int, first: str, last: str, truth: dict[str, set[int]]) -> str:
+    """A support note; about one row in four carries PII, others mention look-alikes."""
+    return _planted(rng, i, truth, [
+        (0.05, "EMAIL_ADDRESS",
+         lambda: f"Customer asked us to use {email(first, last, i, rng)} for invoices from now on."),
+        (0.10, "PHONE_NUMBER", lambda: f"Please call back on {us_phone(rng)} after 5pm, customer prefers phone contact."),
+        (0.14, "CREDIT_CARD", lambda: _card_note(rng)),
+        (0.18, "IBAN_CODE",
+         lambda: f"Refund of the deposit should go to IBAN {spaced(iban(rng))} as agreed with the customer."),
+        (0.21, "US_SSN", lambda: f"Identity verified with SSN {ssn(rng)} during the onboarding call today."),
+        (0.24, "STREET_ADDRESS", lambda: f"Parcel returned, new shipping address is {us_address(rng)} per customer."),
+    ], lambda: rng.choice([
         f"Order {order_ref(rng)} delayed by the carrier, customer informed and happy with the update.",
         f"Refund of {rng.uniform(5, 900):.2f} EUR issued for order {rng.randint(100000, 999999)} after complaint.",
         f"Upgraded the app to {rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 99)}.{rng.randint(0, 255)} and "
@@ -172,18 +184,21 @@ def _notes(rng: random.Random, i: int, first: str, last: str, truth: dict[str, s
         f"Ticket 2024-{rng.randint(100000, 999999)} closed, duplicate of an earlier request about delivery times.",
         f"Customer wants {rng.randint(2, 40)} units of SKU-{rng.randint(10000, 99999)}-{rng.choice('ABC')} by Friday.",
         "No personal data in this comment, just a general question about opening hours.",
-    ])
+    ]))
+
+
+def _card_note(rng: random.Random) -> str:
+    card = card_number(rng)
+    return f"Customer read out card {spaced(card) if rng.random() < 0.5 else card} over the phone, refused to use portal."
 
 
 def tuning_table(seed: int, n: int = 120) -> CorpusTable:
     """US-leaning customer table: the family the thresholds were tuned on."""
-    rng = random.Random(seed)
-    rows = []
-    truth: dict[str, set[int]] = {}
-    for i in range(n):
+
+    def row(rng: random.Random, i: int, truth: dict[str, set[int]]) -> dict[str, object]:
         first, last = rng.choice(FIRST), rng.choice(LAST)
         card = card_number(rng)
-        rows.append({
+        return {
             "customer_id": 10_000 + i,
             "customer_name": f"{first} {last}",
             "email": email(first, last, i, rng),
@@ -194,7 +209,7 @@ def tuning_table(seed: int, n: int = 120) -> CorpusTable:
             "ssn": ssn(rng),
             "date_of_birth": f"{rng.randint(1940, 2005)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
             "ip_address": ip_any(rng),
-            "notes": _notes(rng, i, first, last, truth, fresh=False),
+            "notes": _notes(rng, i, first, last, truth),
             # look-alikes
             "amount": round(rng.uniform(1, 9999), 2),
             "order_ref": order_ref(rng),
@@ -209,13 +224,12 @@ def tuning_table(seed: int, n: int = 120) -> CorpusTable:
             "quantity": rng.randint(1, 50),
             "product_name": rng.choice(["Acme Widget", "Turbo Blender", "Garden Hose", "Desk Lamp", "USB Cable"]),
             "status": rng.choice(["shipped", "pending", "returned", "cancelled"]),
-        })
-    expected: dict[str, set[str]] = {c: set() for c in rows[0]}
-    expected.update({"customer_name": {"PERSON"}, "email": {"EMAIL_ADDRESS"}, "phone": {"PHONE_NUMBER"},
-                     "address": {"STREET_ADDRESS"}, "iban": {"IBAN_CODE"}, "card_number": {"CREDIT_CARD"},
-                     "ssn": {"US_SSN"}, "date_of_birth": {"DATE_OF_BIRTH"}, "ip_address": {"IP_ADDRESS"},
-                     "notes": set(truth)})
-    return CorpusTable(pd.DataFrame(rows), expected, {"notes": truth})
+        }
+
+    return _table(seed, n, row, "notes", {
+        "customer_name": {"PERSON"}, "email": {"EMAIL_ADDRESS"}, "phone": {"PHONE_NUMBER"},
+        "address": {"STREET_ADDRESS"}, "iban": {"IBAN_CODE"}, "card_number": {"CREDIT_CARD"}, "ssn": {"US_SSN"},
+        "date_of_birth": {"DATE_OF_BIRTH"}, "ip_address": {"IP_ADDRESS"}})
 
 
 def ean13(rng: random.Random) -> str:
@@ -235,27 +249,18 @@ def user_agent(rng: random.Random) -> str:
 
 
 def _fresh_notes(rng: random.Random, i: int, first: str, last: str, truth: dict[str, set[int]]) -> str:
-    k = rng.random()
-    if k < 0.06:
-        truth.setdefault("EMAIL_ADDRESS", set()).add(i)
-        return f"Kunde bittet um Rechnung an {email(first, last, i, rng)}, bitte im CRM aktualisieren."
-    if k < 0.12:
-        truth.setdefault("PHONE_NUMBER", set()).add(i)
-        return f"Rückruf erwünscht unter {intl_phone(rng)}, am besten vormittags."
-    if k < 0.16:
-        truth.setdefault("CREDIT_CARD", set()).add(i)
-        return f"Payment failed twice on card {'-'.join(spaced(card_number(rng)).split())}, the customer will retry tomorrow."
-    if k < 0.20:
-        truth.setdefault("IBAN_CODE", set()).add(i)
-        return f"SEPA mandate signed for {iban(rng, rng.choice(['DE', 'FR', 'NL']))} and sent to the bank."
-    if k < 0.24:
-        truth.setdefault("STREET_ADDRESS", set()).add(i)
-        return f"Moved house: the customer now lives at {eu_address(rng)} since last month."
-    if k < 0.27:
-        truth.setdefault("DATE_OF_BIRTH", set()).add(i)
-        return f"Age check passed, customer was born {rng.randint(1, 28)}/{rng.randint(1, 12):02d}/{rng.randint(1950, 2004)} per the ID."
-    return rng.choice([
-        f"Invoice INV/2023/{rng.randint(1, 99999):05d} paid late, reminder fee of {rng.uniform(1, 40):.2f} waived.",
+    return _planted(rng, i, truth, [
+        (0.06, "EMAIL_ADDRESS",
+         lambda: f"Kunde bittet um Rechnung an {email(first, last, i, rng)}, bitte im CRM aktualisieren."),
+        (0.12, "PHONE_NUMBER", lambda: f"Rückruf erwünscht unter {intl_phone(rng)}, am besten vormittags."),
+        (0.16, "CREDIT_CARD", lambda: f"Payment failed twice on card {'-'.join(spaced(card_number(rng)).split())}, "
+                                      "the customer will retry tomorrow."),
+        (0.20, "IBAN_CODE",
+         lambda: f"SEPA mandate signed for {iban(rng, rng.choice(['DE', 'FR', 'NL']))} and sent to the bank."),
+        (0.24, "STREET_ADDRESS", lambda: f"Moved house: the customer now lives at {eu_address(rng)} since last month."),
+        (0.27, "DATE_OF_BIRTH", lambda: f"Age check passed, customer was born {rng.randint(1, 28)}/"
+                                        f"{rng.randint(1, 12):02d}/{rng.randint(1950, 2004)} per the ID."),
+    ], lambda: rng.choice([        f"Invoice INV/2023/{rng.randint(1, 99999):05d} paid late, reminder fee of {rng.uniform(1, 40):.2f} waived.",
         f"Replacement part AB-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)} ordered, delivery in {rng.randint(2, 9)} days.",
         f"Crash fixed in release {rng.randint(1, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}.{rng.randint(0, 200)}, "
         "customer confirmed it works now.",
@@ -263,20 +268,18 @@ def _fresh_notes(rng: random.Random, i: int, first: str, last: str, truth: dict[
         f"Customer disputes the {rng.randint(10, 500)} EUR charge from {rng.randint(1, 28):02d}.{rng.randint(1, 12):02d}.2024, "
         "forwarded to billing.",
         "General feedback about the website, nothing to follow up on.",
-    ])
+    ]))
 
 
 def fresh_table(seed: int, n: int = 120) -> CorpusTable:
     """EU-leaning table with other names and formats, written after the thresholds were fixed."""
-    rng = random.Random(seed)
-    rows = []
-    truth: dict[str, set[int]] = {}
-    for i in range(n):
+
+    def row(rng: random.Random, i: int, truth: dict[str, set[int]]) -> dict[str, object]:
         first, last = rng.choice(FIRST), rng.choice(LAST)
         card = card_number(rng)
         dob = (rng.randint(1, 28), rng.randint(1, 12), rng.randint(1940, 2005))
         months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        rows.append({
+        return {
             "Full Name": f"{last}, {first}" if rng.random() < 0.3 else f"{first} {last}",
             "contact_email": email(first, last, i, rng).upper() if rng.random() < 0.2 else email(first, last, i, rng),
             "mobile": intl_phone(rng),
@@ -309,46 +312,38 @@ def fresh_table(seed: int, n: int = 120) -> CorpusTable:
             "barcode": ean13(rng),
             "rating": round(rng.uniform(1, 5), 1),
             "price_cents": rng.randint(99, 999_999),
-        })
-    expected: dict[str, set[str]] = {c: set() for c in rows[0]}
-    expected.update({"Full Name": {"PERSON"}, "contact_email": {"EMAIL_ADDRESS"}, "mobile": {"PHONE_NUMBER"},
-                     "contact": {"EMAIL_ADDRESS", "PHONE_NUMBER"}, "billing_address": {"STREET_ADDRESS"},
-                     "account_iban": {"IBAN_CODE"}, "card": {"CREDIT_CARD"}, "card_on_file": {"CREDIT_CARD"},
-                     "birthdate": {"DATE_OF_BIRTH"}, "last_login_ip": {"IP_ADDRESS"}, "comments": set(truth)})
-    return CorpusTable(pd.DataFrame(rows), expected, {"comments": truth})
+        }
 
+    return _table(seed, n, row, "comments", {
+        "Full Name": {"PERSON"}, "contact_email": {"EMAIL_ADDRESS"}, "mobile": {"PHONE_NUMBER"},
+        "contact": {"EMAIL_ADDRESS", "PHONE_NUMBER"}, "billing_address": {"STREET_ADDRESS"},
+        "account_iban": {"IBAN_CODE"}, "card": {"CREDIT_CARD"}, "card_on_file": {"CREDIT_CARD"},
+        "birthdate": {"DATE_OF_BIRTH"}, "last_login_ip": {"IP_ADDRESS"}})
 
 
 def holdout_table(seed: int, n: int = 100) -> CorpusTable:
     """Clinic/HR table, written and run once after every rule and threshold was final (held out)."""
-    rng = random.Random(seed)
-    rows = []
-    truth: dict[str, set[int]] = {}
     months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
               "November", "December"]
-    for i in range(n):
+
+    def row(rng: random.Random, i: int, truth: dict[str, set[int]]) -> dict[str, object]:
         first, last = rng.choice(FIRST), rng.choice(LAST)
-        k = rng.random()
-        if k < 0.08:
-            truth.setdefault("US_SSN", set()).add(i)
-            note = f"Patient provided SSN {ssn(rng)} for the insurance claim, copy scanned."
-        elif k < 0.16:
-            truth.setdefault("EMAIL_ADDRESS", set()).add(i)
-            note = f"Send the lab results to {email(first, last, i, rng)} as requested by the patient."
-        elif k < 0.22:
-            truth.setdefault("PHONE_NUMBER", set()).add(i)
-            note = f"Daughter can be reached on {us_phone(rng)} in an emergency, she has power of attorney."
-        else:
-            note = rng.choice([
-                f"BP {rng.randint(100, 160)}/{rng.randint(60, 100)}, HbA1c {rng.uniform(5, 9):.1f} %, follow-up in "
-                f"{rng.randint(2, 12)} weeks.",
-                f"Prescribed {rng.choice(['metformin', 'lisinopril', 'atorvastatin'])} {rng.choice([5, 10, 20, 500])} mg, "
-                f"batch {rng.randint(100000, 999999)}-{rng.randint(10, 99)}.",
-                f"Referred to ward {rng.choice('ABC')}-{rng.randint(100, 499)}, ICD-10 {rng.choice(['E11.9', 'I10', 'J45.909'])}.",
-                "Routine visit, no concerns raised by the patient today.",
-            ])
+        note = _planted(rng, i, truth, [
+            (0.08, "US_SSN", lambda: f"Patient provided SSN {ssn(rng)} for the insurance claim, copy scanned."),
+            (0.16, "EMAIL_ADDRESS",
+             lambda: f"Send the lab results to {email(first, last, i, rng)} as requested by the patient."),
+            (0.22, "PHONE_NUMBER", lambda: f"Daughter can be reached on {us_phone(rng)} in an emergency, she has "
+                                           "power of attorney."),
+        ], lambda: rng.choice([
+            f"BP {rng.randint(100, 160)}/{rng.randint(60, 100)}, HbA1c {rng.uniform(5, 9):.1f} %, follow-up in "
+            f"{rng.randint(2, 12)} weeks.",
+            f"Prescribed {rng.choice(['metformin', 'lisinopril', 'atorvastatin'])} {rng.choice([5, 10, 20, 500])} mg, "
+            f"batch {rng.randint(100000, 999999)}-{rng.randint(10, 99)}.",
+            f"Referred to ward {rng.choice('ABC')}-{rng.randint(100, 499)}, ICD-10 {rng.choice(['E11.9', 'I10', 'J45.909'])}.",
+            "Routine visit, no concerns raised by the patient today.",
+        ]))
         dob = (rng.randint(1, 28), rng.randint(0, 11), rng.randint(1935, 2010))
-        rows.append({
+        return {
             "patient_name": f"{first} {last}" if rng.random() < 0.8 else f"{first[0]}. {last}",
             "dob": rng.choice([f"{months[dob[1]][:3]} {dob[0]}, {dob[2]}", f"{months[dob[1]]} {dob[0]}, {dob[2]}",
                                f"{dob[1] + 1}/{dob[0]}/{dob[2]}"]),
@@ -376,13 +371,13 @@ def holdout_table(seed: int, n: int = 100) -> CorpusTable:
             "claim_no": f"CLM{rng.randint(2022, 2024)}{rng.randint(10**6, 10**7 - 1)}",
             "batch": f"{rng.randint(100000, 999999)}-{rng.randint(10, 99)}",
             "npi": luhn_complete("80840" + str(rng.randint(1, 2)), 15, rng)[5:],  # 10-digit NPI (Luhn over 80840+NPI)
-        })
-    expected: dict[str, set[str]] = {c: set() for c in rows[0]}
-    expected.update({"patient_name": {"PERSON"}, "dob": {"DATE_OF_BIRTH"}, "home_phone": {"PHONE_NUMBER"},
-                     "fax": {"PHONE_NUMBER"}, "emergency_contact": {"PHONE_NUMBER"}, "street": {"STREET_ADDRESS"},
-                     "employee_iban": {"IBAN_CODE"}, "corporate_card": {"CREDIT_CARD"}, "ssn": {"US_SSN"},
-                     "workstation_ip": {"IP_ADDRESS"}, "clinician_notes": set(truth)})
-    return CorpusTable(pd.DataFrame(rows), expected, {"clinician_notes": truth})
+        }
+
+    return _table(seed, n, row, "clinician_notes", {
+        "patient_name": {"PERSON"}, "dob": {"DATE_OF_BIRTH"}, "home_phone": {"PHONE_NUMBER"},
+        "fax": {"PHONE_NUMBER"}, "emergency_contact": {"PHONE_NUMBER"}, "street": {"STREET_ADDRESS"},
+        "employee_iban": {"IBAN_CODE"}, "corporate_card": {"CREDIT_CARD"}, "ssn": {"US_SSN"},
+        "workstation_ip": {"IP_ADDRESS"}})
 
 
 FAMILIES: dict[str, Callable[..., CorpusTable]] = {
