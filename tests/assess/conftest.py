@@ -1,4 +1,5 @@
-"""Fixtures for the assessment tests: test-only checks (the tiny models live in ``tests/conftest.py``)."""
+"""Fixtures for the assessment tests: test-only checks, the digits demo target, a progress recorder (the tiny
+models live in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bastion.assess.registry import CHECKS, CheckContext, Profile, register_check
+from bastion.assess.registry import CHECKS, Check, CheckContext, Profile, register_check
+from bastion.assess.target import build_target
 from bastion.core.results import CheckResult, Finding
 from bastion.core.severity import Severity, Status
 from bastion.core.target import Target
@@ -64,6 +66,32 @@ class FakeCheck:
             params={"eps": [p["eps"] for p in curve], "samples": 20, "seed": ctx.seed, "options": dict(ctx.options)},
             findings=findings, artifacts=artifacts, summary=f"accuracy {acc:.2f} → {curve[-1]['robust_accuracy']:.2f}",
         )
+
+
+class ProgressRecorder:
+    """A ``ProgressReporter`` that writes down every event."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def started(self, check: Check) -> None:
+        self.events.append(("started", check.id))
+
+    def progress(self, check_id: str, done: float, total: float) -> None:
+        self.events.append(("progress", f"{check_id}:{done:g}/{total:g}"))
+
+    def finished(self, result: CheckResult) -> None:
+        self.events.append(("finished", result.check_id))
+
+
+@pytest.fixture
+def recorder() -> ProgressRecorder:
+    return ProgressRecorder()
+
+
+@pytest.fixture(scope="module")
+def digits_target() -> Target:
+    return build_target(demo="digits")
 
 
 @pytest.fixture

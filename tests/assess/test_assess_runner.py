@@ -8,35 +8,14 @@ import numpy as np
 import pytest
 
 from bastion.assess.executors import Executor, LocalExecutor, get_executor
-from bastion.assess.registry import Check
 from bastion.assess.runner import run_assessment
 from bastion.assess.target import build_target
 from bastion.core.errors import ConfigError, InvalidInputError, RegistryError
-from bastion.core.results import CheckResult
 from bastion.core.severity import Severity, Status
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    def started(self, check: Check) -> None:
-        self.events.append(("started", check.id))
-
-    def progress(self, check_id: str, done: float, total: float) -> None:
-        self.events.append(("progress", f"{check_id}:{done:g}/{total:g}"))
-
-    def finished(self, result: CheckResult) -> None:
-        self.events.append(("finished", result.check_id))
-
-
-@pytest.fixture(scope="module")
-def digits_target():  # type: ignore[no-untyped-def]
-    return build_target(demo="digits")
-
-
-def test_exception_becomes_an_error_result_and_the_run_goes_on(fake_checks, digits_target, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    rec = _Recorder()
+def test_exception_becomes_an_error_result_and_the_run_goes_on(fake_checks, digits_target, recorder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rec = recorder
 
     a = run_assessment(digits_target, "quick", seed=3, out_dir=tmp_path, only=["test_assess"], progress=rec)
 

@@ -12,10 +12,10 @@ from torch import nn
 
 from bastion.assess.checks.evasion import (
     CONTROLS,
-    GradientMaskingCheck,
-    RobustnessCurveCheck,
-    WorstCaseCheck,
+    gradient_masking_check,
+    robustness_curve_check,
     severity_for,
+    worst_case_check,
 )
 from bastion.assess.registry import CheckContext, load_checks
 from bastion.attacks.evasion import run_evasion
@@ -70,7 +70,7 @@ def test_robust_accuracy_falls_with_eps_on_digits(digits: Target) -> None:
     # reference budget 0.3, where the drop is far past the HIGH threshold whatever the exact weights
     # (the cached demo model's weights differ in the last bits with the thread count it was trained with)
     c, calls = ctx(samples=60, eps=[0.02, 0.1, 0.3], reference_eps=0.3)
-    res = RobustnessCurveCheck().run(digits, c)
+    res = robustness_curve_check.run(digits, c)
     accs = [p["robust_accuracy"] for p in res.metrics["curve"]]
     assert [p["eps"] for p in res.metrics["curve"]] == [0.02, 0.1, 0.3]
     assert accs[0] > accs[1] > accs[2]
@@ -96,7 +96,7 @@ def test_masking_model_is_flagged_high_and_square_breaks_it(digits: Target) -> N
     target = Target(name="masked-digits", model=TorchAdapter(masked, digits.model.input_spec, n_classes=10),
                     data=digits.data, metadata=digits.metadata)
     c, _ = ctx(samples=60, masking_samples=60)
-    res = GradientMaskingCheck().run(target, c)
+    res = gradient_masking_check.run(target, c)
     ids = {f.id for f in res.findings}
     assert "evasion.gradient_masking.zero_or_nan_gradients" in ids
     assert "evasion.gradient_masking.blackbox_beats_whitebox" in ids
@@ -104,15 +104,15 @@ def test_masking_model_is_flagged_high_and_square_breaks_it(digits: Target) -> N
     assert any(f.severity == Severity.HIGH and "gradient masking" in f.title.lower() for f in res.findings)
     assert res.metrics["blackbox_success_rate"] > res.metrics["whitebox_success_rate"]
     # the honest model gets no high flag
-    honest = GradientMaskingCheck().run(digits, ctx(samples=60, masking_samples=60)[0])
+    honest = gradient_masking_check.run(digits, ctx(samples=60, masking_samples=60)[0])
     assert not any(f.severity == Severity.HIGH for f in honest.findings)
 
 
 def test_black_box_sklearn_target_uses_square(digits: Target) -> None:
     target = demo_target("breast-cancer-sklearn")
-    assert not GradientMaskingCheck().applies(target)
+    assert not gradient_masking_check.applies(target)
     c, _ = ctx(samples=40)
-    res = WorstCaseCheck().run(target, c)
+    res = worst_case_check.run(target, c)
     assert res.metrics["ensemble"] == ["square"]
     assert res.metrics["robust_accuracy"] < res.metrics["clean_accuracy"]
     assert res.params["eps_scale_unit"] == "per-feature std"

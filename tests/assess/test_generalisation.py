@@ -212,7 +212,7 @@ def test_tabular_mlp_is_attacked_per_feature_and_barely_moves_at_a_tenth_of_a_st
 
 def test_sklearn_tree_model_on_raw_features_is_attacked_in_each_features_units(
         files: Files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bastion.assess.checks.evasion import RobustnessCurveCheck, _attack, plan_for
+    from bastion.assess.checks.evasion import _attack, plan_for, robustness_curve_check
     from bastion.assess.registry import CheckContext
     from bastion.assess.target import build_target
 
@@ -230,4 +230,4 @@ def test_sklearn_tree_model_on_raw_features_is_attacked_in_each_features_units(
     r = _attack(target, plan, "square", 0.5)
     moved = np.abs(r.x_adv - plan.x).reshape(len(plan.x), -1)
     assert (moved <= 0.5 * plan.view.scale.reshape(-1) + 1e-3).all(), "each feature within ε of its own std"
-    assert RobustnessCurveCheck().applies(target)
+    assert robustness_curve_check.applies(target)

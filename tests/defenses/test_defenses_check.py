@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bastion.assess.checks.defenses import AdaptiveDefenseCheck
+from bastion.assess.checks.defenses import adaptive_defense_check
 from bastion.assess.registry import CheckContext
 from bastion.core.severity import Severity, Status
 from bastion.core.target import DataSplits, Target
@@ -26,7 +26,7 @@ def test_squeezing_only_defence_is_flagged_as_gradient_masking(tmp_path: Path) -
     assert x is not None and y is not None
     target = Target("squeezed", model, DataSplits(x_test=np.asarray(x[:48]), y_test=np.asarray(y[:48])),
                     demo.metadata, model_path=str(path))
-    check = AdaptiveDefenseCheck()
+    check = adaptive_defense_check
     assert check.applies(target) and not check.applies(demo)
 
     result = check.run(target, CheckContext(profile="quick", options={"reference_eps": 0.15}))
@@ -56,7 +56,7 @@ def test_lid_detector_is_attacked_detector_aware_and_reported_bypassed(tmp_path:
     assert x is not None and y is not None
     target = Target("lid", model, DataSplits(x_test=np.asarray(x[:48]), y_test=np.asarray(y[:48])),
                     demo.metadata, model_path=str(path))
-    result = AdaptiveDefenseCheck().run(target, CheckContext(profile="quick", options={"reference_eps": 0.15}))
+    result = adaptive_defense_check.run(target, CheckContext(profile="quick", options={"reference_eps": 0.15}))
     m = result.metrics
     assert m["defense"] == "lid_detector" and 0.0 <= m["detection_auc"] <= 1.0
     assert m["robust_accuracy"] <= m["naive_robust_accuracy"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from bastion.assess.checks.explain import AdversarialAttributionCheck, SensitiveFeatureCheck, ShapCheck
+from bastion.assess.checks.explain import adversarial_attribution_check, sensitive_feature_check, shap_check
 from bastion.assess.registry import CheckContext
 from bastion.core.model import InputSpec
 from bastion.core.severity import Severity, Status
@@ -29,7 +29,7 @@ def _target(relies_on_gender: bool, sensitive: list[str]) -> Target:
 
 
 def test_sensitive_feature_finding_fires_with_attribution_share() -> None:
-    check = SensitiveFeatureCheck()
+    check = sensitive_feature_check
     target = _target(relies_on_gender=True, sensitive=["gender"])
     assert check.applies(target)
     result = check.run(target, CheckContext(profile="quick"))
@@ -41,20 +41,20 @@ def test_sensitive_feature_finding_fires_with_attribution_share() -> None:
 
 def test_sensitive_feature_check_passes_when_not_relied_on() -> None:
     target = _target(relies_on_gender=False, sensitive=["gender"])
-    result = SensitiveFeatureCheck().run(target, CheckContext(profile="quick"))
+    result = sensitive_feature_check.run(target, CheckContext(profile="quick"))
     assert result.status == Status.PASS and result.metrics["sensitive_share"] < 0.05
-    assert not SensitiveFeatureCheck().applies(_target(False, sensitive=[]))
+    assert not sensitive_feature_check.applies(_target(False, sensitive=[]))
 
 
 def test_shap_check_renders_summary_and_local_plots() -> None:
-    result = ShapCheck().run(_target(True, ["gender"]), CheckContext(profile="quick"))
+    result = shap_check.run(_target(True, ["gender"]), CheckContext(profile="quick"))
     assert {"shap_summary.png", "local_shap_row0.png", "local_lime_row0.png"} <= set(result.artifacts)
     assert all(png[:4] == b"\x89PNG" for png in result.artifacts.values())
     assert result.metrics["top_features"][0]["feature"] == "gender"
 
 
 def test_shap_check_on_images_adds_lime_superpixels() -> None:
-    result = ShapCheck().run(demo_target("digits"), CheckContext(profile="quick", options={"explain_samples": 8}))
+    result = shap_check.run(demo_target("digits"), CheckContext(profile="quick", options={"explain_samples": 8}))
     assert {"shap_attribution_maps.png", "local_lime_row0.png"} <= set(result.artifacts)
     lime = result.metrics["local_row0"]["lime"]
     assert lime["method"] == "lime_image" and lime["segments"] == 64 and lime["top_segments"]
@@ -63,7 +63,7 @@ def test_shap_check_on_images_adds_lime_superpixels() -> None:
 @pytest.mark.slow
 def test_adversarial_attribution_shift_on_digits() -> None:
     target = demo_target("digits")
-    result = AdversarialAttributionCheck().run(target, CheckContext(profile="quick", options={"explain_samples": 32}))
+    result = adversarial_attribution_check.run(target, CheckContext(profile="quick", options={"explain_samples": 32}))
     m = result.metrics
     assert 0.0 <= m["top10pct_overlap_mean"] <= 1.0 and m["fooled_fraction"] > 0.2
     assert m["cosine_similarity_mean"] < 0.999

@@ -1,11 +1,14 @@
-"""Assessment: the ``Check`` protocol, registry, profiles and the runner."""
+"""Assessment: the ``Check`` protocol, the ``@check`` decorator, registry, profiles and the runner."""
 
 from bastion.assess.registry import (
     CHECKS,
     PROFILES,
     Check,
     CheckContext,
+    DeclaredCheck,
+    Outcome,
     Profile,
+    check,
     checks_for,
     get_check,
     load_checks,
@@ -17,7 +20,10 @@ __all__ = [
     "PROFILES",
     "Check",
     "CheckContext",
+    "DeclaredCheck",
+    "Outcome",
     "Profile",
+    "check",
     "checks_for",
     "get_check",
     "load_checks",

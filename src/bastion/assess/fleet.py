@@ -85,20 +85,17 @@ def assess_many(entries: list[dict[str, Any]], out_root: str | Path, executor: s
         raise ConfigError(f"unknown executor {executor!r}; use local or ray")
     import ray
 
+    from bastion.assess.executors.ray import as_completed
+
     if not ray.is_initialized():
         ray.init(address=ray_address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     task = ray.remote(num_cpus=1, max_retries=0)(assess_one)
     pending = {task.remote(e, out): e for e in entries}
     by_name: dict[str, dict[str, Any]] = {}
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            e = pending.pop(ref)
-            try:
-                row = ray.get(ref)
-            except Exception as exc:
-                row = {"name": e["name"], "status": "error", "error": f"ray task failed: {type(exc).__name__}"}
-            by_name[e["name"]] = row
-            if on_done:
-                on_done(row)
+    for e, row, exc in as_completed(ray, pending):
+        if exc is not None:
+            row = {"name": e["name"], "status": "error", "error": f"ray task failed: {type(exc).__name__}"}
+        by_name[e["name"]] = row
+        if on_done:
+            on_done(row)
     return [by_name[e["name"]] for e in entries]

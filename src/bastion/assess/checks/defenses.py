@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bastion.assess.registry import CheckContext, Profile, register_check
-from bastion.core.results import CheckResult, Finding
+from bastion.assess.registry import CheckContext, Outcome, check
+from bastion.core.results import Finding
 from bastion.core.severity import Severity, Status
 from bastion.core.target import Target
 
@@ -105,88 +104,80 @@ def _training_claim(target: Target) -> float | None:
     return float(val) if isinstance(val, int | float) else None
 
 
-class AdaptiveDefenseCheck:
+def _defended(target: Target) -> bool:
+    has_data = target.data.has_test or target.data.has_train
+    return target.is_white_box and has_data and _defense_of(target) is not None
+
+
+@check(id="defenses.adaptive", title="Defence re-assessed adaptively (BPDA / EOT / black-box)", controls=CONTROLS,
+       applies=_defended)
+def adaptive_defense_check(target: Target, ctx: CheckContext) -> Outcome:
     """Attack a defended model the way a defence-aware adversary would."""
+    from bastion.defenses.sanitizers.evaluate import MASKING_GAP, evaluate_defense
 
-    id = "defenses.adaptive"
-    title = "Defence re-assessed adaptively (BPDA / EOT / black-box)"
-    controls = CONTROLS
-    profiles: tuple[Profile, ...] = ("quick", "standard", "thorough")
+    defense = _defense_of(target) or {}
+    x_all, y_all = target.data.eval_split()
+    n = min(len(x_all), int(ctx.option("samples", SAMPLES[ctx.profile])))
+    x, y = np.asarray(x_all[:n], np.float32), np.asarray(y_all[:n], np.int64)
+    eps = _eps(target, ctx, defense, x)
+    spec = target.model.input_spec
+    ctx.progress(0, 1)
+    m = evaluate_defense(target.model.module, defense, x, y, eps, spec.clip_min, spec.clip_max,  # type: ignore[attr-defined]
+                         _budget(ctx.profile), seed=ctx.seed)
+    ctx.progress(1, 1)
+    params = m.pop("params")
+    params["profile"] = ctx.profile
+    findings = _findings(m, target)
+    sev = max((f.severity for f in findings), default=None)
+    status = Status.FAIL if sev is not None and sev >= Severity.HIGH else (Status.WARN if findings else Status.PASS)
+    masking = " — it MASKS GRADIENTS (not robust)" if m["gradient_masking"] else ""
+    summary = (f"{m['defense']} at eps={eps:g}: clean {m['clean_accuracy']:.2f}, naive PGD "
+               f"{m['naive_robust_accuracy']:.2f}, adaptive ({m['adaptive_attack']}) "
+               f"{m['adaptive_robust_accuracy']:.2f}, black-box {m['blackbox_robust_accuracy']:.2f}, "
+               f"worst case {m['robust_accuracy']:.2f}{masking}")
+    m["masking_threshold"] = MASKING_GAP
+    return Outcome(status, summary, m, params, findings, artifacts={"defense_adaptive.png": _bar_png(m)})
 
-    def applies(self, target: Target) -> bool:
-        has_data = target.data.has_test or target.data.has_train
-        return target.is_white_box and has_data and _defense_of(target) is not None
 
-    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
-        from bastion.defenses.sanitizers.evaluate import MASKING_GAP, evaluate_defense
-
-        t0 = time.perf_counter()
-        defense = _defense_of(target) or {}
-        x_all, y_all = target.data.eval_split()
-        n = min(len(x_all), int(ctx.option("samples", SAMPLES[ctx.profile])))
-        x, y = np.asarray(x_all[:n], np.float32), np.asarray(y_all[:n], np.int64)
-        eps = _eps(target, ctx, defense, x)
-        spec = target.model.input_spec
-        ctx.progress(0, 1)
-        m = evaluate_defense(target.model.module, defense, x, y, eps, spec.clip_min, spec.clip_max,  # type: ignore[attr-defined]
-                             _budget(ctx.profile), seed=ctx.seed)
-        ctx.progress(1, 1)
-        params = m.pop("params")
-        params["profile"] = ctx.profile
-        findings = self._findings(m, target, defense)
-        sev = max((f.severity for f in findings), default=None)
-        status = Status.FAIL if sev is not None and sev >= Severity.HIGH else (Status.WARN if findings else Status.PASS)
-        masking = " — it MASKS GRADIENTS (not robust)" if m["gradient_masking"] else ""
-        summary = (f"{m['defense']} at eps={eps:g}: clean {m['clean_accuracy']:.2f}, naive PGD "
-                   f"{m['naive_robust_accuracy']:.2f}, adaptive ({m['adaptive_attack']}) "
-                   f"{m['adaptive_robust_accuracy']:.2f}, black-box {m['blackbox_robust_accuracy']:.2f}, "
-                   f"worst case {m['robust_accuracy']:.2f}{masking}")
-        m["masking_threshold"] = MASKING_GAP
-        return CheckResult(self.id, self.title, status, metrics=m, params=params, findings=findings,
-                           artifacts={"defense_adaptive.png": _bar_png(m)}, controls=list(self.controls),
-                           duration_s=time.perf_counter() - t0, summary=summary)
-
-    def _findings(self, m: dict[str, Any], target: Target, defense: dict[str, Any]) -> list[Finding]:
-        name = m["defense"]
-        out: list[Finding] = []
-        ev: dict[str, Any] = {k: m[k] for k in ("eps", "samples", "clean_accuracy", "naive_robust_accuracy", "adaptive_robust_accuracy",
-                                "blackbox_robust_accuracy", "robust_accuracy", "adaptive_attack") if k in m}
-        if m["gradient_masking"]:
+def _findings(m: dict[str, Any], target: Target) -> list[Finding]:
+    name = m["defense"]
+    out: list[Finding] = []
+    ev: dict[str, Any] = {k: m[k] for k in ("eps", "samples", "clean_accuracy", "naive_robust_accuracy", "adaptive_robust_accuracy",
+                            "blackbox_robust_accuracy", "robust_accuracy", "adaptive_attack") if k in m}
+    if m["gradient_masking"]:
+        out.append(Finding(
+            "defenses.gradient_masking", Severity.HIGH,
+            f"{name} only masks gradients: naive PGD reports {m['naive_robust_accuracy']:.0%} robust accuracy, "
+            f"the adaptive worst case is {m['robust_accuracy']:.0%}",
+            evidence=ev, controls=list(CONTROLS),
+            recommendation="do not rely on this wrapper; train robustness in: bastion harden adversarial-training "
+                           "--model-spec ARCH --data D --method pgd --eps E --out robust.pt"))
+    if m.get("adaptive_evasion_rate", 0.0) >= 0.3:
+        out.append(Finding(
+            "defenses.detector_bypassed", Severity.HIGH,
+            f"the {name} detector is bypassed by a detector-aware attack for {m['adaptive_evasion_rate']:.0%} "
+            f"of inputs (AUC against naive PGD: {m.get('detection_auc', float('nan')):.2f})",
+            evidence={**ev, **{k: m[k] for k in ("detection_auc", "detection_rate", "adaptive_evasion_rate",
+                                                  "detection_threshold") if k in m}},
+            controls=list(CONTROLS),
+            recommendation="treat the detector as a tripwire, not a defence; combine with bastion harden "
+                           "adversarial-training and gateway rate limits"))
+    if "base_robust_accuracy" in m and m["robust_accuracy"] - m["base_robust_accuracy"] < 0.05:
+        out.append(Finding(
+            "defenses.no_gain", Severity.MEDIUM,
+            f"{name} adds no real robustness: worst case {m['robust_accuracy']:.0%} vs undefended "
+            f"{m['base_robust_accuracy']:.0%}", evidence=ev, controls=list(CONTROLS),
+            recommendation="bastion harden adversarial-training --model-spec ARCH --data D --eps E --out robust.pt"))
+    claim = _training_claim(target)
+    if claim is not None:
+        m["training_record_robust_accuracy"] = claim
+        if m["robust_accuracy"] < claim - 0.10:
             out.append(Finding(
-                "defenses.gradient_masking", Severity.HIGH,
-                f"{name} only masks gradients: naive PGD reports {m['naive_robust_accuracy']:.0%} robust accuracy, "
-                f"the adaptive worst case is {m['robust_accuracy']:.0%}",
-                evidence=ev, controls=list(CONTROLS),
-                recommendation="do not rely on this wrapper; train robustness in: bastion harden adversarial-training "
-                               "--model-spec ARCH --data D --method pgd --eps E --out robust.pt"))
-        if m.get("adaptive_evasion_rate", 0.0) >= 0.3:
-            out.append(Finding(
-                "defenses.detector_bypassed", Severity.HIGH,
-                f"the {name} detector is bypassed by a detector-aware attack for {m['adaptive_evasion_rate']:.0%} "
-                f"of inputs (AUC against naive PGD: {m.get('detection_auc', float('nan')):.2f})",
-                evidence={**ev, **{k: m[k] for k in ("detection_auc", "detection_rate", "adaptive_evasion_rate",
-                                                      "detection_threshold") if k in m}},
+                "defenses.below_claim", Severity.MEDIUM,
+                f"measured worst-case robust accuracy {m['robust_accuracy']:.0%} is below the "
+                f"{claim:.0%} the training record claims (validation PGD)", evidence={**ev, "claimed": claim},
                 controls=list(CONTROLS),
-                recommendation="treat the detector as a tripwire, not a defence; combine with bastion harden "
-                               "adversarial-training and gateway rate limits"))
-        if "base_robust_accuracy" in m and m["robust_accuracy"] - m["base_robust_accuracy"] < 0.05:
-            out.append(Finding(
-                "defenses.no_gain", Severity.MEDIUM,
-                f"{name} adds no real robustness: worst case {m['robust_accuracy']:.0%} vs undefended "
-                f"{m['base_robust_accuracy']:.0%}", evidence=ev, controls=list(CONTROLS),
-                recommendation="bastion harden adversarial-training --model-spec ARCH --data D --eps E --out robust.pt"))
-        claim = _training_claim(target)
-        if claim is not None:
-            m["training_record_robust_accuracy"] = claim
-            if m["robust_accuracy"] < claim - 0.10:
-                out.append(Finding(
-                    "defenses.below_claim", Severity.MEDIUM,
-                    f"measured worst-case robust accuracy {m['robust_accuracy']:.0%} is below the "
-                    f"{claim:.0%} the training record claims (validation PGD)", evidence={**ev, "claimed": claim},
-                    controls=list(CONTROLS),
-                    recommendation="retrain with more PGD steps / restarts: bastion harden adversarial-training "
-                                   "--steps 10 --patience 3 ..."))
-        return out
+                recommendation="retrain with more PGD steps / restarts: bastion harden adversarial-training "
+                               "--steps 10 --patience 3 ..."))
+    return out
 
-
-register_check(AdaptiveDefenseCheck())

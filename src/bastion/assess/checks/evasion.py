@@ -26,16 +26,15 @@ samples into batches the executor may run in parallel; see ``bastion.assess.exec
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from bastion.assess.executors.batches import batch_size_option
-from bastion.assess.registry import PROFILES, CheckContext, Profile, register_check
-from bastion.core.results import CheckResult, Finding
-from bastion.core.severity import Severity, Status
+from bastion.assess.registry import CheckContext, Outcome, Profile, check, worst_status
+from bastion.core.results import Finding
+from bastion.core.severity import Severity
 from bastion.core.target import Target
 
 CONTROLS = [
@@ -158,15 +157,6 @@ def severity_for(clean: float, robust: float) -> Severity | None:
     return None
 
 
-def status_for(findings: list[Finding]) -> Status:
-    worst = max((f.severity for f in findings), default=None)
-    if worst is not None and worst >= Severity.HIGH:
-        return Status.FAIL
-    if worst is not None and worst >= Severity.MEDIUM:
-        return Status.WARN
-    return Status.PASS
-
-
 DEMO_ARCHITECTURES = {"digits": "digits-mlp", "mnist": "mnist-cnn", "breast-cancer": "tabular-mlp",
                       "breast-cancer-sklearn": "tabular-mlp"}
 
@@ -209,82 +199,75 @@ def _attack(target: Target, plan: EvasionPlan, attack: str, eps: float, x: np.nd
     return r
 
 
-class RobustnessCurveCheck:
+def _curve_plan(target: Target, ctx: CheckContext) -> dict[str, Any]:
+    plan = plan_for(target, ctx)
+    attack = "pgd" if plan.white_box else plan.black_box_attack
+    return {**plan.params(), "attack": attack, "steps": plan.attack_steps(attack)}
+
+
+@check(id="evasion.robustness_curve",
+       title="Robustness curve: accuracy under evasion attack across perturbation budgets", controls=CONTROLS,
+       applies=_applies, plan=_curve_plan)
+def robustness_curve_check(target: Target, ctx: CheckContext) -> Outcome:
     """Accuracy under attack across an eps grid: PGD (white-box) or Square/HopSkipJump (black-box)."""
+    plan = plan_for(target, ctx)
+    attack = "pgd" if plan.white_box else plan.black_box_attack
+    curve: list[dict[str, Any]] = []
+    at_ref = None
+    clean = 0.0
+    for i, eps in enumerate(plan.grid):
+        r = _attack(target, plan, attack, eps)
+        clean = r.clean_accuracy
+        curve.append({"eps": eps, "robust_accuracy": r.robust_accuracy,
+                      "attack_success_rate": r.attack_success_rate, "duration_s": round(r.duration_s, 3)})
+        if eps == plan.reference_eps:
+            at_ref = r
+        ctx.progress(i + 1, len(plan.grid) + 1)
+    assert at_ref is not None
+    artifacts = _pictures(target, plan, attack, curve, clean, at_ref)
+    ctx.progress(len(plan.grid) + 1, len(plan.grid) + 1)
+    robust = at_ref.robust_accuracy
+    findings = []
+    sev = severity_for(clean, robust)
+    if sev is not None:
+        tiny = [p for p in curve if p["eps"] <= IMPERCEPTIBLE_FRACTION * plan.scale + 1e-12]
+        if sev == Severity.HIGH and any(severity_for(clean, p["robust_accuracy"]) == Severity.HIGH for p in tiny):
+            sev = Severity.CRITICAL
+        findings.append(Finding(
+            id="evasion.low_robustness", severity=sev,
+            title=(f"Small input changes fool the model: accuracy falls from {clean:.0%} to {robust:.0%} "
+                   f"under {attack.upper()} at ε = {plan.reference_eps:g} ({plan.norm})"),
+            evidence={"clean_accuracy": clean, "robust_accuracy": robust, "attack": attack,
+                      "reference_eps": plan.reference_eps, "norm": plan.norm, "samples": plan.samples,
+                      "steps": plan.attack_steps(attack), "seed": plan.seed, "curve": curve},
+            recommendation=harden_command(target, plan), controls=list(CONTROLS)))
+    return Outcome(
+        worst_status(findings),
+        f"{attack}: accuracy {clean:.1%} → {robust:.1%} at ε={plan.reference_eps:g} ({plan.norm}, "
+        f"{plan.samples} samples; {plan.range_text()})",
+        metrics={"clean_accuracy": clean, "robust_accuracy": robust, "reference_eps": plan.reference_eps,
+                 "attack": attack, "curve": curve},
+        params={**plan.params(), "attack": attack, "steps": plan.attack_steps(attack), "attack_params": at_ref.params},
+        findings=findings, artifacts=artifacts,
+    )
 
-    id = "evasion.robustness_curve"
-    title = "Robustness curve: accuracy under evasion attack across perturbation budgets"
-    controls = CONTROLS
-    profiles: tuple[Profile, ...] = PROFILES
 
-    def applies(self, target: Target) -> bool:
-        return _applies(target)
+def _pictures(target: Target, plan: EvasionPlan, attack: str, curve: list[dict[str, Any]], clean: float,
+          at_ref: Any) -> dict[str, bytes]:
+    from bastion.attacks.evasion.plots import gallery_png, robustness_curve_png
 
-    def plan(self, target: Target, ctx: CheckContext) -> dict[str, Any]:
-        """The settings ``run`` would use (for ``bastion assess --dry-run``)."""
-        plan = plan_for(target, ctx)
-        attack = "pgd" if plan.white_box else plan.black_box_attack
-        return {**plan.params(), "attack": attack, "steps": plan.attack_steps(attack)}
-
-    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
-        t0 = time.perf_counter()
-        plan = plan_for(target, ctx)
-        attack = "pgd" if plan.white_box else plan.black_box_attack
-        curve: list[dict[str, Any]] = []
-        at_ref = None
-        clean = 0.0
-        for i, eps in enumerate(plan.grid):
-            r = _attack(target, plan, attack, eps)
-            clean = r.clean_accuracy
-            curve.append({"eps": eps, "robust_accuracy": r.robust_accuracy,
-                          "attack_success_rate": r.attack_success_rate, "duration_s": round(r.duration_s, 3)})
-            if eps == plan.reference_eps:
-                at_ref = r
-            ctx.progress(i + 1, len(plan.grid) + 1)
-        assert at_ref is not None
-        artifacts = self._pictures(target, plan, attack, curve, clean, at_ref)
-        ctx.progress(len(plan.grid) + 1, len(plan.grid) + 1)
-        robust = at_ref.robust_accuracy
-        findings = []
-        sev = severity_for(clean, robust)
-        if sev is not None:
-            tiny = [p for p in curve if p["eps"] <= IMPERCEPTIBLE_FRACTION * plan.scale + 1e-12]
-            if sev == Severity.HIGH and any(severity_for(clean, p["robust_accuracy"]) == Severity.HIGH for p in tiny):
-                sev = Severity.CRITICAL
-            findings.append(Finding(
-                id="evasion.low_robustness", severity=sev,
-                title=(f"Small input changes fool the model: accuracy falls from {clean:.0%} to {robust:.0%} "
-                       f"under {attack.upper()} at ε = {plan.reference_eps:g} ({plan.norm})"),
-                evidence={"clean_accuracy": clean, "robust_accuracy": robust, "attack": attack,
-                          "reference_eps": plan.reference_eps, "norm": plan.norm, "samples": plan.samples,
-                          "steps": plan.attack_steps(attack), "seed": plan.seed, "curve": curve},
-                recommendation=harden_command(target, plan), controls=list(CONTROLS)))
-        return CheckResult(
-            check_id=self.id, title=self.title, status=status_for(findings),
-            metrics={"clean_accuracy": clean, "robust_accuracy": robust, "reference_eps": plan.reference_eps,
-                     "attack": attack, "curve": curve},
-            params={**plan.params(), "attack": attack, "steps": plan.attack_steps(attack), "attack_params": at_ref.params},
-            findings=findings, artifacts=artifacts, controls=list(CONTROLS), duration_s=time.perf_counter() - t0,
-            summary=f"{attack}: accuracy {clean:.1%} → {robust:.1%} at ε={plan.reference_eps:g} ({plan.norm}, "
-                    f"{plan.samples} samples; {plan.range_text()})",
-        )
-
-    def _pictures(self, target: Target, plan: EvasionPlan, attack: str, curve: list[dict[str, Any]],
-                  clean: float, at_ref: Any) -> dict[str, bytes]:
-        from bastion.attacks.evasion.plots import gallery_png, robustness_curve_png
-
-        label = "ε (L∞)" if plan.norm == "linf" else "ε (L2)"
-        out = {"robustness_curve.png": robustness_curve_png(
-            {attack.upper(): [(p["eps"], p["robust_accuracy"]) for p in curve]}, clean, plan.reference_eps,
-            xlabel=label, title=f"{target.name}: accuracy under attack")}
-        if target.metadata.data_kind == "image" and plan.x.ndim == 4:
-            order = np.concatenate([np.flatnonzero(at_ref.success), np.flatnonzero(~at_ref.success)])[:8]
-            lo = plan.clip_min if plan.clip_min is not None else float(plan.x.min())
-            hi = plan.clip_max if plan.clip_max is not None else float(plan.x.max())
-            out["adversarial_examples.png"] = gallery_png(
-                plan.x[order], at_ref.x_adv[order], plan.y[order], at_ref.pred_adv[order],
-                target.metadata.class_names, value_range=(lo, hi))
-        return out
+    label = "ε (L∞)" if plan.norm == "linf" else "ε (L2)"
+    out = {"robustness_curve.png": robustness_curve_png(
+        {attack.upper(): [(p["eps"], p["robust_accuracy"]) for p in curve]}, clean, plan.reference_eps,
+        xlabel=label, title=f"{target.name}: accuracy under attack")}
+    if target.metadata.data_kind == "image" and plan.x.ndim == 4:
+        order = np.concatenate([np.flatnonzero(at_ref.success), np.flatnonzero(~at_ref.success)])[:8]
+        lo = plan.clip_min if plan.clip_min is not None else float(plan.x.min())
+        hi = plan.clip_max if plan.clip_max is not None else float(plan.x.max())
+        out["adversarial_examples.png"] = gallery_png(
+            plan.x[order], at_ref.x_adv[order], plan.y[order], at_ref.pred_adv[order],
+            target.metadata.class_names, value_range=(lo, hi))
+    return out
 
 
 ENSEMBLES: dict[tuple[Profile, bool], list[tuple[str, dict[str, Any]]]] = {
@@ -297,114 +280,91 @@ ENSEMBLES: dict[tuple[Profile, bool], list[tuple[str, dict[str, Any]]]] = {
 }
 
 
-class WorstCaseCheck:
+def _ensemble_plan(target: Target, ctx: CheckContext) -> dict[str, Any]:
+    plan = plan_for(target, ctx)
+    return {**plan.params(), "ensemble": [a for a, _ in ENSEMBLES[(ctx.profile, plan.white_box)]]}
+
+
+@check(id="evasion.worst_case", title="Worst case over an evasion attack ensemble at the reference budget",
+       controls=CONTROLS, applies=_applies, plan=_ensemble_plan)
+def worst_case_check(target: Target, ctx: CheckContext) -> Outcome:
     """Per-sample worst case over an attack ensemble (``thorough`` = AutoAttack-style APGD-CE + APGD-DLR + Square)."""
-
-    id = "evasion.worst_case"
-    title = "Worst case over an evasion attack ensemble at the reference budget"
-    controls = CONTROLS
-    profiles: tuple[Profile, ...] = PROFILES
-
-    def applies(self, target: Target) -> bool:
-        return _applies(target)
-
-    def plan(self, target: Target, ctx: CheckContext) -> dict[str, Any]:
-        """The settings ``run`` would use (for ``bastion assess --dry-run``)."""
-        plan = plan_for(target, ctx)
-        return {**plan.params(), "ensemble": [a for a, _ in ENSEMBLES[(ctx.profile, plan.white_box)]]}
-
-    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
-        t0 = time.perf_counter()
-        plan = plan_for(target, ctx)
-        ensemble = [(a, kw) for a, kw in ENSEMBLES[(ctx.profile, plan.white_box)]
-                    if not (plan.label_only and a == "square")] or [("hsj", {})]
-        eps = plan.reference_eps
-        robust = np.ones(plan.samples, dtype=bool)
-        per_attack: list[dict[str, Any]] = []
-        clean = 0.0
-        for i, (attack, kw) in enumerate(ensemble):
-            idx = np.flatnonzero(robust)
-            if idx.size == 0:
-                per_attack.append({"attack": attack, "attacked": 0, "broken": 0, "skipped": "no robust samples left"})
-                continue
-            r = _attack(target, plan, attack, eps, plan.x[idx], plan.y[idx], **dict(kw))
-            if i == 0:
-                clean = r.clean_accuracy
-                robust[idx[r.pred_clean != plan.y[idx]]] = False
-            broken = idx[r.success]
-            robust[broken] = False
-            per_attack.append({"attack": attack, "attacked": int(idx.size), "broken": int(broken.size),
-                               "params": r.params, "duration_s": round(r.duration_s, 3)})
-            ctx.progress(i + 1, len(ensemble))
-        worst = float(robust.mean())
-        names = " + ".join(a.upper() for a, _ in ensemble)
-        findings = []
-        sev = severity_for(clean, worst)
-        if sev is not None:
-            findings.append(Finding(
-                id="evasion.worst_case_robustness", severity=sev,
-                title=f"Worst case over {names}: accuracy {clean:.0%} → {worst:.0%} at ε = {eps:g} ({plan.norm})",
-                evidence={"clean_accuracy": clean, "robust_accuracy": worst, "ensemble": per_attack,
-                          "reference_eps": eps, "norm": plan.norm, "samples": plan.samples, "seed": plan.seed},
-                recommendation=harden_command(target, plan), controls=list(CONTROLS)))
-        return CheckResult(
-            check_id=self.id, title=self.title, status=status_for(findings),
-            metrics={"clean_accuracy": clean, "robust_accuracy": worst, "reference_eps": eps,
-                     "ensemble": [p["attack"] for p in per_attack], "per_attack": per_attack},
-            params={**plan.params(), "ensemble": [{"attack": a, **kw} for a, kw in ensemble]},
-            findings=findings, controls=list(CONTROLS), duration_s=time.perf_counter() - t0,
-            summary=f"worst case of {names}: {clean:.1%} → {worst:.1%} at ε={eps:g} ({plan.samples} samples; "
-                    f"{plan.range_text()})",
-        )
+    plan = plan_for(target, ctx)
+    ensemble = [(a, kw) for a, kw in ENSEMBLES[(ctx.profile, plan.white_box)]
+                if not (plan.label_only and a == "square")] or [("hsj", {})]
+    eps = plan.reference_eps
+    robust = np.ones(plan.samples, dtype=bool)
+    per_attack: list[dict[str, Any]] = []
+    clean = 0.0
+    for i, (attack, kw) in enumerate(ensemble):
+        idx = np.flatnonzero(robust)
+        if idx.size == 0:
+            per_attack.append({"attack": attack, "attacked": 0, "broken": 0, "skipped": "no robust samples left"})
+            continue
+        r = _attack(target, plan, attack, eps, plan.x[idx], plan.y[idx], **dict(kw))
+        if i == 0:
+            clean = r.clean_accuracy
+            robust[idx[r.pred_clean != plan.y[idx]]] = False
+        broken = idx[r.success]
+        robust[broken] = False
+        per_attack.append({"attack": attack, "attacked": int(idx.size), "broken": int(broken.size),
+                           "params": r.params, "duration_s": round(r.duration_s, 3)})
+        ctx.progress(i + 1, len(ensemble))
+    worst = float(robust.mean())
+    names = " + ".join(a.upper() for a, _ in ensemble)
+    findings = []
+    sev = severity_for(clean, worst)
+    if sev is not None:
+        findings.append(Finding(
+            id="evasion.worst_case_robustness", severity=sev,
+            title=f"Worst case over {names}: accuracy {clean:.0%} → {worst:.0%} at ε = {eps:g} ({plan.norm})",
+            evidence={"clean_accuracy": clean, "robust_accuracy": worst, "ensemble": per_attack,
+                      "reference_eps": eps, "norm": plan.norm, "samples": plan.samples, "seed": plan.seed},
+            recommendation=harden_command(target, plan), controls=list(CONTROLS)))
+    return Outcome(
+        worst_status(findings),
+        f"worst case of {names}: {clean:.1%} → {worst:.1%} at ε={eps:g} ({plan.samples} samples; "
+        f"{plan.range_text()})",
+        metrics={"clean_accuracy": clean, "robust_accuracy": worst, "reference_eps": eps,
+                 "ensemble": [p["attack"] for p in per_attack], "per_attack": per_attack},
+        params={**plan.params(), "ensemble": [{"attack": a, **kw} for a, kw in ensemble]},
+        findings=findings,
+    )
 
 
-class GradientMaskingCheck:
+@check(id="evasion.gradient_masking", title="Reliability of the white-box evaluation (gradient masking)",
+       controls=CONTROLS, applies=lambda target: _applies(target) and target.is_white_box)
+def gradient_masking_check(target: Target, ctx: CheckContext) -> Outcome:
     """Reliability flags: is the white-box evaluation trustworthy, or does the model mask gradients?"""
+    import torch
 
-    id = "evasion.gradient_masking"
-    title = "Reliability of the white-box evaluation (gradient masking)"
-    controls = CONTROLS
-    profiles: tuple[Profile, ...] = PROFILES
+    from bastion.attacks.evasion.masking import diagnose_gradient_masking
 
-    def applies(self, target: Target) -> bool:
-        return _applies(target) and target.is_white_box
-
-    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
-        import torch
-
-        from bastion.attacks.evasion.masking import diagnose_gradient_masking
-
-        t0 = time.perf_counter()
-        plan = plan_for(target, ctx)
-        n = min(plan.samples, int(ctx.option("masking_samples", {"quick": 64, "standard": 100, "thorough": 200}[ctx.profile])))
-        module = (target.model if plan.view is None else plan.view).module  # type: ignore[attr-defined,union-attr]
-        xs = plan.x[:n] if plan.view is None else plan.view.to_z(plan.x[:n])
-        rep = diagnose_gradient_masking(
-            module, torch.from_numpy(xs), torch.from_numpy(plan.y[:n]), plan.reference_eps,
-            plan.norm, plan.clip_min, plan.clip_max, steps=PGD_STEPS[ctx.profile],  # type: ignore[arg-type]
-            square_queries=SQUARE_QUERIES[ctx.profile], seed=plan.seed, progress=ctx.progress)
-        findings = []
-        for flag in rep.flags:
-            high = flag.severity == "high"
-            title = (f"Gradient masking: {flag.title}. White-box robustness numbers for this model are not "
-                     "trustworthy — its apparent robustness may be false") if high else flag.title
-            rec = (f"bastion attack evasion --attack square --eps {plan.reference_eps:g} (black-box), then "
-                   f"{harden_command(target, plan)} instead of gradient obfuscation") if high else (
-                "evaluate with expectation over transformation (average gradients over several forward passes); "
-                f"{harden_command(target, plan)}")
-            findings.append(Finding(id=f"evasion.gradient_masking.{flag.id}",
-                                    severity=Severity.HIGH if high else Severity.MEDIUM, title=title,
-                                    evidence={**flag.evidence, **rep.params}, recommendation=rec,
-                                    controls=list(CONTROLS)))
-        verdict = "gradient masking suspected" if rep.masked else (
-            "no sign of gradient masking" if not rep.flags else "minor reliability warnings")
-        return CheckResult(
-            check_id=self.id, title=self.title, status=status_for(findings),
-            metrics={**rep.metrics, "gradient_masking": rep.masked, "flags": [f.id for f in rep.flags]},
-            params={**plan.params(), **rep.params, "samples": n}, findings=findings, controls=list(CONTROLS),
-            duration_s=time.perf_counter() - t0, summary=f"{verdict} ({len(rep.flags)} flag(s), {n} samples)",
-        )
-
-
-for _check in (RobustnessCurveCheck(), WorstCaseCheck(), GradientMaskingCheck()):
-    register_check(_check)
+    plan = plan_for(target, ctx)
+    n = min(plan.samples, int(ctx.option("masking_samples", {"quick": 64, "standard": 100, "thorough": 200}[ctx.profile])))
+    module = (target.model if plan.view is None else plan.view).module  # type: ignore[attr-defined,union-attr]
+    xs = plan.x[:n] if plan.view is None else plan.view.to_z(plan.x[:n])
+    rep = diagnose_gradient_masking(
+        module, torch.from_numpy(xs), torch.from_numpy(plan.y[:n]), plan.reference_eps,
+        plan.norm, plan.clip_min, plan.clip_max, steps=PGD_STEPS[ctx.profile],  # type: ignore[arg-type]
+        square_queries=SQUARE_QUERIES[ctx.profile], seed=plan.seed, progress=ctx.progress)
+    findings = []
+    for flag in rep.flags:
+        high = flag.severity == "high"
+        title = (f"Gradient masking: {flag.title}. White-box robustness numbers for this model are not "
+                 "trustworthy — its apparent robustness may be false") if high else flag.title
+        rec = (f"bastion attack evasion --attack square --eps {plan.reference_eps:g} (black-box), then "
+               f"{harden_command(target, plan)} instead of gradient obfuscation") if high else (
+            "evaluate with expectation over transformation (average gradients over several forward passes); "
+            f"{harden_command(target, plan)}")
+        findings.append(Finding(id=f"evasion.gradient_masking.{flag.id}",
+                                severity=Severity.HIGH if high else Severity.MEDIUM, title=title,
+                                evidence={**flag.evidence, **rep.params}, recommendation=rec,
+                                controls=list(CONTROLS)))
+    verdict = "gradient masking suspected" if rep.masked else (
+        "no sign of gradient masking" if not rep.flags else "minor reliability warnings")
+    return Outcome(
+        worst_status(findings), f"{verdict} ({len(rep.flags)} flag(s), {n} samples)",
+        metrics={**rep.metrics, "gradient_masking": rep.masked, "flags": [f.id for f in rep.flags]},
+        params={**plan.params(), **rep.params, "samples": n}, findings=findings,
+    )

@@ -24,14 +24,13 @@ into ``--option sensitive_bins=4`` quantile bands, named by their ranges.
 from __future__ import annotations
 
 import io
-import time
 from typing import Any
 
 import numpy as np
 
-from bastion.assess.registry import CheckContext, Profile, register_check
-from bastion.core.results import CheckResult, Finding
-from bastion.core.severity import Severity, Status
+from bastion.assess.registry import CheckContext, Outcome, check, worst_status
+from bastion.core.results import Finding
+from bastion.core.severity import Severity
 from bastion.core.target import Target
 
 FAIRNESS_CONTROLS = ["nist-ai-rmf:MEASURE-2.11", "eu-ai-act:Art10(2)"]
@@ -91,122 +90,116 @@ def _cap(sev: Severity | None, ci_passes: bool) -> Severity | None:
     return min(sev, Severity.LOW)
 
 
-class GroupMetricsCheck:
-    id = "fairness.group_metrics"
-    title = "Outcome bias across groups (fairlearn MetricFrame)"
-    controls = FAIRNESS_CONTROLS
-    profiles: tuple[Profile, ...] = ("quick", "standard", "thorough")
+def _has_groups(target: Target) -> bool:
+    return bool(target.metadata.sensitive_features) and (target.data.has_test or target.data.has_train) \
+        and target.metadata.task == "classification"
 
-    def applies(self, target: Target) -> bool:
-        return bool(target.metadata.sensitive_features) and (target.data.has_test or target.data.has_train) \
-            and target.metadata.task == "classification"
 
-    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
-        import pandas as pd
-        from fairlearn.metrics import (
-            MetricFrame,
-            count,
-            false_positive_rate,
-            selection_rate,
-            true_positive_rate,
-        )
-        from sklearn.metrics import accuracy_score
+@check(id="fairness.group_metrics", title="Outcome bias across groups (fairlearn MetricFrame)",
+       controls=FAIRNESS_CONTROLS, applies=_has_groups)
+def group_metrics_check(target: Target, ctx: CheckContext) -> Outcome:
+    import pandas as pd
+    from fairlearn.metrics import (
+        MetricFrame,
+        count,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+    from sklearn.metrics import accuracy_score
 
-        t0 = time.perf_counter()
-        split = "test" if target.data.has_test else "train"
-        x, y = target.data.eval_split()
-        positive = int(ctx.option("positive_class", 1))
-        bins = int(ctx.option("sensitive_bins", 4))
-        n_boot = int(ctx.option("fairness_bootstrap", N_BOOT[ctx.profile]))
-        groups = sensitive_columns(target, np.asarray(x), split, bins)
-        pred = target.model.predict_proba(np.asarray(x, np.float32)).argmax(1)
-        y_true, y_pred = (np.asarray(y) == positive).astype(int), (pred == positive).astype(int)
-        ctx.progress(1, 3)
-        metrics = {"accuracy": accuracy_score, "selection_rate": selection_rate, "tpr": true_positive_rate,
-                   "fpr": false_positive_rate, "count": count}
-        mf = MetricFrame(metrics=metrics, y_true=y_true, y_pred=y_pred, sensitive_features=pd.DataFrame(groups),
-                         n_boot=n_boot, ci_quantiles=[0.025, 0.975], random_state=ctx.seed)
-        ctx.progress(2, 3)
-        diff, ratio = mf.difference(), mf.ratio()
-        (diff_lo, diff_hi), (ratio_lo, ratio_hi) = mf.difference_ci(), mf.ratio_ci()
-        by_group = mf.by_group.reset_index()
-        group_cols = list(groups)
-        per_group = [{"group": {c: str(r[c]) for c in group_cols},
-                      **{m: (None if pd.isna(r[m]) else float(r[m])) for m in metrics}} for _, r in by_group.iterrows()]
-        ci = {m: {"difference": [float(diff_lo[m]), float(diff_hi[m])], "ratio": [float(ratio_lo[m]), float(ratio_hi[m])]}
-              for m in ("accuracy", "selection_rate", "tpr", "fpr")}
-        eo_metric = "tpr" if float(diff["tpr"]) >= float(diff["fpr"]) else "fpr"
-        summary_metrics = {
-            "demographic_parity_difference": float(diff["selection_rate"]),
-            "demographic_parity_ratio": float(ratio["selection_rate"]),
-            "equalized_odds_difference": float(max(diff["tpr"], diff["fpr"])),
-            "equalized_odds_ratio": float(min(ratio["tpr"], ratio["fpr"])),
-            "accuracy_difference": float(diff["accuracy"]),
-            "overall": {m: float(v) for m, v in mf.overall.items()},
-        }
-        findings = self._findings(summary_metrics, ci, eo_metric, per_group, group_cols)
-        worst = max((f.severity for f in findings), default=None)
-        status = Status.PASS if worst is None or worst <= Severity.LOW else \
-            (Status.FAIL if worst >= Severity.HIGH else Status.WARN)
-        out_metrics: dict[str, Any] = {**summary_metrics, "ci95": ci, "by_group": per_group,
-                                       "groups": len(per_group), "samples": len(y_true), "split": split}
-        ctx.progress(3, 3)
-        return CheckResult(
-            self.id, self.title, status, metrics=out_metrics, findings=findings, controls=list(self.controls),
-            params={"sensitive_features": group_cols, "positive_class": positive, "n_boot": n_boot,
-                    "ci_quantiles": [0.025, 0.975], "seed": ctx.seed, "sensitive_bins": bins,
-                    "thresholds": {"demographic_parity_ratio_below": [t for t, _ in DP_RATIO],
-                                   "equalized_odds_difference_at_least": [t for t, _ in EO_DIFF],
-                                   "accuracy_difference_at_least": [t for t, _ in ACC_DIFF]}},
-            artifacts={"fairness_by_group.png": _plot(per_group, group_cols, positive)},
-            duration_s=time.perf_counter() - t0,
-            summary=(f"{len(per_group)} groups of {', '.join(group_cols)}: selection-rate ratio "
-                     f"{summary_metrics['demographic_parity_ratio']:.2f} (95% CI {ci['selection_rate']['ratio'][0]:.2f}–"
-                     f"{ci['selection_rate']['ratio'][1]:.2f}), equalised-odds difference "
-                     f"{summary_metrics['equalized_odds_difference']:.2f}"),
-        )
+    split = "test" if target.data.has_test else "train"
+    x, y = target.data.eval_split()
+    positive = int(ctx.option("positive_class", 1))
+    bins = int(ctx.option("sensitive_bins", 4))
+    n_boot = int(ctx.option("fairness_bootstrap", N_BOOT[ctx.profile]))
+    groups = sensitive_columns(target, np.asarray(x), split, bins)
+    pred = target.model.predict_proba(np.asarray(x, np.float32)).argmax(1)
+    y_true, y_pred = (np.asarray(y) == positive).astype(int), (pred == positive).astype(int)
+    ctx.progress(1, 3)
+    metrics = {"accuracy": accuracy_score, "selection_rate": selection_rate, "tpr": true_positive_rate,
+               "fpr": false_positive_rate, "count": count}
+    mf = MetricFrame(metrics=metrics, y_true=y_true, y_pred=y_pred, sensitive_features=pd.DataFrame(groups),
+                     n_boot=n_boot, ci_quantiles=[0.025, 0.975], random_state=ctx.seed)
+    ctx.progress(2, 3)
+    diff, ratio = mf.difference(), mf.ratio()
+    (diff_lo, diff_hi), (ratio_lo, ratio_hi) = mf.difference_ci(), mf.ratio_ci()
+    by_group = mf.by_group.reset_index()
+    group_cols = list(groups)
+    per_group = [{"group": {c: str(r[c]) for c in group_cols},
+                  **{m: (None if pd.isna(r[m]) else float(r[m])) for m in metrics}} for _, r in by_group.iterrows()]
+    ci = {m: {"difference": [float(diff_lo[m]), float(diff_hi[m])], "ratio": [float(ratio_lo[m]), float(ratio_hi[m])]}
+          for m in ("accuracy", "selection_rate", "tpr", "fpr")}
+    eo_metric = "tpr" if float(diff["tpr"]) >= float(diff["fpr"]) else "fpr"
+    summary_metrics = {
+        "demographic_parity_difference": float(diff["selection_rate"]),
+        "demographic_parity_ratio": float(ratio["selection_rate"]),
+        "equalized_odds_difference": float(max(diff["tpr"], diff["fpr"])),
+        "equalized_odds_ratio": float(min(ratio["tpr"], ratio["fpr"])),
+        "accuracy_difference": float(diff["accuracy"]),
+        "overall": {m: float(v) for m, v in mf.overall.items()},
+    }
+    findings = _findings(summary_metrics, ci, eo_metric, per_group, group_cols)
+    out_metrics: dict[str, Any] = {**summary_metrics, "ci95": ci, "by_group": per_group,
+                                   "groups": len(per_group), "samples": len(y_true), "split": split}
+    ctx.progress(3, 3)
+    return Outcome(
+        worst_status(findings),
+        (f"{len(per_group)} groups of {', '.join(group_cols)}: selection-rate ratio "
+         f"{summary_metrics['demographic_parity_ratio']:.2f} (95% CI {ci['selection_rate']['ratio'][0]:.2f}–"
+         f"{ci['selection_rate']['ratio'][1]:.2f}), equalised-odds difference "
+         f"{summary_metrics['equalized_odds_difference']:.2f}"),
+        out_metrics, findings=findings,
+        params={"sensitive_features": group_cols, "positive_class": positive, "n_boot": n_boot,
+                "ci_quantiles": [0.025, 0.975], "seed": ctx.seed, "sensitive_bins": bins,
+                "thresholds": {"demographic_parity_ratio_below": [t for t, _ in DP_RATIO],
+                               "equalized_odds_difference_at_least": [t for t, _ in EO_DIFF],
+                               "accuracy_difference_at_least": [t for t, _ in ACC_DIFF]}},
+        artifacts={"fairness_by_group.png": _plot(per_group, group_cols, positive)},
+    )
 
-    def _findings(self, m: dict[str, Any], ci: dict[str, Any], eo_metric: str, per_group: list[dict[str, Any]],
-                  cols: list[str]) -> list[Finding]:
-        def name(g: dict[str, Any]) -> str:
-            return ", ".join(f"{c}={g['group'][c]}" for c in cols)
 
-        rates = [g for g in per_group if g["selection_rate"] is not None]
-        lo_g = min(rates, key=lambda g: g["selection_rate"]) if rates else None
-        hi_g = max(rates, key=lambda g: g["selection_rate"]) if rates else None
-        out = []
-        sev = _cap(_grade(m["demographic_parity_ratio"], DP_RATIO, below=True),
-                   ci["selection_rate"]["ratio"][1] >= DP_RATIO[0][0])
-        if sev is not None and lo_g and hi_g:
-            out.append(Finding(
-                "fairness.demographic_parity", sev,
-                f"selection-rate ratio {m['demographic_parity_ratio']:.2f} (four-fifths rule: ≥ 0.80): "
-                f"{name(lo_g)} {lo_g['selection_rate']:.0%} vs {name(hi_g)} {hi_g['selection_rate']:.0%} predicted positive",
-                evidence={"ratio": m["demographic_parity_ratio"], "ci95": ci["selection_rate"]["ratio"],
-                          "difference": m["demographic_parity_difference"]},
-                recommendation="check the training data's group balance (bastion data representativeness TRAIN "
-                               "--reference POP --groups COL), retrain on a stratified sample, then re-run bastion assess",
-                controls=list(self.controls)))
-        eo_ci = ci[eo_metric]["difference"]
-        sev = _cap(_grade(m["equalized_odds_difference"], EO_DIFF, below=False), eo_ci[0] < EO_DIFF[-1][0])
-        if sev is not None:
-            out.append(Finding(
-                "fairness.equalized_odds", sev,
-                f"equalised-odds difference {m['equalized_odds_difference']:.2f} ({eo_metric.upper()} gap between groups)",
-                evidence={"difference": m["equalized_odds_difference"], "metric": eo_metric, "ci95": eo_ci,
-                          "ratio": m["equalized_odds_ratio"]},
-                recommendation="compare error rates per group (fairness_by_group.png); rebalance or reweight the "
-                               "training data, or post-process thresholds per group (fairlearn ThresholdOptimizer)",
-                controls=list(self.controls)))
-        sev = _cap(_grade(m["accuracy_difference"], ACC_DIFF, below=False),
-                   ci["accuracy"]["difference"][0] < ACC_DIFF[-1][0])
-        if sev is not None:
-            out.append(Finding(
-                "fairness.accuracy_gap", sev, f"accuracy differs by {m['accuracy_difference']:.2f} between groups",
-                evidence={"difference": m["accuracy_difference"], "ci95": ci["accuracy"]["difference"]},
-                recommendation="collect more data for the worst-served group; re-run bastion assess",
-                controls=list(self.controls)))
-        return out
+def _findings(m: dict[str, Any], ci: dict[str, Any], eo_metric: str, per_group: list[dict[str, Any]],
+          cols: list[str]) -> list[Finding]:
+    def name(g: dict[str, Any]) -> str:
+        return ", ".join(f"{c}={g['group'][c]}" for c in cols)
+
+    rates = [g for g in per_group if g["selection_rate"] is not None]
+    lo_g = min(rates, key=lambda g: g["selection_rate"]) if rates else None
+    hi_g = max(rates, key=lambda g: g["selection_rate"]) if rates else None
+    out = []
+    sev = _cap(_grade(m["demographic_parity_ratio"], DP_RATIO, below=True),
+               ci["selection_rate"]["ratio"][1] >= DP_RATIO[0][0])
+    if sev is not None and lo_g and hi_g:
+        out.append(Finding(
+            "fairness.demographic_parity", sev,
+            f"selection-rate ratio {m['demographic_parity_ratio']:.2f} (four-fifths rule: ≥ 0.80): "
+            f"{name(lo_g)} {lo_g['selection_rate']:.0%} vs {name(hi_g)} {hi_g['selection_rate']:.0%} predicted positive",
+            evidence={"ratio": m["demographic_parity_ratio"], "ci95": ci["selection_rate"]["ratio"],
+                      "difference": m["demographic_parity_difference"]},
+            recommendation="check the training data's group balance (bastion data representativeness TRAIN "
+                           "--reference POP --groups COL), retrain on a stratified sample, then re-run bastion assess",
+            controls=list(FAIRNESS_CONTROLS)))
+    eo_ci = ci[eo_metric]["difference"]
+    sev = _cap(_grade(m["equalized_odds_difference"], EO_DIFF, below=False), eo_ci[0] < EO_DIFF[-1][0])
+    if sev is not None:
+        out.append(Finding(
+            "fairness.equalized_odds", sev,
+            f"equalised-odds difference {m['equalized_odds_difference']:.2f} ({eo_metric.upper()} gap between groups)",
+            evidence={"difference": m["equalized_odds_difference"], "metric": eo_metric, "ci95": eo_ci,
+                      "ratio": m["equalized_odds_ratio"]},
+            recommendation="compare error rates per group (fairness_by_group.png); rebalance or reweight the "
+                           "training data, or post-process thresholds per group (fairlearn ThresholdOptimizer)",
+            controls=list(FAIRNESS_CONTROLS)))
+    sev = _cap(_grade(m["accuracy_difference"], ACC_DIFF, below=False),
+               ci["accuracy"]["difference"][0] < ACC_DIFF[-1][0])
+    if sev is not None:
+        out.append(Finding(
+            "fairness.accuracy_gap", sev, f"accuracy differs by {m['accuracy_difference']:.2f} between groups",
+            evidence={"difference": m["accuracy_difference"], "ci95": ci["accuracy"]["difference"]},
+            recommendation="collect more data for the worst-served group; re-run bastion assess",
+            controls=list(FAIRNESS_CONTROLS)))
+    return out
 
 
 def _plot(per_group: list[dict[str, Any]], cols: list[str], positive: int) -> bytes:
@@ -234,5 +227,3 @@ def _plot(per_group: list[dict[str, Any]], cols: list[str], positive: int) -> by
     plt.close(fig)
     return buf.getvalue()
 
-
-register_check(GroupMetricsCheck())

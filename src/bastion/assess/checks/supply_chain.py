@@ -8,11 +8,12 @@ attestation with the public key from the ``public_key`` option or ``$BASTION_MOD
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
+from typing import Any
 
-from bastion.assess.registry import CheckContext, Profile, register_check
-from bastion.core.results import CheckResult, Finding
+from bastion.assess.registry import CheckContext, Outcome, check, status_for_severity
+from bastion.core.errors import BastionError
+from bastion.core.results import Finding
 from bastion.core.severity import Severity, Status
 from bastion.core.target import Target
 
@@ -43,62 +44,67 @@ def _model_path(target: Target) -> Path | None:
     return p if p.exists() else None
 
 
-class ModelScanCheck:
+def _has_model_file(target: Target) -> bool:
+    return _model_path(target) is not None
+
+
+def _signed_file(target: Target, ctx: CheckContext, companion: str) -> tuple[Path, str | None, Path, dict[str, Any]]:
+    """The model file, the public key to verify it with (option ``public_key`` or ``$BASTION_MODEL_PUBKEY``),
+    its ``companion`` file (``bundle`` or ``attestation``) and the check's params naming all three."""
+    from bastion.artifacts import signing
+
+    path = _model_path(target)
+    assert path is not None
+    pub = ctx.option("public_key") or os.environ.get("BASTION_MODEL_PUBKEY")
+    beside = getattr(signing, f"{companion}_path_for")(path)
+    return path, pub, beside, {"path": str(path), companion: str(beside), "public_key": pub}
+
+
+@check(id="supply_chain.scan",
+       title="Model file scan (allowlist-first pickle, archive, ONNX, Keras, safetensors analysis)",
+       controls=SCAN_CONTROLS, applies=_has_model_file)
+def model_scan_check(target: Target, ctx: CheckContext) -> Outcome:
     """Scan the model file(s) for code execution, tampering and malformed structure."""
+    from bastion.artifacts.scan import scan_path
 
-    id = "supply_chain.scan"
-    title = "Model file scan (allowlist-first pickle, archive, ONNX, Keras, safetensors analysis)"
-    controls = SCAN_CONTROLS
-    profiles: tuple[Profile, ...] = ("quick", "standard", "thorough")
-
-    def applies(self, target: Target) -> bool:
-        return _model_path(target) is not None
-
-    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
-        from bastion.artifacts.scan import scan_path
-
-        path = _model_path(target)
-        assert path is not None
-        allow = list(ctx.option("allow", []) or [])
-        t0 = time.perf_counter()
-        report = scan_path(path, allow=allow)
-        elapsed = time.perf_counter() - t0
-        counts = {s.value: 0 for s in Severity}
-        for _, x in report.findings:
-            counts[x.severity.value] += x.count
-        findings = []
-        for f, x in sorted(report.findings, key=lambda fx: -fx[1].severity.rank)[:MAX_FINDINGS]:
-            findings.append(Finding(
-                id=f"supply_chain.scan.{x.code.lower()}",
-                severity=x.severity,
-                title=f"{x.code}: {x.global_name or f.format} in {Path(f.path).name}",
-                evidence={"file": f.path, "format": f.format, "location": x.location, "global": x.global_name,
-                          "message": x.message, "count": x.count},
-                recommendation=(
-                    f"inspect with `bastion model scan {f.path}`; re-export the model as safetensors/ONNX/"
-                    "TorchScript, or allow a trusted class with `bastion model scan --allow module:name`"
-                ),
-                controls=list(SCAN_CONTROLS),
-            ))
-        ms = report.max_severity
-        status = Status.FAIL if ms is not None and ms >= Severity.HIGH else (
-            Status.WARN if ms == Severity.MEDIUM else Status.PASS)
-        return CheckResult(
-            check_id=self.id, title=self.title, status=status,
-            metrics={
-                "scan_verdict": report.verdict,
-                "max_severity": ms.value if ms else "none",
-                "files_scanned": len(report.scanned_files),
-                "findings_critical": counts["critical"],
-                "findings_high": counts["high"],
-                "findings_medium": counts["medium"],
-                "scan_seconds": round(elapsed, 4),
-            },
-            params={"path": str(path), "allowlist_version": report.allowlist_version, "allow": allow},
-            findings=findings, controls=list(SCAN_CONTROLS),
-            summary=f"scan verdict {report.verdict} ({len(report.scanned_files)} file(s), max severity "
-                    f"{ms.value if ms else 'none'})",
-        )
+    path = _model_path(target)
+    assert path is not None
+    allow = list(ctx.option("allow", []) or [])
+    report = scan_path(path, allow=allow)
+    counts = {s.value: 0 for s in Severity}
+    for _, x in report.findings:
+        counts[x.severity.value] += x.count
+    findings = []
+    for f, x in sorted(report.findings, key=lambda fx: -fx[1].severity.rank)[:MAX_FINDINGS]:
+        findings.append(Finding(
+            id=f"supply_chain.scan.{x.code.lower()}",
+            severity=x.severity,
+            title=f"{x.code}: {x.global_name or f.format} in {Path(f.path).name}",
+            evidence={"file": f.path, "format": f.format, "location": x.location, "global": x.global_name,
+                      "message": x.message, "count": x.count},
+            recommendation=(
+                f"inspect with `bastion model scan {f.path}`; re-export the model as safetensors/ONNX/"
+                "TorchScript, or allow a trusted class with `bastion model scan --allow module:name`"
+            ),
+            controls=list(SCAN_CONTROLS),
+        ))
+    ms = report.max_severity
+    return Outcome(
+        status_for_severity(ms),
+        f"scan verdict {report.verdict} ({len(report.scanned_files)} file(s), max severity "
+        f"{ms.value if ms else 'none'})",
+        metrics={
+            "scan_verdict": report.verdict,
+            "max_severity": ms.value if ms else "none",
+            "files_scanned": len(report.scanned_files),
+            "findings_critical": counts["critical"],
+            "findings_high": counts["high"],
+            "findings_medium": counts["medium"],
+            "scan_seconds": round(report.duration_s, 4),
+        },
+        params={"path": str(path), "allowlist_version": report.allowlist_version, "allow": allow},
+        findings=findings,
+    )
 
 
 KEY_PATH = "keys/release"
@@ -117,123 +123,95 @@ def sign_command(path: Path | str, ctx: CheckContext, with_keygen: bool = False)
     return f"bastion keys generate --out {KEY_PATH}   # once: private key {KEY_PATH}, public key {KEY_PATH}.pub\n{sign}"
 
 
-class SignatureCheck:
+@check(id="supply_chain.signature",
+       title="Model signature and evidence attestation (OpenSSF model signing + in-toto)",
+       controls=SIGNATURE_CONTROLS, profiles=("standard", "thorough"), applies=_has_model_file)
+def signature_check(target: Target, ctx: CheckContext) -> Outcome:
     """Verify the model's OpenSSF model-signing bundle and Bastion evidence attestation."""
+    from bastion.artifacts.signing import verify_model
 
-    id = "supply_chain.signature"
-    title = "Model signature and evidence attestation (OpenSSF model signing + in-toto)"
-    controls = SIGNATURE_CONTROLS
-    profiles: tuple[Profile, ...] = ("standard", "thorough")
-
-    def applies(self, target: Target) -> bool:
-        return _model_path(target) is not None
-
-    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
-        from bastion.artifacts.signing import bundle_path_for, verify_model
-        from bastion.core.errors import BastionError
-
-        path = _model_path(target)
-        assert path is not None
-        pub = ctx.option("public_key") or os.environ.get("BASTION_MODEL_PUBKEY")
-        bundle = bundle_path_for(path)
-        params = {"path": str(path), "bundle": str(bundle), "public_key": pub}
-        rec = sign_command(path, ctx, with_keygen=True)
-        if not bundle.is_file():
-            f = Finding("supply_chain.signature.unsigned", Severity.MEDIUM, "model file is not signed",
-                        {"file": str(path)}, rec, list(SIGNATURE_CONTROLS))
-            return CheckResult(self.id, self.title, Status.WARN, {"signed": False, "verified": False}, params,
-                               [f], controls=list(SIGNATURE_CONTROLS), summary="no signature bundle")
-        if not pub:
-            f = Finding("supply_chain.signature.no_key", Severity.LOW, "signed, but no public key to verify with",
-                        {"bundle": str(bundle)}, "pass the public key (option public_key or $BASTION_MODEL_PUBKEY)",
-                        list(SIGNATURE_CONTROLS))
-            return CheckResult(self.id, self.title, Status.WARN, {"signed": True, "verified": False}, params,
-                               [f], controls=list(SIGNATURE_CONTROLS), summary="signature not verified (no key)")
-        try:
-            res = verify_model(path, pub)
-        except BastionError as exc:
-            f = Finding("supply_chain.signature.invalid", Severity.CRITICAL, "model does not match its signature",
-                        {"error": str(exc)}, f"restore the signed model, or sign this one again: {sign_command(path, ctx)}", list(SIGNATURE_CONTROLS))
-            return CheckResult(self.id, self.title, Status.FAIL, {"signed": True, "verified": False}, params,
-                               [f], controls=list(SIGNATURE_CONTROLS), summary=str(exc))
-        findings = []
-        if res.attestation is None:
-            findings.append(Finding("supply_chain.signature.no_attestation", Severity.LOW,
-                                    "signature verified but no evidence attestation", {"bundle": str(bundle)},
-                                    rec, list(SIGNATURE_CONTROLS)))
-        return CheckResult(
-            self.id, self.title, Status.WARN if findings else Status.PASS,
-            {"signed": True, "verified": True, "files_signed": len(res.files),
-             "attested": res.attestation is not None}, params, findings, controls=list(SIGNATURE_CONTROLS),
-            summary=f"signature verified ({len(res.files)} file(s)), digest {res.model_digest[:16]}…",
-        )
+    path, pub, bundle, params = _signed_file(target, ctx, "bundle")
+    rec = sign_command(path, ctx, with_keygen=True)
+    if not bundle.is_file():
+        f = Finding("supply_chain.signature.unsigned", Severity.MEDIUM, "model file is not signed",
+                    {"file": str(path)}, rec, list(SIGNATURE_CONTROLS))
+        return Outcome(Status.WARN, "no signature bundle", {"signed": False, "verified": False}, params, [f])
+    if not pub:
+        f = Finding("supply_chain.signature.no_key", Severity.LOW, "signed, but no public key to verify with",
+                    {"bundle": str(bundle)}, "pass the public key (option public_key or $BASTION_MODEL_PUBKEY)",
+                    list(SIGNATURE_CONTROLS))
+        return Outcome(Status.WARN, "signature not verified (no key)", {"signed": True, "verified": False}, params,
+                       [f])
+    try:
+        res = verify_model(path, pub)
+    except BastionError as exc:
+        f = Finding("supply_chain.signature.invalid", Severity.CRITICAL, "model does not match its signature",
+                    {"error": str(exc)}, f"restore the signed model, or sign this one again: {sign_command(path, ctx)}", list(SIGNATURE_CONTROLS))
+        return Outcome(Status.FAIL, str(exc), {"signed": True, "verified": False}, params, [f])
+    findings = []
+    if res.attestation is None:
+        findings.append(Finding("supply_chain.signature.no_attestation", Severity.LOW,
+                                "signature verified but no evidence attestation", {"bundle": str(bundle)},
+                                rec, list(SIGNATURE_CONTROLS)))
+    return Outcome(
+        Status.WARN if findings else Status.PASS,
+        f"signature verified ({len(res.files)} file(s)), digest {res.model_digest[:16]}…",
+        {"signed": True, "verified": True, "files_signed": len(res.files),
+         "attested": res.attestation is not None}, params, findings,
+    )
 
 
-class ProvenanceCheck:
+PROVENANCE_CONTROLS = [*SIGNATURE_CONTROLS, "mitre-atlas:AML.M0023"]
+
+
+@check(id="supply_chain.provenance",
+       title="Provenance: attested model digest, scan verdict and dataset digests match the target",
+       controls=PROVENANCE_CONTROLS, profiles=("standard", "thorough"), applies=_has_model_file)
+def provenance_check(target: Target, ctx: CheckContext) -> Outcome:
     """Does the signed attestation describe this model *and the data it was assessed on*?"""
+    from bastion.artifacts.signing import verify_model
 
-    id = "supply_chain.provenance"
-    title = "Provenance: attested model digest, scan verdict and dataset digests match the target"
-    controls = [*SIGNATURE_CONTROLS, "mitre-atlas:AML.M0023"]
-    profiles: tuple[Profile, ...] = ("standard", "thorough")
+    path, pub, att, params = _signed_file(target, ctx, "attestation")
+    controls = list(PROVENANCE_CONTROLS)
+    rec = sign_command(path, ctx)
 
-    def applies(self, target: Target) -> bool:
-        return _model_path(target) is not None
+    def result(status: Status, metrics: dict[str, object], findings: list[Finding], summary: str) -> Outcome:
+        return Outcome(status, summary, dict(metrics), params, findings)
 
-    def run(self, target: Target, ctx: CheckContext) -> CheckResult:
-        from bastion.artifacts.signing import attestation_path_for, verify_model
-        from bastion.core.errors import BastionError
+    if not att.is_file():
+        return result(Status.WARN, {"attested": False}, [Finding(
+            "supply_chain.provenance.missing", Severity.MEDIUM, "no provenance attestation for the model",
+            {"file": str(path)}, rec, controls)], "no attestation")
+    if not pub:
+        return result(Status.WARN, {"attested": True, "verified": False}, [Finding(
+            "supply_chain.provenance.no_key", Severity.LOW, "attestation present but no public key to verify it",
+            {"attestation": str(att)}, "pass option public_key or set $BASTION_MODEL_PUBKEY", controls)],
+            "attestation not verified (no key)")
+    try:
+        res = verify_model(path, pub, require_attestation=True)
+    except BastionError as exc:
+        return result(Status.FAIL, {"attested": True, "verified": False}, [Finding(
+            "supply_chain.provenance.invalid", Severity.CRITICAL, "attestation or signature does not verify",
+            {"error": str(exc)}, f"restore the attested model, or attest this one again: {sign_command(path, ctx)}", controls)], str(exc))
+    predicate = res.attestation or {}
+    attested = {d.get("name"): (d.get("digest") or {}).get("sha256") for d in predicate.get("datasets", [])}
+    current = {k: v for k, v in target.fingerprints.items() if k != "model"}
+    mismatched = sorted(k for k in attested.keys() & current.keys() if attested[k] != current[k])
+    findings = []
+    if mismatched:
+        findings.append(Finding(
+            "supply_chain.provenance.data_mismatch", Severity.HIGH,
+            "the model was attested with different data than the data assessed now",
+            {"datasets": mismatched, "attested": {k: attested[k] for k in mismatched},
+             "current": {k: current[k] for k in mismatched}}, rec, controls))
+    elif not attested:
+        findings.append(Finding("supply_chain.provenance.no_datasets", Severity.LOW,
+                                "attestation records no dataset digests", {"attestation": str(att)}, rec, controls))
+    scan = predicate.get("scan") or {}
+    status = Status.FAIL if mismatched else (Status.WARN if findings else Status.PASS)
+    return result(status, {
+        "attested": True, "verified": True, "datasets_attested": len(attested),
+        "datasets_matching": len([k for k in attested.keys() & current.keys() if attested[k] == current[k]]),
+        "attested_scan_verdict": scan.get("verdict"),
+    }, findings, f"attestation verified; scan {scan.get('verdict')}, {len(attested)} dataset digest(s)")
 
-        path = _model_path(target)
-        assert path is not None
-        pub = ctx.option("public_key") or os.environ.get("BASTION_MODEL_PUBKEY")
-        att = attestation_path_for(path)
-        params = {"path": str(path), "attestation": str(att), "public_key": pub}
-        controls = list(self.controls)
-        rec = sign_command(path, ctx)
-
-        def result(status: Status, metrics: dict[str, object], findings: list[Finding], summary: str) -> CheckResult:
-            return CheckResult(self.id, self.title, status, dict(metrics), params, findings, controls=controls,
-                               summary=summary)
-
-        if not att.is_file():
-            return result(Status.WARN, {"attested": False}, [Finding(
-                "supply_chain.provenance.missing", Severity.MEDIUM, "no provenance attestation for the model",
-                {"file": str(path)}, rec, controls)], "no attestation")
-        if not pub:
-            return result(Status.WARN, {"attested": True, "verified": False}, [Finding(
-                "supply_chain.provenance.no_key", Severity.LOW, "attestation present but no public key to verify it",
-                {"attestation": str(att)}, "pass option public_key or set $BASTION_MODEL_PUBKEY", controls)],
-                "attestation not verified (no key)")
-        try:
-            res = verify_model(path, pub, require_attestation=True)
-        except BastionError as exc:
-            return result(Status.FAIL, {"attested": True, "verified": False}, [Finding(
-                "supply_chain.provenance.invalid", Severity.CRITICAL, "attestation or signature does not verify",
-                {"error": str(exc)}, f"restore the attested model, or attest this one again: {sign_command(path, ctx)}", controls)], str(exc))
-        predicate = res.attestation or {}
-        attested = {d.get("name"): (d.get("digest") or {}).get("sha256") for d in predicate.get("datasets", [])}
-        current = {k: v for k, v in target.fingerprints.items() if k != "model"}
-        mismatched = sorted(k for k in attested.keys() & current.keys() if attested[k] != current[k])
-        findings = []
-        if mismatched:
-            findings.append(Finding(
-                "supply_chain.provenance.data_mismatch", Severity.HIGH,
-                "the model was attested with different data than the data assessed now",
-                {"datasets": mismatched, "attested": {k: attested[k] for k in mismatched},
-                 "current": {k: current[k] for k in mismatched}}, rec, controls))
-        elif not attested:
-            findings.append(Finding("supply_chain.provenance.no_datasets", Severity.LOW,
-                                    "attestation records no dataset digests", {"attestation": str(att)}, rec, controls))
-        scan = predicate.get("scan") or {}
-        status = Status.FAIL if mismatched else (Status.WARN if findings else Status.PASS)
-        return result(status, {
-            "attested": True, "verified": True, "datasets_attested": len(attested),
-            "datasets_matching": len([k for k in attested.keys() & current.keys() if attested[k] == current[k]]),
-            "attested_scan_verdict": scan.get("verdict"),
-        }, findings, f"attestation verified; scan {scan.get('verdict')}, {len(attested)} dataset digest(s)")
-
-
-register_check(ModelScanCheck())
-register_check(SignatureCheck())
-register_check(ProvenanceCheck())

@@ -1,11 +1,14 @@
 """The ``Executor`` interface: how an assessment runs its checks.
 
 An executor takes the chosen checks, the target and a ``RunSpec`` (profile, seed, output dir,
-options), runs every check through :func:`run_check` (which turns an exception into an
-``error`` result), reports each result to the ``ProgressReporter`` as it finishes, and returns
-the results in the order of ``checks``. ``LocalExecutor`` runs them one after another in this
-process; a cluster executor (e.g. Ray) ships ``(check id, target, spec)`` to workers and calls
-``reporter.finished`` as results come back.
+options), runs every check through :func:`run_check` and returns the results in the order of
+``checks``. ``run_check`` is where the bookkeeping of every check lives, so checks hold only their
+measurement: it times the check (``duration_s``), turns an exception into an ``error`` result
+(:func:`error_result`), fills the id, title and controls a result leaves empty, and tells the
+``ProgressReporter`` when the check starts, how far it is (``ctx.progress``) and how it ended.
+``LocalExecutor`` runs checks one after another in this process; a cluster executor (e.g. Ray) ships
+``(check id, target, spec)`` to workers, where ``run_check`` runs without a reporter, and reports
+``started``/``finished`` itself as tasks are sent and results come back.
 
 To add one: implement ``name`` and ``run`` and register the class in
 ``bastion.assess.executors.EXECUTORS`` (or a module ``bastion.assess.executors.<name>`` defining
@@ -84,13 +87,20 @@ def untimed(metrics: Any) -> Any:
     return metrics
 
 
+def error_result(check: Check, error: str, summary: str, duration_s: float = 0.0) -> CheckResult:
+    """The ``error`` result of a check that could not run (its exception, or its lost worker)."""
+    return CheckResult(check_id=check.id, title=check.title, status=Status.ERROR, error=error, summary=summary,
+                       controls=list(check.controls), duration_s=duration_s)
+
+
 def run_check(check: Check, target: Target, spec: RunSpec, reporter: ProgressReporter | None = None) -> CheckResult:
-    """Run one check safely: time it, and turn any exception into an ``error`` result."""
+    """Run one check safely: report its start and end, time it, and turn any exception into an ``error`` result."""
     rep = reporter or NullReporter()
     ctx = CheckContext(
         profile=spec.profile, seed=spec.seed, out_dir=spec.out_dir, options=dict(spec.options),
         progress=lambda done, total: rep.progress(check.id, done, total),
     )
+    rep.started(check)
     t0 = time.perf_counter()
     try:
         result = check.run(target, ctx)
@@ -99,16 +109,14 @@ def run_check(check: Check, target: Target, spec: RunSpec, reporter: ProgressRep
     except Exception as exc:
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
-        result = CheckResult(
-            check_id=check.id, title=check.title, status=Status.ERROR,
-            error=f"{type(exc).__name__}: {exc}{where}",
-            summary=f"the check failed to run: {type(exc).__name__}: {exc}",
-        )
-    result.duration_s = result.duration_s or (time.perf_counter() - t0)
+        result = error_result(check, f"{type(exc).__name__}: {exc}{where}",
+                              f"the check failed to run: {type(exc).__name__}: {exc}")
+    result.duration_s = time.perf_counter() - t0
     if not result.check_id:
         result.check_id = check.id
     if not result.title:
         result.title = check.title
     if not result.controls:
         result.controls = list(check.controls)
+    rep.finished(result)
     return result

@@ -18,13 +18,7 @@ class LocalExecutor:
     def run(
         self, checks: Sequence[Check], target: Target, spec: RunSpec, reporter: ProgressReporter
     ) -> list[CheckResult]:
-        results = []
-        for check in checks:
-            reporter.started(check)
-            result = run_check(check, target, spec, reporter)
-            reporter.finished(result)
-            results.append(result)
-        return results
+        return [run_check(check, target, spec, reporter) for check in checks]
 
 
 EXECUTOR = LocalExecutor

@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from bastion.assess.executors.base import ProgressReporter, RunSpec, run_check
+from bastion.assess.executors.base import ProgressReporter, RunSpec, error_result, run_check
 from bastion.assess.executors.batches import AttackBatch, run_batch, use_batch_runner
 from bastion.assess.registry import Check
 from bastion.core.errors import BastionError, DependencyError
 from bastion.core.results import CheckResult
-from bastion.core.severity import Status
 from bastion.core.target import Target
+
+K = TypeVar("K")
 
 
 @dataclass
@@ -133,6 +134,20 @@ class RayBatchRunner:
         return results
 
 
+def as_completed(ray: Any, pending: dict[Any, K]) -> Iterator[tuple[K, Any, Exception | None]]:
+    """``(key, value, None)`` — or ``(key, None, exception)`` when the task failed — for each Ray task of
+    ``pending`` (``{object ref: key}``) as it finishes."""
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            key = pending.pop(ref)
+            try:
+                value, error = ray.get(ref), None
+            except Exception as exc:  # worker crash, serialisation failure …: one task lost, not the run
+                value, error = None, exc
+            yield key, value, error
+
+
 def _run_remote(check_id: str, shipped: ShippedTarget, spec: RunSpec, model_ref: list[Any],
                 cpus_per_task: float) -> CheckResult:
     from bastion.assess.registry import get_check
@@ -181,21 +196,12 @@ class RayExecutor:
             # ``[model_ref]``: a nested reference stays a reference, for the check's attack-batch tasks
             pending[remote.remote(check.id, shipped_ref, spec, [model_ref], self.cpus_per_task)] = check
         by_id: dict[str, CheckResult] = {}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                check = pending.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except Exception as exc:  # worker crash, serialisation failure …: one check lost, not the run
-                    result = CheckResult(
-                        check_id=check.id, title=check.title, status=Status.ERROR,
-                        error=f"ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
-                        summary="the check's Ray task failed; other checks are unaffected",
-                        controls=list(check.controls),
-                    )
-                reporter.finished(result)
-                by_id[check.id] = result
+        for check, result, exc in as_completed(ray, pending):
+            if exc is not None:
+                result = error_result(check, f"ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                                      "the check's Ray task failed; other checks are unaffected")
+            reporter.finished(result)
+            by_id[check.id] = result
         return [by_id[c.id] for c in checks]
 
 
