@@ -18,12 +18,14 @@ import base64
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bastion.core.errors import ConfigError, InvalidInputError, SignatureError
+from bastion.core.inputfile import read_input_file
 from bastion.core.paths import atomic_write_bytes
 
 PRIVATE_KEY_MODE = 0o600
@@ -54,13 +56,8 @@ def public_path_for(prefix: str | os.PathLike[str]) -> Path:
 
 def load_private_key(path: str | os.PathLike[str]) -> ec.EllipticCurvePrivateKey:
     """Load a PEM private key; refuse group/world-readable files."""
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"private key {p} not found; create one with: bastion keys generate --out {p}")
-    mode = p.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise ConfigError(f"private key {p} has mode {oct(mode)}; it must be 0600 (chmod 600 {p})")
-    return _parse_private(p.read_bytes(), str(p))
+    return read_input_file(path, "private key", _parse_private, private=True,
+                           hint=f"create one with: bastion keys generate --out {Path(path)}")
 
 
 def load_private_key_from_env(var: str) -> ec.EllipticCurvePrivateKey:
@@ -71,26 +68,30 @@ def load_private_key_from_env(var: str) -> ec.EllipticCurvePrivateKey:
 
 
 def _parse_private(data: bytes, where: str) -> ec.EllipticCurvePrivateKey:
+    return parse_pem_key(data, where, ec.EllipticCurvePrivateKey,
+                         "an elliptic-curve key (Bastion uses ECDSA P-256)", private=True)
+
+
+def _parse_public(data: bytes, where: str) -> ec.EllipticCurvePublicKey:
+    return parse_pem_key(data, where, ec.EllipticCurvePublicKey, "an elliptic-curve public key", private=False)
+
+
+def parse_pem_key(data: bytes, where: str, key_type: type[Any], expected: str, *, private: bool) -> Any:
+    """The PEM key in ``data`` (``where`` names it in errors): an unencrypted ``private`` key, or a public key
+    (SubjectPublicKeyInfo), which must be a ``key_type``. ``InvalidInputError`` when it is not PEM of that
+    kind, or "{where} is not {expected}" when it is another type of key."""
     try:
-        key = serialization.load_pem_private_key(data, password=None)
+        key = serialization.load_pem_private_key(data, password=None) if private \
+            else serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as exc:
-        raise InvalidInputError(f"{where} is not a PEM private key: {exc}") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise InvalidInputError(f"{where} is not an elliptic-curve key (Bastion uses ECDSA P-256)")
+        raise InvalidInputError(f"{where} is not a PEM {'private' if private else 'public'} key: {exc}") from None
+    if not isinstance(key, key_type):
+        raise InvalidInputError(f"{where} is not {expected}")
     return key
 
 
 def load_public_key(path: str | os.PathLike[str]) -> ec.EllipticCurvePublicKey:
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"public key {p} not found")
-    try:
-        key = serialization.load_pem_public_key(p.read_bytes())
-    except ValueError as exc:
-        raise InvalidInputError(f"{p} is not a PEM public key: {exc}") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise InvalidInputError(f"{p} is not an elliptic-curve public key")
-    return key
+    return read_input_file(path, "public key", _parse_public)
 
 
 def _as_private(key: ec.EllipticCurvePrivateKey | str | os.PathLike[str]) -> ec.EllipticCurvePrivateKey:

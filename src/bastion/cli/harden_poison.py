@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +34,7 @@ def poison_filter_cmd(
     report clean accuracy and attack success rate before and after."""
     use_threads(threads)
     from bastion.core.errors import ConfigError
+    from bastion.core.inputfile import parse_json, read_input_file
     from bastion.core.model import InputSpec
     from bastion.defenses.poison_filter import poison_filter
     from bastion.defenses.sanitizers.export import save_model
@@ -44,12 +44,9 @@ def poison_filter_cmd(
     truth_path = truth if truth is not None else Path(str(data) + ".truth.json")
     record = None
     if truth is not None or truth_path.is_file():
-        if not truth_path.is_file():
-            raise ConfigError(f"--truth {truth_path} not found")
-        try:
-            record = json.loads(truth_path.read_text())
-        except ValueError as exc:
-            raise ConfigError(f"--truth {truth_path} is not JSON: {exc}") from None
+        where = f"--truth {truth_path}"
+        record = read_input_file(truth_path, "--truth", lambda data, _: parse_json(data, where, ConfigError),
+                                 missing_error=ConfigError)
         if not isinstance(record, dict) or "method" not in record:
             raise ConfigError(f"--truth {truth_path}: not a truth file of bastion attack poison (no 'method')")
     model, res = poison_filter(td.x_train, td.y_train, model_spec, td.n_classes, x_test=td.x_test, y_test=td.y_test,

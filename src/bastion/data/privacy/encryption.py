@@ -27,6 +27,7 @@ import json
 import os
 import struct
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,6 +35,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bastion.core.errors import ConfigError, IntegrityError, InvalidInputError
+from bastion.core.inputfile import read_input_file
 from bastion.core.paths import atomic_write_bytes
 
 MAGIC = b"BASTENC1"
@@ -79,13 +81,8 @@ def load_kek(path: str | os.PathLike[str] | None = None) -> bytes:
         if not env:
             raise ConfigError(f"no --key given and ${KEK_ENV} is not set; create one with: bastion data keygen")
         return _parse_kek(env, f"${KEK_ENV}")
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"key file {p} not found; create one with: bastion data keygen --out {p}")
-    mode = p.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise ConfigError(f"key file {p} has mode {oct(mode)}; it must be 0600 (chmod 600 {p})")
-    return _parse_kek(p.read_text("utf-8", "replace"), str(p))
+    return read_input_file(path, "key file", lambda data, where: _parse_kek(data.decode("utf-8", "replace"), where),
+                           private=True, hint=f"create one with: bastion data keygen --out {Path(path)}")
 
 
 # ----------------------------------------------------------------------------- header
@@ -177,30 +174,38 @@ def _write_encrypted(dst: Path, header: dict[str, Any], dek: bytes, blocks: Iter
     base = _aad_base(header)
     prefix = base64.b64decode(header["nonce_prefix"])
     aes = AESGCM(dek)
-    tmp = _tmp_for(dst)
     n_chunks = total = 0
+    with _atomic_output(dst) as fout:
+        _write_header(fout, header)
+        block = next(blocks, b"")
+        while True:
+            nxt = next(blocks, None)
+            final = nxt is None
+            ct = aes.encrypt(_nonce(prefix, n_chunks), block, _aad(base, n_chunks, final))
+            fout.write(_U32.pack(len(ct)) + ct)
+            total += len(block)
+            n_chunks += 1
+            if nxt is None:
+                break
+            block = nxt
+    return total, n_chunks
+
+
+@contextmanager
+def _atomic_output(dst: Path) -> Iterator[BinaryIO]:
+    """A new file (mode 0600) that replaces ``dst``, synced to disk, when the block ends; if the block
+    fails it is removed and ``dst`` is left as it was."""
+    tmp = _tmp_for(dst)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fout:
-            _write_header(fout, header)
-            block = next(blocks, b"")
-            while True:
-                nxt = next(blocks, None)
-                final = nxt is None
-                ct = aes.encrypt(_nonce(prefix, n_chunks), block, _aad(base, n_chunks, final))
-                fout.write(_U32.pack(len(ct)) + ct)
-                total += len(block)
-                n_chunks += 1
-                if nxt is None:
-                    break
-                block = nxt
+            yield fout
             fout.flush()
             os.fsync(fout.fileno())
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return total, n_chunks
 
 
 def _plain_blocks(path: Path, chunk_size: int) -> Iterator[bytes]:
@@ -266,24 +271,15 @@ def decrypt_with_data_key(
     src_p, dst_p = Path(src), Path(dst)
     if not src_p.is_file():
         raise InvalidInputError(f"{src_p} not found")
-    tmp = _tmp_for(dst_p)
     total = n_chunks = 0
-    try:
-        with open(src_p, "rb") as fin:
-            header, _ = _read_header(fin, str(src_p))
-            key = dek(header) if callable(dek) else dek
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fout:
-                for pt in _decrypted_blocks(fin, header, key, str(src_p)):
-                    fout.write(pt)
-                    total += len(pt)
-                    n_chunks += 1
-                fout.flush()
-                os.fsync(fout.fileno())
-        os.replace(tmp, dst_p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with open(src_p, "rb") as fin:
+        header, _ = _read_header(fin, str(src_p))
+        key = dek(header) if callable(dek) else dek
+        with _atomic_output(dst_p) as fout:
+            for pt in _decrypted_blocks(fin, header, key, str(src_p)):
+                fout.write(pt)
+                total += len(pt)
+                n_chunks += 1
     return {"path": str(dst_p), "bytes": total, "chunks": n_chunks, "header": header}
 
 

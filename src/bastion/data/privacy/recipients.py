@@ -31,7 +31,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from bastion.artifacts.keys import parse_pem_key
 from bastion.core.errors import ConfigError, IntegrityError, InvalidInputError
+from bastion.core.inputfile import read_input_file
 from bastion.core.paths import atomic_write_bytes
 
 SUITE_NAME = "HPKE-base/DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/AES-256-GCM"
@@ -101,19 +103,13 @@ def load_public(path_or_text: str | os.PathLike[str]) -> X25519PublicKey:
 
 def load_identity(path: str | os.PathLike[str]) -> X25519PrivateKey:
     """A private X25519 key from a 0600 PEM file."""
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"private key {p} not found; create one with: bastion principals keygen --out NAME")
-    mode = p.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise ConfigError(f"private key {p} has mode {oct(mode)}; it must be 0600 (chmod 600 {p})")
-    try:
-        key = serialization.load_pem_private_key(p.read_bytes(), password=None)
-    except (ValueError, TypeError):
-        raise InvalidInputError(f"{p} is not a PEM private key") from None
-    if not isinstance(key, X25519PrivateKey):
-        raise InvalidInputError(f"{p} is not an X25519 private key (bastion principals keygen makes one)")
-    return key
+    return read_input_file(path, "private key", _parse_identity, private=True,
+                           hint="create one with: bastion principals keygen --out NAME")
+
+
+def _parse_identity(data: bytes, where: str) -> X25519PrivateKey:
+    return parse_pem_key(data, where, X25519PrivateKey,
+                         "an X25519 private key (bastion principals keygen makes one)", private=True)
 
 
 # ----------------------------------------------------------------------------- wrapping

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bastion.core.errors import DependencyError, InvalidInputError, SignatureError
+from bastion.core.inputfile import read_input_file
 from bastion.core.paths import atomic_write_bytes
 from bastion.defenses.encrypted.model import HEModel
 from bastion.defenses.encrypted.params import CKKSParams
@@ -63,12 +64,14 @@ def load_context(path: str | Path, expect_secret: bool | None = None) -> Any:
     """Load a serialised context; ``expect_secret`` guards against using the wrong file."""
     ts = _ts()
     p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"CKKS context {p} not found; create one with: bastion he keygen")
-    try:
-        ctx = ts.context_from(p.read_bytes())
-    except Exception as exc:
-        raise InvalidInputError(f"{p} is not a TenSEAL context: {exc}") from None
+
+    def parse(data: bytes, where: str) -> Any:
+        try:
+            return ts.context_from(data)
+        except Exception as exc:
+            raise InvalidInputError(f"{where} is not a TenSEAL context: {exc}") from None
+
+    ctx = read_input_file(p, "CKKS context", parse, hint="create one with: bastion he keygen")
     if expect_secret is True and not ctx.is_private():
         raise InvalidInputError(f"{p} is a public context; decryption needs the secret context")
     if expect_secret is False and ctx.is_private():

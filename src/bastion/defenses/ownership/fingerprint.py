@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from bastion.core.errors import InvalidInputError, QueryBudgetExceeded
+from bastion.core.inputfile import parse_json, read_input_file
 from bastion.core.model import ModelAdapter
 from bastion.core.paths import atomic_write_text
 from bastion.defenses.ownership.models import (
@@ -132,14 +133,8 @@ class Fingerprint:
 
     @classmethod
     def load(cls, path: str | Path) -> Fingerprint:
-        p = Path(path)
-        if not p.is_file():
-            raise InvalidInputError(f"fingerprint file {p} not found; create one with: bastion model fingerprint create")
-        try:
-            d = json.loads(p.read_text())
-        except ValueError as exc:
-            raise InvalidInputError(f"{p} is not JSON: {exc}") from None
-        return cls.from_dict(d, str(p))
+        return read_input_file(path, "fingerprint file", lambda data, where: cls.from_dict(parse_json(data, where), where),
+                               hint="create one with: bastion model fingerprint create")
 
 
 @dataclass

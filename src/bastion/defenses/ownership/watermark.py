@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from torch import nn
 
 from bastion.core.errors import IntegrityError, InvalidInputError, QueryBudgetExceeded
+from bastion.core.inputfile import read_input_file
 from bastion.core.model import ModelAdapter
 from bastion.core.paths import atomic_write_text
 from bastion.data.privacy.encryption import kek_id, load_kek
@@ -193,16 +194,7 @@ def save_trigger_set(key: WatermarkKey, path: str | Path, kek_path: str | Path,
 def load_trigger_set(path: str | Path, kek_path: str | Path | None) -> WatermarkKey:
     """Decrypt a trigger set written by :func:`save_trigger_set` (``IntegrityError`` on a wrong key or tampering)."""
     p = Path(path)
-    if not p.is_file():
-        raise InvalidInputError(f"watermark file {p} not found")
-    try:
-        body = json.loads(p.read_text())
-        header = body["header"]
-        if header.get("format") != FORMAT:
-            raise InvalidInputError(f"{p} is not a Bastion watermark file (format {FORMAT!r} expected)")
-        nonce, ct = base64.b64decode(body["nonce"], validate=True), base64.b64decode(body["ciphertext"], validate=True)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInputError(f"{p}: malformed watermark file ({exc})") from None
+    header, nonce, ct = read_input_file(p, "watermark file", _parse_trigger_file)
     kek = load_kek(kek_path)
     if header.get("kek_id") != kek_id(kek):
         raise IntegrityError(f"{p} was encrypted under key id {header.get('kek_id')}; the given key has id {kek_id(kek)}")
@@ -212,6 +204,19 @@ def load_trigger_set(path: str | Path, kek_path: str | Path | None) -> Watermark
         raise IntegrityError(f"{p} does not authenticate under the given key (file altered?)") from None
     with np.load(io.BytesIO(plain), allow_pickle=False) as z:
         return WatermarkKey(z["x"], z["y"], int(header["n_classes"]), dict(header.get("params", {})))
+
+
+def _parse_trigger_file(data: bytes, where: str) -> tuple[dict[str, Any], bytes, bytes]:
+    """(header, nonce, ciphertext) of a trigger-set file written by :func:`save_trigger_set`."""
+    try:
+        body = json.loads(data.decode())
+        header = body["header"]
+        if header.get("format") != FORMAT:
+            raise InvalidInputError(f"{where} is not a Bastion watermark file (format {FORMAT!r} expected)")
+        nonce, ct = base64.b64decode(body["nonce"], validate=True), base64.b64decode(body["ciphertext"], validate=True)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(f"{where}: malformed watermark file ({exc})") from None
+    return header, nonce, ct
 
 
 def verify_watermark(key: WatermarkKey, suspect: ModelAdapter, query_budget: int | None = None,
