@@ -7,78 +7,76 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
+from bastion.store.migrations import columns as col
+
 revision = "govern_0001"
 down_revision = None
 branch_labels = ("govern",)
-depends_on = None
-
-_TZ = sa.DateTime(timezone=True)
-
 
 def upgrade() -> None:
     op.create_table(
         "govern_risks",
-        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        col.id_pk(),
         sa.Column("key", sa.String(160), nullable=False, unique=True),
         sa.Column("title", sa.String(300), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("system", sa.String(128), nullable=True),
         sa.Column("source", sa.String(16), nullable=False),
-        sa.Column("control_ids", sa.JSON(), nullable=False),
+        col.json("control_ids"),
         sa.Column("likelihood", sa.Integer(), nullable=False),
         sa.Column("impact", sa.Integer(), nullable=False),
         sa.Column("owner", sa.String(128), nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("treatment", sa.Text(), nullable=False),
         sa.Column("review_date", sa.Date(), nullable=True),
-        sa.Column("created_at", _TZ, nullable=False),
-        sa.Column("updated_at", _TZ, nullable=False),
+        col.at("created_at"),
+        col.at("updated_at"),
     )
     op.create_index("ix_govern_risks_system", "govern_risks", ["system"])
     op.create_table(
         "govern_risk_history",
-        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("risk_id", sa.Integer(), sa.ForeignKey("govern_risks.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("changed_at", _TZ, nullable=False),
+        col.id_pk(),
+        col.cascade_fk("risk_id", "govern_risks.id"),
+        col.at("changed_at"),
         sa.Column("changed_by", sa.String(128), nullable=False),
         sa.Column("action", sa.String(16), nullable=False),
-        sa.Column("changes", sa.JSON(), nullable=False),
-        sa.Column("snapshot", sa.JSON(), nullable=False),
+        col.json("changes"),
+        col.json("snapshot"),
     )
     op.create_index("ix_govern_risk_history_risk_id", "govern_risk_history", ["risk_id"])
     op.create_table(
         "govern_classifications",
-        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        col.id_pk(),
         sa.Column("system", sa.String(128), nullable=False),
         sa.Column("tier", sa.String(16), nullable=False),
-        sa.Column("answers_sha256", sa.String(64), nullable=False),
-        sa.Column("result", sa.JSON(), nullable=False),
-        sa.Column("created_at", _TZ, nullable=False),
+        col.digest("answers_sha256"),
+        col.json("result"),
+        col.at("created_at"),
     )
     op.create_index("ix_govern_classifications_system", "govern_classifications", ["system"])
     op.create_table(
         "govern_training_records",
-        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        col.id_pk(),
         sa.Column("learner", sa.String(128), nullable=False),
         sa.Column("team", sa.String(128), nullable=False),
         sa.Column("lab", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(8), nullable=False),
         sa.Column("score", sa.Float(), nullable=False),
         sa.Column("passed", sa.Boolean(), nullable=False),
-        sa.Column("details", sa.JSON(), nullable=False),
-        sa.Column("completed_at", _TZ, nullable=False),
+        col.json("details"),
+        col.at("completed_at"),
     )
     op.create_index("ix_govern_training_records_learner", "govern_training_records", ["learner"])
     op.create_index("ix_govern_training_records_team", "govern_training_records", ["team"])
     op.create_table(
         "govern_ethics_answers",
-        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        col.id_pk(),
         sa.Column("system", sa.String(128), nullable=False),
         sa.Column("item_id", sa.String(64), nullable=False),
         sa.Column("answer", sa.String(16), nullable=False),
         sa.Column("owner", sa.String(128), nullable=False),
         sa.Column("notes", sa.Text(), nullable=False),
-        sa.Column("answered_at", _TZ, nullable=False),
+        col.at("answered_at"),
     )
     op.create_index("ix_govern_ethics_answers_system", "govern_ethics_answers", ["system"])
 

@@ -9,8 +9,6 @@ from alembic import op
 
 revision = "respond_0002"
 down_revision = "respond_0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
