@@ -53,9 +53,10 @@ from bastion.data.poisoning.strip import strip_entropy
 METHODS = ("confident_learning", "activation_clustering", "strip", "spectral_signature", "spectre",
            "class_outlier", "loss_dynamics")
 # Stouffer weights of the backdoor evidence (chosen on badnets/blended/sig of bench/poison_suite.py).
-# class_alpha is strict because the binomial class test ignores over-dispersion: on clean digits the
-# class '4' of the zoo model reaches p = 2.6e-15 (it is predicted with unusual confidence), while the
-# target class of a 5-10 % backdoor on the tuning attacks is below 1e-50.
+# class_alpha is strict because the binomial class test ignores over-dispersion: on clean data a class
+# the model predicts with unusual confidence already reaches very small p-values, while the target class
+# of a 5-10 % backdoor on the tuning attacks reaches far smaller ones (bench/poison_suite.py reports whether
+# the target class is found).
 DEFAULT_WEIGHTS = {"strip": 1.0, "spectre": 1.0, "class_outlier": 0.5, "spectral_signature": 0.5,
                    "loss_dynamics": 1.0}
 
