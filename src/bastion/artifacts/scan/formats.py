@@ -16,6 +16,15 @@ BZ2_MAGIC = b"BZh"
 XZ_MAGIC = b"\xfd7zXZ\x00"
 LZ4_MAGIC = b"\x04\x22\x4d\x18"
 SEVENZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
+# magic prefixes in the order sniff tries them: these before the safetensors and pickle checks, ...
+_LEADING_MAGICS: tuple[tuple[bytes | tuple[bytes, ...], str], ...] = (
+    (ZIP_MAGICS, "zip"), (SEVENZIP_MAGIC, "7z"), (NPY_MAGIC, "npy"), (HDF5_MAGIC, "hdf5"),
+    (TORCH_LEGACY_MAGIC, "torch-legacy"),
+)
+# ... and these after them
+_COMPRESSION_MAGICS: tuple[tuple[bytes, str], ...] = (
+    (GZIP_MAGIC, "gzip"), (BZ2_MAGIC, "bz2"), (XZ_MAGIC, "xz"), (LZ4_MAGIC, "lz4"),
+)
 
 
 def sniff(head: bytes, size: int) -> str:
@@ -27,30 +36,18 @@ def sniff(head: bytes, size: int) -> str:
     """
     if not head:
         return "empty"
-    if head.startswith(ZIP_MAGICS):
-        return "zip"
-    if head.startswith(SEVENZIP_MAGIC):
-        return "7z"
-    if head.startswith(NPY_MAGIC):
-        return "npy"
-    if head.startswith(HDF5_MAGIC):
-        return "hdf5"
-    if head.startswith(TORCH_LEGACY_MAGIC):
-        return "torch-legacy"
+    kind = _by_magic(head, _LEADING_MAGICS)
+    if kind is not None:
+        return kind
     if len(head) >= 10 and head[8:9] == b"{" and head[9:10] in (b'"', b"}", b" ", b"\n"):
         n = int.from_bytes(head[:8], "little")
         if 2 <= n <= size - 8 or n > size:  # oversized headers are still safetensors (and a finding)
             return "safetensors"
     if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
         return "pickle"
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(BZ2_MAGIC):
-        return "bz2"
-    if head.startswith(XZ_MAGIC):
-        return "xz"
-    if head.startswith(LZ4_MAGIC):
-        return "lz4"
+    kind = _by_magic(head, _COMPRESSION_MAGICS)
+    if kind is not None:
+        return kind
     if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
         return "zlib"
     if len(head) >= 262 and head[257:262] == b"ustar":
@@ -60,6 +57,11 @@ def sniff(head: bytes, size: int) -> str:
     if head[0] == 0x08:
         return "onnx-candidate"
     return "unknown"
+
+
+def _by_magic(head: bytes, magics: tuple[tuple[bytes | tuple[bytes, ...], str], ...]) -> str | None:
+    """The format of the first magic prefix ``head`` starts with (in table order), or None."""
+    return next((kind for magic, kind in magics if head.startswith(magic)), None)
 
 
 def classify_zip(zf: zipfile.ZipFile) -> str:

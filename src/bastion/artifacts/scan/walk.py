@@ -81,10 +81,7 @@ def scan_stream(fs: FileScan, fh: IO[bytes], size: int, ctx: sc._Ctx, member: st
         set_format("torch-legacy" if kind == "torch-legacy" else ("joblib" if sc._is_joblib(fh) else "pickle"))
         sc._scan_pickle(fs, fh, ctx, member, legacy_torch=kind == "torch-legacy")
     elif kind == "pickle0":
-        if sc._scan_pickle0(fs, fh, ctx, member):
-            set_format("pickle")
-        else:
-            _not_a_model(fs, head, outer, set_format)
+        _candidate(sc._scan_pickle0(fs, fh, ctx, member), "pickle", fs, head, outer, set_format)
     elif kind == "npy":
         set_format("numpy-npy")
         sc._scan_npy(fs, fh, ctx, member)
@@ -118,12 +115,8 @@ def scan_stream(fs: FileScan, fh: IO[bytes], size: int, ctx: sc._Ctx, member: st
                 tmp.flush()
                 sc._scan_hdf5(fs, Path(tmp.name), ctx, member)
     elif kind == "onnx-candidate" and size <= 4 << 30:
-        data = fh.read()
         model_dir = path.parent if path is not None else ctx.root_dir
-        if sc._scan_onnx(fs, data, model_dir, member):
-            set_format("onnx")
-        else:
-            _not_a_model(fs, head, outer, set_format)
+        _candidate(sc._scan_onnx(fs, fh.read(), model_dir, member), "onnx", fs, head, outer, set_format)
     elif kind == "lz4":
         set_format("lz4")
         fs.error = "lz4-compressed file: decompress it first (lz4 is not supported by the scanner)"
@@ -131,6 +124,14 @@ def scan_stream(fs: FileScan, fh: IO[bytes], size: int, ctx: sc._Ctx, member: st
         set_format("empty")
         if outer:
             fs.scanned, fs.reason = False, "empty file (0 bytes): nothing to scan"
+    else:
+        _not_a_model(fs, head, outer, set_format)
+
+
+def _candidate(is_it: bool, name: str, fs: FileScan, head: bytes, outer: bool, set_format) -> None:  # type: ignore[no-untyped-def]
+    """A format guessed from the first bytes: ``name`` when its scanner read it as one, else not a model."""
+    if is_it:
+        set_format(name)
     else:
         _not_a_model(fs, head, outer, set_format)
 
