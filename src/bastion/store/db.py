@@ -15,17 +15,24 @@ import importlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from threading import Lock
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from bastion.core.paths import bastion_home
 
+BIGINT = BigInteger().with_variant(Integer(), "sqlite")
+"""A 64-bit integer column type on PostgreSQL; SQLite's INTEGER (64-bit already, and the only type it
+auto-increments)."""
+
 
 class Base(DeclarativeBase):
-    """Declarative base shared by every Bastion table."""
+    """Declarative base shared by every Bastion table; a ``Mapped[datetime]`` column keeps its time zone."""
+
+    type_annotation_map = {datetime: DateTime(timezone=True)}
 
 
 # Modules that define tables on ``Base``; each capability appends its own.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bastion.store.db import Base
@@ -34,7 +34,7 @@ class AssessRun(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)
     assessment: Mapped[dict] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class WatchPolicy(Base):
@@ -53,9 +53,9 @@ class WatchPolicy(Base):
     triggers: Mapped[list] = mapped_column(JSON, default=list)
     demote: Mapped[bool] = mapped_column(Boolean, default=False)
     demote_at: Mapped[str] = mapped_column(String(16), default="high")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(160))
     last_run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)

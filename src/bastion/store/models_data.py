@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bastion.store.db import Base
+from bastion.store.db import BIGINT, Base
 
 
 class DataPrincipal(Base):
@@ -25,7 +25,7 @@ class DataPrincipal(Base):
     key_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
     client_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(160))
 
 
@@ -41,11 +41,11 @@ class DataDataset(Base):
     classification: Mapped[str] = mapped_column(String(16))  # public | internal | confidential | restricted
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     manifest: Mapped[dict] = mapped_column(JSON)  # file list: path, sha256, size (rows omitted)
-    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    size: Mapped[int] = mapped_column(BIGINT)
     key_epoch: Mapped[int] = mapped_column(Integer, default=0)  # 0: not encrypted yet
     encrypted_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
     encrypted_files: Mapped[list] = mapped_column(JSON, default=list)  # [{path, file_id}] of the epoch's ciphertext
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(160))
 
 
@@ -60,9 +60,9 @@ class DataGrant(Base):
     role: Mapped[str] = mapped_column(String(16))  # reader | writer | owner
     purpose: Mapped[str] = mapped_column(Text, default="")
     granted_by: Mapped[str] = mapped_column(String(160))
-    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    granted_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(160), nullable=True)
     revoke_reason: Mapped[str] = mapped_column(Text, default="")
 
@@ -79,4 +79,4 @@ class DataKeyWrap(Base):
     principal: Mapped[str] = mapped_column(ForeignKey("data_principals.name"))
     key_fingerprint: Mapped[str] = mapped_column(String(64))
     wrapped_key: Mapped[str] = mapped_column(Text)  # base64(HPKE enc || ciphertext)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bastion.store.db import Base
+from bastion.store.db import BIGINT, Base
 
 
 class GatewayModelVersion(Base):
@@ -35,7 +35,7 @@ class GatewayModelVersion(Base):
     n_classes: Mapped[int] = mapped_column(Integer)
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     pushed_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class GatewayAlias(Base):
@@ -47,7 +47,7 @@ class GatewayAlias(Base):
     alias: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[str] = mapped_column(String(64))
     previous_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class GatewayModelSettings(Base):
@@ -57,7 +57,7 @@ class GatewayModelSettings(Base):
 
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     output_policy: Mapped[dict] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class GatewayClient(Base):
@@ -73,9 +73,9 @@ class GatewayClient(Base):
     key_id: Mapped[str] = mapped_column(String(32), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))
     budget: Mapped[dict] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class GatewayAuditRecord(Base):
@@ -83,7 +83,7 @@ class GatewayAuditRecord(Base):
 
     __tablename__ = "gateway_audit"
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BIGINT, primary_key=True)
     ts: Mapped[float] = mapped_column(Float)
     kind: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(160))
@@ -99,8 +99,8 @@ class GatewayCheckpoint(Base):
     __tablename__ = "gateway_audit_checkpoints"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    first_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
-    last_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
+    first_seq: Mapped[int] = mapped_column(BIGINT)
+    last_seq: Mapped[int] = mapped_column(BIGINT, unique=True)
     last_hash: Mapped[str] = mapped_column(String(64))
     merkle_root: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(Text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bastion.store.db import Base
@@ -33,8 +33,8 @@ class GovernRisk(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     treatment: Mapped[str] = mapped_column(Text, default="")
     review_date: Mapped[date | None] = mapped_column(Date, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
 
 
 class GovernRiskHistory(Base):
@@ -44,7 +44,7 @@ class GovernRiskHistory(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     risk_id: Mapped[int] = mapped_column(ForeignKey("govern_risks.id", ondelete="CASCADE"), index=True)
-    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_at: Mapped[datetime] = mapped_column()
     changed_by: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(16))
     changes: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -61,7 +61,7 @@ class GovernClassification(Base):
     tier: Mapped[str] = mapped_column(String(16))
     answers_sha256: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column()
 
 
 class GovernTrainingRecord(Base):
@@ -77,7 +77,7 @@ class GovernTrainingRecord(Base):
     score: Mapped[float] = mapped_column(Float)
     passed: Mapped[bool] = mapped_column(Boolean)
     details: Mapped[dict] = mapped_column(JSON, default=dict)
-    completed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime] = mapped_column()
 
 
 class GovernEthicsAnswer(Base):
@@ -91,4 +91,4 @@ class GovernEthicsAnswer(Base):
     answer: Mapped[str] = mapped_column(String(16))
     owner: Mapped[str] = mapped_column(String(128))
     notes: Mapped[str] = mapped_column(Text, default="")
-    answered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    answered_at: Mapped[datetime] = mapped_column()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, Float, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bastion.store.db import Base
@@ -36,9 +36,9 @@ class RespondIncident(Base):
     aiid: Mapped[dict] = mapped_column(JSON, default=dict)
     personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
     serious: Mapped[bool] = mapped_column(Boolean, default=False)
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
     actions_done: Mapped[list] = mapped_column(JSON, default=list)
     notes: Mapped[str] = mapped_column(Text, default="")
