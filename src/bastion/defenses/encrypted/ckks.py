@@ -116,10 +116,7 @@ class CipherBatch:
 
     @classmethod
     def load(cls, path: str | Path, ctx: Any) -> CipherBatch:
-        p = Path(path)
-        if not p.is_file():
-            raise InvalidInputError(f"ciphertext archive {p} not found")
-        return cls.from_bytes(p.read_bytes(), ctx, str(p))
+        return read_input_file(path, "ciphertext archive", lambda data, where: cls.from_bytes(data, ctx, where))
 
     @classmethod
     def from_bytes(cls, data: bytes, ctx: Any, where: str = "ciphertexts") -> CipherBatch:
