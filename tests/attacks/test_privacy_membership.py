@@ -138,7 +138,7 @@ def test_balanced_masks_equal_sets_and_counts(n: int, m: int, size: int) -> None
 
 
 def test_lira_variance_modes() -> None:
-    from bastion.attacks.inference.membership import _gaussian_fit, _lira_score
+    from bastion.attacks.inference.membership.gaussian import gaussian_fit, lira_score
 
     rng = np.random.default_rng(0)
     m, n = 40, 300
@@ -147,33 +147,34 @@ def test_lira_variance_modes() -> None:
     in_mask[: m // 2] = True
     in_mask = rng.permuted(in_mask, axis=0)
     ref = rng.normal(0, 1, (m, n)) * sd + np.where(in_mask, 3.0, 0.0)
-    _, v_glob = _gaussian_fit(ref, ~in_mask, "global", 4.0)
-    _, v_pex = _gaussian_fit(ref, ~in_mask, "per_example", 4.0)
-    _, v_shr = _gaussian_fit(ref, ~in_mask, "shrunk", 4.0)
+    _, v_glob = gaussian_fit(ref, ~in_mask, "global", 4.0)
+    _, v_pex = gaussian_fit(ref, ~in_mask, "per_example", 4.0)
+    _, v_shr = gaussian_fit(ref, ~in_mask, "shrunk", 4.0)
     assert np.ptp(v_glob) == 0 and np.corrcoef(v_pex, sd**2)[0, 1] > 0.8
     assert (np.minimum(v_pex, v_glob) - 1e-9 <= v_shr).all() and (v_shr <= np.maximum(v_pex, v_glob) + 1e-9).all()
     # a member's φ (drawn from its IN distribution) outscores a non-member's
     phi_in = 3.0 + rng.normal(0, 1, n) * sd
     phi_out = rng.normal(0, 1, n) * sd
     for mode in ("global", "per_example", "shrunk"):
-        s_in, s_out = _lira_score(phi_in, ref, in_mask, mode), _lira_score(phi_out, ref, in_mask, mode)
+        s_in, s_out = lira_score(phi_in, ref, in_mask, mode), lira_score(phi_out, ref, in_mask, mode)
         assert membership_metrics(s_in, s_out).auc > 0.8
     with pytest.raises(ConfigError, match="variance"):
         MembershipConfig(method="lira", variance="median")  # type: ignore[arg-type]
 
 
 def test_image_views_are_shifts() -> None:
-    from bastion.attacks.inference.membership import _views
+    from bastion.attacks.inference.membership.lira import image_views
 
     x = np.arange(2 * 64, dtype=np.float32).reshape(2, 1, 8, 8)
-    views = _views(x, (1, 8, 8))
+    views = image_views(x, (1, 8, 8))
     assert len(views) == 5 and np.array_equal(views[0], x)
     assert np.array_equal(views[1][..., 1:, :], x[..., :-1, :])  # shifted down one row
-    assert len(_views(np.zeros((2, 10)), (10,))) == 1
+    assert len(image_views(np.zeros((2, 10)), (10,))) == 1
 
 
 def test_learned_lira_scorer_learns_from_the_reference_models() -> None:
-    from bastion.attacks.inference.membership import _learned_lira, _lira_score
+    from bastion.attacks.inference.membership.gaussian import lira_score
+    from bastion.attacks.inference.membership.learned import LearnedConfig, learned_lira
 
     rng = np.random.default_rng(0)
     m, n = 16, 600
@@ -187,9 +188,8 @@ def test_learned_lira_scorer_learns_from_the_reference_models() -> None:
     ref = draw(in_mask)
     member = rng.random(n) < 0.5
     phi = draw(member)
-    cfg = MembershipConfig(method="lira", reference_mode="online", seed=0)
-    learned = _learned_lira([phi], [ref], in_mask, cfg)
-    gauss = _lira_score(phi, ref, in_mask, "shrunk")
+    learned = learned_lira([phi], [ref], in_mask, LearnedConfig(seed=0))
+    gauss = lira_score(phi, ref, in_mask, "shrunk")
     a_learned = membership_metrics(learned[member], learned[~member]).auc
     a_gauss = membership_metrics(gauss[member], gauss[~member]).auc
     assert np.isfinite(learned).all() and a_learned > 0.85
@@ -197,7 +197,8 @@ def test_learned_lira_scorer_learns_from_the_reference_models() -> None:
 
 
 def test_offline_learned_lira_scorer_learns_from_the_population() -> None:
-    from bastion.attacks.inference.membership import _learned_lira_offline, _lira_score
+    from bastion.attacks.inference.membership.gaussian import lira_score
+    from bastion.attacks.inference.membership.learned import LearnedConfig, learned_lira_offline
 
     rng = np.random.default_rng(0)
     m, n_pop, n = 16, 800, 600
@@ -217,8 +218,8 @@ def test_offline_learned_lira_scorer_learns_from_the_population() -> None:
     member = rng.random(n) < 0.5
     ref = draw(mu_c, gap_c, np.zeros((m, n), bool))  # offline: no reference model trained on a candidate
     phi = draw(mu_c, gap_c, member)
-    learned = _learned_lira_offline([phi], [ref], [pop_phi], pop_mask, MembershipConfig(method="lira", seed=0))
-    gauss = _lira_score(phi, ref, None, "shrunk")
+    learned = learned_lira_offline([phi], [ref], [pop_phi], pop_mask, LearnedConfig(seed=0))
+    gauss = lira_score(phi, ref, None, "shrunk")
     a_learned = membership_metrics(learned[member], learned[~member]).auc
     a_gauss = membership_metrics(gauss[member], gauss[~member]).auc
     assert np.isfinite(learned).all() and a_learned > 0.8
@@ -265,7 +266,8 @@ def test_candidate_neighbours_are_other_records_nearest_first() -> None:
 def test_neighbour_calibration_removes_what_neighbours_add() -> None:
     """φ of a record rises with the share of its cluster a model trained on, member or not: the
     neighbour features let the learned scorer subtract that and separate members better."""
-    from bastion.attacks.inference.membership import _learned_lira, candidate_neighbours
+    from bastion.attacks.inference.membership import candidate_neighbours
+    from bastion.attacks.inference.membership.learned import LearnedConfig, learned_lira
 
     rng = np.random.default_rng(1)
     m, n_clusters, size = 16, 60, 12
@@ -282,11 +284,32 @@ def test_neighbour_calibration_removes_what_neighbours_add() -> None:
         return base + 0.8 * mask + 6.0 * (share - 0.5) + rng.normal(0, 0.5, mask.shape)
 
     ref, phi = phi_of(in_mask), phi_of(member)
-    cfg = MembershipConfig(method="lira", reference_mode="online", seed=0)
+    cfg = LearnedConfig(seed=0)
     nbrs = candidate_neighbours(x, y, 5)
-    plain = _learned_lira([phi], [ref], in_mask, cfg)
-    calibrated = _learned_lira([phi], [ref], in_mask, cfg, nbrs)
+    plain = learned_lira([phi], [ref], in_mask, cfg)
+    calibrated = learned_lira([phi], [ref], in_mask, cfg, nbrs)
     a_plain = membership_metrics(plain[member], plain[~member]).auc
     a_cal = membership_metrics(calibrated[member], calibrated[~member]).auc
     assert np.isfinite(calibrated).all()
     assert a_cal > a_plain + 0.05, (a_plain, a_cal)
+
+
+def test_each_method_gets_only_its_own_options() -> None:
+    """MembershipConfig is the user-facing options object; each method module reads its own config."""
+    from dataclasses import fields
+
+    cfg = MembershipConfig(method="lira", label_only_queries=5, label_only_noise=0.2, rmia_gamma=3.0,
+                           rmia_offline_a=0.1, rmia_population=50, variance="global", variance_prior=2.0,
+                           lira_scorer="gaussian", neighbours=3, augment=True, reference_mode="offline",
+                           reference_set_size=40, reference_epochs=7, seed=9)
+    assert {f.name for f in fields(cfg.label_only())} == {"queries", "noise", "seed"}
+    assert (cfg.label_only().queries, cfg.label_only().noise, cfg.label_only().seed) == (5, 0.2, 9)
+    assert (cfg.rmia().gamma, cfg.rmia().offline_a, cfg.rmia().population, cfg.rmia().seed) == (3.0, 0.1, 50, 9)
+    lira = cfg.lira()
+    assert (lira.variance, lira.variance_prior, lira.scorer, lira.neighbours, lira.augment) == (
+        "global", 2.0, "gaussian", 3, True)
+    assert not {"rmia_gamma", "label_only_queries", "reference_mode"} & {f.name for f in fields(lira)}
+    refs = cfg.references()
+    assert (refs.mode, refs.set_size, refs.needs_population, refs.plan.recipe, refs.plan.fixed_recipe.epochs) == (
+        "offline", 40, True, "fixed", 7)
+    assert MembershipConfig(method="confidence").threshold().statistic == "confidence"
