@@ -20,22 +20,18 @@ Examples:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from bastion.attacks.poisoning.base import (
-    ArrayT,
+    ArrayTrigger,
     PoisonedSet,
-    Trigger,
-    check_poisoning,
     choose_clean,
-    choose_dirty,
-    like,
-    register_trigger,
-    to_numpy,
+    dirty_label,
+    poisoning_inputs,
 )
 from bastion.core.errors import InvalidInputError
 
@@ -43,7 +39,7 @@ Corner = Literal["bottom-right", "top-left", "bottom-left", "top-right"]
 
 
 @dataclass(frozen=True)
-class TriggerSpec:
+class TriggerSpec(ArrayTrigger, methods=("badnets", "clean_label")):
     """The trigger: a ``size``×``size`` patch of ``value`` in an image corner, or ``size`` tabular
     features (the last ones, or ``features``) set to ``value``."""
 
@@ -52,12 +48,14 @@ class TriggerSpec:
     position: Corner = "bottom-right"
     features: tuple[int, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TriggerSpec:
+        return cls(size=int(params.get("size", 3)), value=float(params.get("value", 1.0)),
+                   position=params.get("position", "bottom-right"), features=tuple(params.get("features", ())))
 
-    def apply(self, x: ArrayT) -> ArrayT:
-        """A copy of ``x`` with the trigger stamped on every sample (numpy or torch, same kind out)."""
-        return like(apply_trigger(to_numpy(x), self), x)
+    def apply_numpy(self, a: np.ndarray) -> np.ndarray:
+        """A copy of ``a`` with the trigger stamped on every sample (``apply``: numpy or torch, same kind out)."""
+        return apply_trigger(a, self)
 
 
 def apply_trigger(x: np.ndarray, trigger: TriggerSpec | None = None) -> np.ndarray:
@@ -82,27 +80,13 @@ def apply_trigger(x: np.ndarray, trigger: TriggerSpec | None = None) -> np.ndarr
     raise InvalidInputError(f"cannot place a trigger on data of shape {x.shape}")
 
 
-def _spec(params: dict[str, Any]) -> Trigger:
-    return TriggerSpec(size=int(params.get("size", 3)), value=float(params.get("value", 1.0)),
-                       position=params.get("position", "bottom-right"), features=tuple(params.get("features", ())))
-
-
-register_trigger("badnets", "clean_label")(_spec)
-
-
 def badnets(
     x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, target: int, rate: float, seed: int = 0,
     trigger: TriggerSpec | None = None,
 ) -> PoisonedSet:
     """Dirty-label BadNets: ``rate``·n non-target samples get the trigger and label ``target``."""
-    x, y = to_numpy(x), to_numpy(y)
-    check_poisoning(x, y, rate, target)
-    t = trigger or TriggerSpec()
-    idx = choose_dirty(y, target, rate, seed)
-    x_new, y_new = np.array(x, copy=True), y.copy()
-    x_new[idx] = apply_trigger(x[idx], t)
-    y_new[idx] = target
-    return PoisonedSet(x_new, y_new, idx, "badnets", {"target": target, "rate": rate, "seed": seed, **t.to_dict()}, t)
+    x, y = poisoning_inputs(x, y, rate, target)
+    return dirty_label(x, y, target, rate, seed, "badnets", trigger or TriggerSpec())
 
 
 def clean_label(
@@ -111,8 +95,7 @@ def clean_label(
 ) -> PoisonedSet:
     """Clean-label backdoor: ``rate``·n target-class samples (at most the class), blended with
     other-class content (weight ``blend``) and stamped with the trigger; labels stay correct."""
-    x, y = to_numpy(x), to_numpy(y)
-    check_poisoning(x, y, rate, target)
+    x, y = poisoning_inputs(x, y, rate, target)
     t = trigger or TriggerSpec()
     idx, capped = choose_clean(y, target, rate, seed)
     rng = np.random.default_rng(seed)
@@ -120,6 +103,5 @@ def clean_label(
     x_new = np.array(x, copy=True)
     mixed = (1.0 - blend) * x[idx] + blend * x[donors]
     x_new[idx] = apply_trigger(mixed.astype(x.dtype), t)
-    params = {"target": target, "rate": rate, "seed": seed, "blend": blend, "capped_at_class_size": capped,
-              **t.to_dict()}
+    params = t.record(target, rate, seed, blend=blend, capped_at_class_size=capped)
     return PoisonedSet(x_new, y.copy(), idx, "clean_label", params, t)

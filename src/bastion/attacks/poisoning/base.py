@@ -21,7 +21,7 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -68,6 +68,39 @@ class Trigger(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
+class ArrayTrigger:
+    """Base of the triggers (frozen dataclasses) that work on numpy arrays: ``apply`` takes numpy or torch
+    and returns the same kind, ``apply_numpy`` does the work; ``to_dict`` records the fields.
+
+    ``class T(ArrayTrigger, methods=("name",))`` registers ``T.from_params`` as the trigger of those attack
+    methods (:func:`register_trigger`).
+    """
+
+    def __init_subclass__(cls, methods: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if methods:
+            register_trigger(*methods)(cls.from_params)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Trigger:
+        """The trigger an attack recorded in ``params``."""
+        raise NotImplementedError
+
+    def apply(self, x: ArrayT) -> ArrayT:
+        return like(self.apply_numpy(to_numpy(x)), x)
+
+    def apply_numpy(self, a: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]  # (subclasses are dataclasses)
+
+    def record(self, target: int, rate: float, seed: int, **extra: Any) -> dict[str, Any]:
+        """What the attack that planted this trigger records: target, rate, seed, its own ``extra``
+        settings, then the trigger's fields (all ``trigger_from_params`` needs)."""
+        return {"target": target, "rate": rate, "seed": seed, **extra, **self.to_dict()}
+
+
 def to_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
     """A float32 numpy copy-free view where possible (tensors are detached to CPU)."""
     if isinstance(x, torch.Tensor):
@@ -104,6 +137,32 @@ def check_poisoning(x: np.ndarray, y: np.ndarray, rate: float, target: int | Non
         raise InvalidInputError(f"poisoning rate {rate} must be in (0, 1)")
     if target is not None and target < 0:
         raise InvalidInputError(f"target class {target} must be >= 0")
+
+
+def poisoning_inputs(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, rate: float,
+                     target: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` as numpy arrays, checked by :func:`check_poisoning` (every attack starts here)."""
+    xa, ya = to_numpy(x), to_numpy(y)
+    check_poisoning(xa, ya, rate, target)
+    return xa, ya
+
+
+def image_inputs(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, rate: float, target: int,
+                 clip_min: float | None, clip_max: float | None) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """:func:`poisoning_inputs` for an image trigger, with the range it must stay in (:func:`image_range`)."""
+    xa, ya = poisoning_inputs(x, y, rate, target)
+    return (xa, ya, *image_range(xa, clip_min, clip_max))
+
+
+def dirty_label(x: np.ndarray, y: np.ndarray, target: int, rate: float, seed: int, method: str,
+                trigger: ArrayTrigger, **extra: Any) -> PoisonedSet:
+    """The dirty-label recipe: ``trigger`` on ``rate``·n non-target samples (:func:`choose_dirty`), relabelled
+    ``target``; ``extra`` settings are recorded before the trigger's."""
+    idx = choose_dirty(y, target, rate, seed)
+    x_new, y_new = np.array(x, copy=True), y.copy()
+    x_new[idx] = trigger.apply(x[idx])
+    y_new[idx] = target
+    return PoisonedSet(x_new, y_new, idx, method, trigger.record(target, rate, seed, **extra), trigger)
 
 
 def choose_dirty(y: np.ndarray, target: int, rate: float, seed: int) -> np.ndarray:

@@ -22,21 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from bastion.attacks.poisoning.base import (
-    ArrayT,
-    PoisonedSet,
-    check_poisoning,
-    choose_dirty,
-    image_range,
-    like,
-    register_trigger,
-    to_numpy,
-)
+from bastion.attacks.poisoning.base import ArrayTrigger, PoisonedSet, dirty_label, image_inputs
 from bastion.core.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
-class BlendTrigger:
+class BlendTrigger(ArrayTrigger, methods=("blended",)):
     """``(1 − alpha)·x + alpha·pattern``, the pattern uniform in ``[clip_min, clip_max]`` from ``pattern_seed``."""
 
     shape: tuple[int, ...]
@@ -45,25 +36,23 @@ class BlendTrigger:
     clip_min: float = 0.0
     clip_max: float = 1.0
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> BlendTrigger:
+        return cls(tuple(params["shape"]), float(params["alpha"]), int(params["pattern_seed"]),
+                   float(params["clip_min"]), float(params["clip_max"]))
+
     def pattern(self) -> np.ndarray:
         rng = np.random.default_rng(self.pattern_seed)
         return rng.uniform(self.clip_min, self.clip_max, size=self.shape).astype(np.float32)
 
-    def apply(self, x: ArrayT) -> ArrayT:
-        a = to_numpy(x)
+    def apply_numpy(self, a: np.ndarray) -> np.ndarray:
         if tuple(a.shape[1:]) != tuple(self.shape):
             raise InvalidInputError(f"blend pattern has shape {self.shape}, inputs have {tuple(a.shape[1:])}")
         out = (1.0 - self.alpha) * a.astype(np.float32) + self.alpha * self.pattern()
-        return like(np.clip(out, self.clip_min, self.clip_max), x)
+        return np.clip(out, self.clip_min, self.clip_max)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "shape": list(self.shape)}
-
-
-@register_trigger("blended")
-def _trigger(params: dict[str, Any]) -> BlendTrigger:
-    return BlendTrigger(tuple(params["shape"]), float(params["alpha"]), int(params["pattern_seed"]),
-                        float(params["clip_min"]), float(params["clip_max"]))
 
 
 def blended(
@@ -74,14 +63,8 @@ def blended(
 
     ``pattern_seed`` defaults to ``seed``; the range defaults to the one inferred from ``x``.
     """
-    x, y = to_numpy(x), to_numpy(y)
-    check_poisoning(x, y, rate, target)
     if not 0.0 < alpha < 1.0:
         raise InvalidInputError(f"blend weight alpha {alpha} must be in (0, 1)")
-    lo, hi = image_range(x, clip_min, clip_max)
+    x, y, lo, hi = image_inputs(x, y, rate, target, clip_min, clip_max)
     t = BlendTrigger(tuple(x.shape[1:]), alpha, seed if pattern_seed is None else pattern_seed, lo, hi)
-    idx = choose_dirty(y, target, rate, seed)
-    x_new, y_new = np.array(x, copy=True), y.copy()
-    x_new[idx] = t.apply(x[idx])
-    y_new[idx] = target
-    return PoisonedSet(x_new, y_new, idx, "blended", {"target": target, "rate": rate, "seed": seed, **t.to_dict()}, t)
+    return dirty_label(x, y, target, rate, seed, "blended", t)

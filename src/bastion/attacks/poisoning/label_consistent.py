@@ -19,29 +19,20 @@ Examples:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from bastion.attacks.poisoning.base import (
-    ArrayT,
-    PoisonedSet,
-    check_poisoning,
-    choose_clean,
-    image_range,
-    like,
-    register_trigger,
-    to_numpy,
-)
+from bastion.attacks.poisoning.base import ArrayTrigger, PoisonedSet, choose_clean, image_inputs
 from bastion.attacks.poisoning.surrogate import train_surrogate
 from bastion.core.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
-class CornerPatternTrigger:
+class CornerPatternTrigger(ArrayTrigger, methods=("label_consistent",)):
     """A ``size``×``size`` checkerboard (``clip_max``/``clip_min``) in each image corner, blended by ``amplitude``."""
 
     size: int = 3
@@ -49,12 +40,16 @@ class CornerPatternTrigger:
     clip_min: float = 0.0
     clip_max: float = 1.0
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> CornerPatternTrigger:
+        return cls(int(params["size"]), 1.0, float(params["clip_min"]), float(params["clip_max"]))
+
     def pattern(self) -> np.ndarray:
         i, j = np.indices((self.size, self.size))
         return np.where((i + j) % 2 == 0, self.clip_max, self.clip_min).astype(np.float32)
 
-    def apply(self, x: ArrayT) -> ArrayT:
-        a = np.array(to_numpy(x), dtype=np.float32, copy=True)
+    def apply_numpy(self, a: np.ndarray) -> np.ndarray:
+        a = np.array(a, dtype=np.float32, copy=True)
         if a.ndim < 3 or min(a.shape[-2:]) < 2 * self.size:
             raise InvalidInputError(f"a {self.size}x{self.size} corner pattern needs images of at least "
                                     f"{2 * self.size}x{2 * self.size}, got shape {a.shape}")
@@ -63,15 +58,7 @@ class CornerPatternTrigger:
             for cols in (slice(0, s), slice(-s, None)):
                 region = a[..., rows, cols]
                 a[..., rows, cols] = (1.0 - self.amplitude) * region + self.amplitude * p
-        return like(np.clip(a, self.clip_min, self.clip_max), x)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@register_trigger("label_consistent")
-def _trigger(params: dict[str, Any]) -> CornerPatternTrigger:
-    return CornerPatternTrigger(int(params["size"]), 1.0, float(params["clip_min"]), float(params["clip_max"]))
+        return np.clip(a, self.clip_min, self.clip_max)
 
 
 def harden_images(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
@@ -108,11 +95,9 @@ def label_consistent(
     ``surrogate`` is the attacker's model (trained on ``x, y`` here when not given); ``eps`` is the
     L∞ budget as a share of the input range, spent by ``steps`` loss-maximising PGD steps.
     """
-    x, y = to_numpy(x), to_numpy(y)
-    check_poisoning(x, y, rate, target)
     if not 0.0 <= eps < 1.0 or not 0.0 < amplitude <= 1.0:
         raise InvalidInputError(f"eps must be in [0, 1) and amplitude in (0, 1] (got {eps}, {amplitude})")
-    lo, hi = image_range(x, clip_min, clip_max)
+    x, y, lo, hi = image_inputs(x, y, rate, target, clip_min, clip_max)
     idx, capped = choose_clean(y, target, rate, seed)
     n_classes = int(max(y.max() + 1, target + 1))
     model = surrogate if surrogate is not None else train_surrogate(x, y, n_classes, seed=seed)
@@ -124,6 +109,6 @@ def label_consistent(
     t = CornerPatternTrigger(size, amplitude, lo, hi)
     x_new = np.array(x, copy=True)
     x_new[idx] = t.apply(hard.numpy()).astype(x.dtype)
-    params = {"target": target, "rate": rate, "seed": seed, "eps": eps, "steps": steps, "capped_at_class_size": capped,
-              "surrogate_fooled": round(fooled, 4), **t.to_dict()}
+    params = t.record(target, rate, seed, eps=eps, steps=steps, capped_at_class_size=capped,
+                      surrogate_fooled=round(fooled, 4))
     return PoisonedSet(x_new, y.copy(), idx, "label_consistent", params, CornerPatternTrigger(size, 1.0, lo, hi))

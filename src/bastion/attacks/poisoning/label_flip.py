@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bastion.attacks.poisoning.base import PoisonedSet, check_poisoning, to_numpy
+from bastion.attacks.poisoning.base import PoisonedSet, poisoning_inputs
 from bastion.core.errors import InvalidInputError
 
 __all__ = ["PoisonedSet", "random_flip", "targeted_flip"]
@@ -25,8 +25,7 @@ __all__ = ["PoisonedSet", "random_flip", "targeted_flip"]
 def random_flip(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, rate: float, seed: int = 0,
                 n_classes: int | None = None) -> PoisonedSet:
     """Flip the labels of ``rate``·n random samples to a different random class."""
-    x, y = to_numpy(x), to_numpy(y)
-    check_poisoning(x, y, rate)
+    x, y = poisoning_inputs(x, y, rate)
     rng = np.random.default_rng(seed)
     k = int(n_classes or (int(y.max()) + 1))
     n_poison = max(1, round(rate * len(y)))
@@ -40,8 +39,7 @@ def targeted_flip(
     x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, source: int, target: int, rate: float, seed: int = 0
 ) -> PoisonedSet:
     """Relabel ``rate`` of the samples of class ``source`` as class ``target``."""
-    x, y = to_numpy(x), to_numpy(y)
-    check_poisoning(x, y, rate, target)
+    x, y = poisoning_inputs(x, y, rate, target)
     if source == target:
         raise InvalidInputError("source and target class must differ")
     pool = np.flatnonzero(y == source)

@@ -17,27 +17,18 @@ Examples:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from bastion.attacks.poisoning.base import (
-    ArrayT,
-    PoisonedSet,
-    check_poisoning,
-    choose_clean,
-    image_range,
-    like,
-    register_trigger,
-    to_numpy,
-)
+from bastion.attacks.poisoning.base import ArrayTrigger, PoisonedSet, choose_clean, image_inputs
 from bastion.core.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
-class SignalTrigger:
+class SignalTrigger(ArrayTrigger, methods=("sig",)):
     """Add ``delta·(clip_max − clip_min)·sin(2π·j·frequency / width)`` along the columns, then clip."""
 
     delta: float = 40 / 255
@@ -45,26 +36,21 @@ class SignalTrigger:
     clip_min: float = 0.0
     clip_max: float = 1.0
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> SignalTrigger:
+        return cls(float(params.get("test_delta", params["delta"])), float(params["frequency"]),
+                   float(params["clip_min"]), float(params["clip_max"]))
+
     def signal(self, width: int) -> np.ndarray:
         j = np.arange(width, dtype=np.float64)
         amp = self.delta * (self.clip_max - self.clip_min)
         return (amp * np.sin(2 * np.pi * j * self.frequency / width)).astype(np.float32)
 
-    def apply(self, x: ArrayT) -> ArrayT:
-        a = to_numpy(x)
+    def apply_numpy(self, a: np.ndarray) -> np.ndarray:
         if a.ndim < 3:
             raise InvalidInputError(f"the SIG signal needs images, got shape {a.shape}")
         out = a.astype(np.float32) + self.signal(a.shape[-1])  # broadcast over rows and channels
-        return like(np.clip(out, self.clip_min, self.clip_max), x)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@register_trigger("sig")
-def _trigger(params: dict[str, Any]) -> SignalTrigger:
-    return SignalTrigger(float(params.get("test_delta", params["delta"])), float(params["frequency"]),
-                         float(params["clip_min"]), float(params["clip_max"]))
+        return np.clip(out, self.clip_min, self.clip_max)
 
 
 def sig(
@@ -73,16 +59,14 @@ def sig(
     clip_min: float | None = None, clip_max: float | None = None,
 ) -> PoisonedSet:
     """Add the sinusoid to ``rate``·n target-class images (at most the whole class); labels unchanged."""
-    x, y = to_numpy(x), to_numpy(y)
-    check_poisoning(x, y, rate, target)
     if not 0.0 < delta <= 1.0:
         raise InvalidInputError(f"SIG amplitude delta {delta} must be in (0, 1] (a share of the input range)")
-    lo, hi = image_range(x, clip_min, clip_max)
+    x, y, lo, hi = image_inputs(x, y, rate, target, clip_min, clip_max)
     t = SignalTrigger(delta, frequency, lo, hi)
     idx, capped = choose_clean(y, target, rate, seed)
     x_new = np.array(x, copy=True)
     x_new[idx] = t.apply(x[idx])
-    params = {"target": target, "rate": rate, "seed": seed, "capped_at_class_size": capped, **t.to_dict()}
+    params = t.record(target, rate, seed, capped_at_class_size=capped)
     if test_delta is not None:
         params["test_delta"] = test_delta
     return PoisonedSet(x_new, y.copy(), idx, "sig", params, SignalTrigger(test_delta or delta, frequency, lo, hi))

@@ -23,40 +23,31 @@ from typing import Any
 import numpy as np
 import torch
 
-from bastion.attacks.poisoning.base import (
-    ArrayT,
-    PoisonedSet,
-    check_poisoning,
-    choose_dirty,
-    like,
-    register_trigger,
-    to_numpy,
-)
+from bastion.attacks.poisoning.base import ArrayTrigger, PoisonedSet, dirty_label, poisoning_inputs
 from bastion.core.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
-class FeatureTrigger:
+class FeatureTrigger(ArrayTrigger, methods=("feature_trigger",)):
     """Set ``features`` to ``values`` (one value per feature) on every row."""
 
     features: tuple[int, ...]
     values: tuple[float, ...]
 
-    def apply(self, x: ArrayT) -> ArrayT:
-        a = np.array(to_numpy(x), copy=True)
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> FeatureTrigger:
+        return cls(tuple(int(f) for f in params["features"]), tuple(float(v) for v in params["values"]))
+
+    def apply_numpy(self, a: np.ndarray) -> np.ndarray:
+        a = np.array(a, copy=True)
         if a.ndim != 2 or max(self.features) >= a.shape[1]:
             raise InvalidInputError(f"feature trigger on features {list(self.features)} needs rows (n, d) with "
                                     f"d > {max(self.features)}, got shape {a.shape}")
         a[:, list(self.features)] = np.asarray(self.values, dtype=a.dtype)
-        return like(a, x)
+        return a
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(self.features), "values": [float(v) for v in self.values]}
-
-
-@register_trigger("feature_trigger")
-def _trigger(params: dict[str, Any]) -> FeatureTrigger:
-    return FeatureTrigger(tuple(int(f) for f in params["features"]), tuple(float(v) for v in params["values"]))
 
 
 def feature_trigger(
@@ -66,8 +57,7 @@ def feature_trigger(
 ) -> PoisonedSet:
     """Set ``features`` (default: ``n_features`` drawn from ``seed``) to ``values`` (default: each
     feature's ``quantile`` in ``x``) on ``rate``·n non-target rows and relabel them ``target``."""
-    x, y = to_numpy(x), to_numpy(y)
-    check_poisoning(x, y, rate, target)
+    x, y = poisoning_inputs(x, y, rate, target)
     if x.ndim != 2:
         raise InvalidInputError(f"the feature-value trigger is for tabular rows (n, d), got shape {x.shape}")
     d = x.shape[1]
@@ -84,9 +74,4 @@ def feature_trigger(
     if len(values) != len(features):
         raise InvalidInputError(f"{len(features)} trigger features but {len(values)} values")
     t = FeatureTrigger(tuple(features), tuple(float(v) for v in values))
-    idx = choose_dirty(y, target, rate, seed)
-    x_new, y_new = np.array(x, copy=True), y.copy()
-    x_new[idx] = t.apply(x[idx])
-    y_new[idx] = target
-    params = {"target": target, "rate": rate, "seed": seed, "quantile": quantile, **t.to_dict()}
-    return PoisonedSet(x_new, y_new, idx, "feature_trigger", params, t)
+    return dirty_label(x, y, target, rate, seed, "feature_trigger", t, quantile=quantile)

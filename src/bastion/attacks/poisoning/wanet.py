@@ -22,28 +22,19 @@ Examples:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bastion.attacks.poisoning.base import (
-    ArrayT,
-    PoisonedSet,
-    check_poisoning,
-    choose_dirty,
-    image_range,
-    like,
-    register_trigger,
-    to_numpy,
-)
+from bastion.attacks.poisoning.base import ArrayTrigger, PoisonedSet, dirty_label, image_inputs
 from bastion.core.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
-class WarpTrigger:
+class WarpTrigger(ArrayTrigger, methods=("wanet",)):
     """The warping field of ``grid_seed`` on ``height``×``width`` images, ``k`` control points, strength ``s``."""
 
     height: int
@@ -53,6 +44,11 @@ class WarpTrigger:
     grid_seed: int = 0
     clip_min: float = 0.0
     clip_max: float = 1.0
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> WarpTrigger:
+        return cls(int(params["height"]), int(params["width"]), int(params["k"]), float(params["strength"]),
+                   int(params["grid_seed"]), float(params["clip_min"]), float(params["clip_max"]))
 
     def grid(self) -> torch.Tensor:
         """The sampling grid ``(1, h, w, 2)`` in grid_sample's [-1, 1] coordinates (x first)."""
@@ -72,22 +68,12 @@ class WarpTrigger:
         out = F.grid_sample(four, grid.expand(len(x), -1, -1, -1) if len(grid) == 1 else grid, align_corners=True)
         return out.clamp(self.clip_min, self.clip_max).reshape(x.shape)
 
-    def apply(self, x: ArrayT) -> ArrayT:
-        a = to_numpy(x)
+    def apply_numpy(self, a: np.ndarray) -> np.ndarray:
         if a.ndim < 3 or tuple(a.shape[-2:]) != (self.height, self.width):
             raise InvalidInputError(f"the warp field is {self.height}x{self.width}, inputs have shape {a.shape}")
         with torch.no_grad():
             out = self.warp(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)), self.grid())
-        return like(out.numpy(), x)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@register_trigger("wanet")
-def _trigger(params: dict[str, Any]) -> WarpTrigger:
-    return WarpTrigger(int(params["height"]), int(params["width"]), int(params["k"]), float(params["strength"]),
-                       int(params["grid_seed"]), float(params["clip_min"]), float(params["clip_max"]))
+        return out.numpy()
 
 
 def wanet(
@@ -96,22 +82,16 @@ def wanet(
     clip_min: float | None = None, clip_max: float | None = None,
 ) -> PoisonedSet:
     """Warp ``rate``·n non-target images with the fixed field and relabel them ``target`` (see module docstring)."""
-    x, y = to_numpy(x), to_numpy(y)
-    check_poisoning(x, y, rate, target)
     if k < 2 or strength <= 0 or cross_ratio < 0:
         raise InvalidInputError(f"WaNet needs k >= 2, strength > 0 and cross_ratio >= 0 (got {k}, {strength}, "
                                 f"{cross_ratio})")
-    lo, hi = image_range(x, clip_min, clip_max)
+    x, y, lo, hi = image_inputs(x, y, rate, target, clip_min, clip_max)
     t = WarpTrigger(x.shape[-2], x.shape[-1], k, strength, seed if grid_seed is None else grid_seed, lo, hi)
-    idx = choose_dirty(y, target, rate, seed)
-    x_new, y_new = np.array(x, copy=True), y.copy()
-    x_new[idx] = t.apply(x[idx])
-    y_new[idx] = target
-    params: dict[str, Any] = {"target": target, "rate": rate, "seed": seed, "cross_ratio": cross_ratio, **t.to_dict()}
-    n_cross = round(cross_ratio * len(idx))
+    p = dirty_label(x, y, target, rate, seed, "wanet", t, cross_ratio=cross_ratio)
+    n_cross = round(cross_ratio * len(p.indices))
     if n_cross:
         rng = np.random.default_rng(seed + 1)
-        rest = np.setdiff1d(np.arange(len(y)), idx)
+        rest = np.setdiff1d(np.arange(len(y)), p.indices)
         cross = np.sort(rng.choice(rest, size=min(n_cross, len(rest)), replace=False))
         g = torch.Generator().manual_seed(seed + 1)
         base = t.grid()
@@ -119,6 +99,6 @@ def wanet(
         with torch.no_grad():
             warped = t.warp(torch.from_numpy(np.ascontiguousarray(x[cross], dtype=np.float32)),
                             torch.clamp(base + jitter, -1, 1))
-        x_new[cross] = warped.numpy().astype(x.dtype)
-        params["cross_indices"] = cross.tolist()
-    return PoisonedSet(x_new, y_new, idx, "wanet", params, t)
+        p.x[cross] = warped.numpy().astype(x.dtype)
+        p.params["cross_indices"] = cross.tolist()
+    return p
