@@ -25,13 +25,9 @@ from bastion.attacks.evasion.base import (
     Norm,
     WhiteBoxAttack,
     _bcast,
-    clip,
+    check_iterations,
     input_grad,
-    normalised_step,
-    project_and_clip,
-    random_start,
 )
-from bastion.core.errors import InvalidInputError
 
 
 def checkpoints(steps: int) -> list[int]:
@@ -63,8 +59,7 @@ class APGD(WhiteBoxAttack):
         fast_layout: bool = True,
     ) -> None:
         super().__init__(eps, norm, clip_min, clip_max, seed, batch_size, threads, fast_layout)
-        if steps < 1 or restarts < 1:
-            raise InvalidInputError(f"steps and restarts must be >= 1 (got steps={steps}, restarts={restarts})")
+        check_iterations(steps, restarts)
         self.steps = int(steps)
         self.restarts = int(restarts)
         self.loss: LossName = loss
@@ -88,15 +83,14 @@ class APGD(WhiteBoxAttack):
         return best
 
     def _one_run(self, model: LogitsFn, x: Tensor, y: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-        eps, norm = self.eps, self.norm
         n = x.shape[0]
         marks = set(checkpoints(self.steps))
-        xa = clip(x + random_start(x, norm, eps, gen), self.clip_min, self.clip_max)
+        xa = self._random_start(x, gen)
         grad, loss, logits = input_grad(model, xa, y, self.loss)
         fooled = logits.argmax(1) != y
         x_best_adv = xa.clone()
         x_best, grad_best, loss_best = xa.clone(), grad.clone(), loss.clone()
-        step = torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device)
+        step = torch.full((n,), 2.0 * self.eps, dtype=x.dtype, device=x.device)
         x_old = xa.clone()
         increases = torch.zeros(n, device=x.device)
         loss_prev = loss.clone()
@@ -106,10 +100,8 @@ class APGD(WhiteBoxAttack):
         for i in range(self.steps):
             with torch.no_grad():
                 a = 0.75 if i > 0 else 1.0
-                z = project_and_clip(xa + _bcast(step, xa) * normalised_step(grad, norm), x, norm, eps,
-                                     self.clip_min, self.clip_max)
-                x_new = project_and_clip(xa + a * (z - xa) + (1 - a) * (xa - x_old), x, norm, eps,
-                                         self.clip_min, self.clip_max)
+                z = self._ascend(xa, x, grad, _bcast(step, xa))
+                x_new = self._project(xa + a * (z - xa) + (1 - a) * (xa - x_old), x)
                 x_old, xa = xa, x_new
             grad, loss, logits = input_grad(model, xa, y, self.loss)
             with torch.no_grad():

@@ -243,7 +243,41 @@ IMAGE_BATCH = 64  # conv nets on CPU, channels-last: per-sample cost on the mnis
 FLAT_BATCH = 1024  # MLPs / tabular: per-call overhead dominates, so bigger is better
 
 
-class WhiteBoxAttack:
+class BoundedAttack:
+    """What every evasion attack holds: its eps-ball (``eps``, ``norm``), the valid input range, the seed
+    and the threads; and the two operations on them, clipping to the range and projecting onto the ball."""
+
+    name: str = "attack"
+
+    def __init__(self, eps: float, norm: Norm, clip_min: float | None, clip_max: float | None, seed: int,
+                 threads: int | None) -> None:
+        self.eps = check_eps(eps)
+        self.norm: Norm = check_norm(norm)
+        check_clip(clip_min, clip_max)
+        self.clip_min = clip_min
+        self.clip_max = clip_max
+        self.seed = int(seed)
+        self.threads = threads
+
+    def _clip(self, x: Tensor) -> Tensor:
+        return clip(x, self.clip_min, self.clip_max)
+
+    def _project(self, x_adv: Tensor, x: Tensor) -> Tensor:
+        """``x_adv`` projected onto the eps-ball around ``x`` and clipped to the range."""
+        return project_and_clip(x_adv, x, self.norm, self.eps, self.clip_min, self.clip_max)
+
+    def _params(self, **own: object) -> dict[str, object]:
+        """The attack's parameters for reports: name and ball, its ``own`` settings, range and seed."""
+        return {"attack": self.name, "eps": self.eps, "norm": self.norm, **own, "clip_min": self.clip_min,
+                "clip_max": self.clip_max, "seed": self.seed}
+
+
+def check_iterations(steps: int, restarts: int) -> None:
+    if steps < 1 or restarts < 1:
+        raise InvalidInputError(f"steps and restarts must be >= 1 (got steps={steps}, restarts={restarts})")
+
+
+class WhiteBoxAttack(BoundedAttack):
     """Base of the gradient attacks: validation, model guard, batching, seeding, threads.
 
     ``batch_size=None`` picks 64 for image batches and 1024 otherwise; ``threads=None`` uses torch's
@@ -251,8 +285,6 @@ class WhiteBoxAttack:
     image batches channels-last, oneDNN's fast layout on CPU (same arithmetic, different strides).
     Subclasses implement ``_perturb(model, x, y, gen) -> x_adv`` on one batch.
     """
-
-    name: str = "attack"
 
     def __init__(
         self,
@@ -265,14 +297,8 @@ class WhiteBoxAttack:
         threads: int | None = None,
         fast_layout: bool = True,
     ) -> None:
-        self.eps = check_eps(eps)
-        self.norm: Norm = check_norm(norm)
-        check_clip(clip_min, clip_max)
-        self.clip_min = clip_min
-        self.clip_max = clip_max
-        self.seed = int(seed)
+        super().__init__(eps, norm, clip_min, clip_max, seed, threads)
         self.batch_size = batch_size
-        self.threads = threads
         self.fast_layout = bool(fast_layout)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -297,7 +323,14 @@ class WhiteBoxAttack:
     def _perturb(self, model: LogitsFn, x: Tensor, y: Tensor, gen: torch.Generator) -> Tensor:
         raise NotImplementedError
 
+    def _random_start(self, x: Tensor, gen: torch.Generator) -> Tensor:
+        """A uniformly random point of the eps-ball around ``x``, clipped to the range."""
+        return self._clip(x + random_start(x, self.norm, self.eps, gen))
+
+    def _ascend(self, xa: Tensor, x: Tensor, grad: Tensor, size: float | Tensor) -> Tensor:
+        """One steepest-ascent step of ``size`` from ``xa`` along ``grad``, projected back around ``x``."""
+        return self._project(xa + size * normalised_step(grad, self.norm), x)
+
     def params(self) -> dict[str, object]:
         """The attack's parameters, for reports."""
-        return {"attack": self.name, "eps": self.eps, "norm": self.norm, "clip_min": self.clip_min,
-                "clip_max": self.clip_max, "seed": self.seed}
+        return self._params()

@@ -7,12 +7,15 @@ or an ``nn.Module`` (queried without gradients). Queries are counted and sent in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from bastion.attacks.evasion.base import BoundedAttack, Norm, attack_threads, frozen_eval
 
 PredictFn = Callable[[Tensor], Tensor]
 
@@ -57,6 +60,33 @@ class QueryCounter:
         """Predicted labels (works for score and label outputs alike)."""
         out = self(x)
         return out.long() if out.dim() == 1 else out.argmax(1)
+
+
+class BlackBoxAttack(BoundedAttack):
+    """Base of the query attacks (Square, HopSkipJump): validation, query counting in batches of
+    ``batch_size``, the model guard and threads; ``queries_used`` and ``budget_exhausted`` after a call."""
+
+    def __init__(self, eps: float, norm: Norm, clip_min: float | None, clip_max: float | None, seed: int,
+                 batch_size: int, threads: int | None) -> None:
+        super().__init__(eps, norm, clip_min, clip_max, seed, threads)
+        self.batch_size = int(batch_size)
+        self.queries_used = 0
+        self.budget_exhausted = False
+
+    @contextmanager
+    def _querying(self, model: Any) -> Iterator[QueryCounter]:
+        """``model`` as a counting ``Tensor -> Tensor`` predictor, frozen in eval mode when it is a module,
+        on the attack's threads; ``queries_used`` is set on the way out."""
+        counter = QueryCounter(model, self.batch_size)
+        self.budget_exhausted = False
+        try:
+            with ExitStack() as stack:
+                stack.enter_context(attack_threads(self.threads))
+                if isinstance(model, nn.Module):
+                    stack.enter_context(frozen_eval(model))
+                yield counter
+        finally:
+            self.queries_used = counter.queries
 
 
 def log_scores(scores: Tensor) -> Tensor:

@@ -16,15 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bastion.attacks.evasion.base import (
-    LogitsFn,
-    LossName,
-    Norm,
-    WhiteBoxAttack,
-    input_grad,
-    normalised_step,
-    project_and_clip,
-)
+from bastion.attacks.evasion.base import LogitsFn, LossName, Norm, WhiteBoxAttack, input_grad
 
 
 class FGSM(WhiteBoxAttack):
@@ -49,5 +41,4 @@ class FGSM(WhiteBoxAttack):
 
     def _perturb(self, model: LogitsFn, x: Tensor, y: Tensor, gen: torch.Generator) -> Tensor:
         grad, _, _ = input_grad(model, x, y, self.loss)
-        x_adv = x + self.eps * normalised_step(grad, self.norm)
-        return project_and_clip(x_adv, x, self.norm, self.eps, self.clip_min, self.clip_max)
+        return self._ascend(x, x, grad, self.eps)

@@ -22,25 +22,14 @@ import math
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from bastion.attacks.evasion.base import (
-    Norm,
-    attack_threads,
-    check_clip,
-    check_eps,
-    check_norm,
-    check_xy,
-    clip,
-    flat_norm,
-    frozen_eval,
-    project_and_clip,
-)
-from bastion.attacks.evasion.blackbox import QueryCounter
+from bastion.attacks.evasion.base import Norm, check_xy, flat_norm
+from bastion.attacks.evasion.blackbox import BlackBoxAttack, QueryCounter
 from bastion.core.errors import InvalidInputError, QueryBudgetExceeded
 
 
-class HopSkipJump:
+class HopSkipJump(BlackBoxAttack):
     """Untargeted, eps-constrained HopSkipJump (L2 or L∞)."""
 
     name = "hsj"
@@ -60,48 +49,27 @@ class HopSkipJump:
         batch_size: int = 512,
         threads: int | None = None,
     ) -> None:
-        self.eps = check_eps(eps)
-        self.norm: Norm = check_norm(norm)
-        check_clip(clip_min, clip_max)
+        super().__init__(eps, norm, clip_min, clip_max, seed, batch_size, threads)
         if max_iter < 1 or max_eval < 1 or init_eval < 1 or init_size < 1:
             raise InvalidInputError("max_iter, max_eval, init_eval and init_size must all be >= 1")
         self.max_iter, self.max_eval, self.init_eval, self.init_size = max_iter, max_eval, init_eval, init_size
         self.gamma = float(gamma)
-        self.clip_min, self.clip_max = clip_min, clip_max
-        self.seed = int(seed)
-        self.batch_size = int(batch_size)
-        self.threads = threads
-        self.queries_used = 0
-        self.budget_exhausted = False
 
     def params(self) -> dict[str, object]:
-        return {"attack": self.name, "eps": self.eps, "norm": self.norm, "max_iter": self.max_iter,
-                "max_eval": self.max_eval, "init_eval": self.init_eval, "gamma": self.gamma,
-                "clip_min": self.clip_min, "clip_max": self.clip_max, "seed": self.seed}
+        return self._params(max_iter=self.max_iter, max_eval=self.max_eval, init_eval=self.init_eval,
+                            gamma=self.gamma)
 
     def __call__(self, model: Any, x: Tensor, y: Tensor) -> Tensor:
         check_xy(x, y)
-        counter = QueryCounter(model, self.batch_size)
-        self.budget_exhausted = False
         gen = torch.Generator().manual_seed(self.seed)
         out = x.detach().clone()
-        threads = attack_threads(self.threads)
-        threads.__enter__()
-        guard = frozen_eval(model) if isinstance(model, nn.Module) else None
-        if guard is not None:
-            guard.__enter__()
-        try:
+        with self._querying(model) as counter:
             for i in range(x.shape[0]):
                 try:
                     out[i] = self._attack_one(counter, x[i].detach(), int(y[i]), gen)
                 except QueryBudgetExceeded:
                     self.budget_exhausted = True
                     break
-        finally:
-            if guard is not None:
-                guard.__exit__(None, None, None)
-            threads.__exit__(None, None, None)
-            self.queries_used = counter.queries
         return out
 
     # -- one sample ---------------------------------------------------------------------------
@@ -131,7 +99,7 @@ class HopSkipJump:
             if lo is not None and hi is not None:
                 cand = torch.rand(x0.shape, generator=gen, dtype=x0.dtype) * (hi - lo) + lo
             else:  # unbounded features: Gaussian noise of growing scale
-                cand = clip(x0 + torch.randn(x0.shape, generator=gen, dtype=x0.dtype) * (1 + k), lo, hi)
+                cand = self._clip(x0 + torch.randn(x0.shape, generator=gen, dtype=x0.dtype) * (1 + k))
             if bool(adv(cand[None])[0]):
                 return cand
         return None
@@ -159,7 +127,7 @@ class HopSkipJump:
             else:
                 u = torch.rand((n_eval, *x0.shape), generator=gen, dtype=x0.dtype) * 2 - 1
             u = u / flat_norm(u, "l2").reshape((-1,) + (1,) * x0.dim())
-            probes = clip(xt[None] + delta * u, self.clip_min, self.clip_max)
+            probes = self._clip(xt[None] + delta * u)
             u = (probes - xt[None]) / delta
             phi = adv(probes).to(x0.dtype) * 2 - 1
             if bool((phi == phi[0]).all()):
@@ -168,12 +136,12 @@ class HopSkipJump:
                 grad = ((phi - phi.mean())[:, None] * u.reshape(n_eval, -1)).mean(0).reshape(x0.shape)
             update = grad / (grad.norm() + 1e-12) if self.norm == "l2" else grad.sign()
             step = dist / math.sqrt(t)
-            cand = clip(xt + step * update, self.clip_min, self.clip_max)
+            cand = self._clip(xt + step * update)
             while not bool(adv(cand[None])[0]) and step > 1e-8:
                 step /= 2
-                cand = clip(xt + step * update, self.clip_min, self.clip_max)
+                cand = self._clip(xt + step * update)
             xt = self._binary_search(adv, x0, cand, theta)
             dist = self._dist(xt, x0)
         if dist <= self.eps:
             return xt
-        return project_and_clip(xt[None], x0[None], self.norm, self.eps, self.clip_min, self.clip_max)[0]
+        return self._project(xt[None], x0[None])[0]

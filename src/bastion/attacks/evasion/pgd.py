@@ -24,13 +24,9 @@ from bastion.attacks.evasion.base import (
     LossName,
     Norm,
     WhiteBoxAttack,
-    clip,
+    check_iterations,
     input_grad,
-    normalised_step,
-    project_and_clip,
-    random_start,
 )
-from bastion.core.errors import InvalidInputError
 
 
 class PGD(WhiteBoxAttack):
@@ -56,8 +52,7 @@ class PGD(WhiteBoxAttack):
         early_stop: bool = False,
     ) -> None:
         super().__init__(eps, norm, clip_min, clip_max, seed, batch_size, threads, fast_layout)
-        if steps < 1 or restarts < 1:
-            raise InvalidInputError(f"steps and restarts must be >= 1 (got steps={steps}, restarts={restarts})")
+        check_iterations(steps, restarts)
         self.steps = int(steps)
         self.step_size = float(step_size) if step_size is not None else 2.5 * self.eps / self.steps
         self.random_start = bool(random_start)
@@ -79,7 +74,7 @@ class PGD(WhiteBoxAttack):
             xs, ys = x[idx], y[idx]
             xa = xs.clone()
             if self.random_start:
-                xa = clip(xs + random_start(xs, self.norm, self.eps, gen), self.clip_min, self.clip_max)
+                xa = self._random_start(xs, gen)
             for _ in range(self.steps):
                 grad, _, logits = input_grad(model, xa, ys, self.loss)
                 fooled = logits.argmax(1) != ys
@@ -93,8 +88,7 @@ class PGD(WhiteBoxAttack):
                         if idx.numel() == 0:
                             break
                 with torch.no_grad():
-                    xa = project_and_clip(xa + self.step_size * normalised_step(grad, self.norm), xs,
-                                          self.norm, self.eps, self.clip_min, self.clip_max)
+                    xa = self._ascend(xa, xs, grad, self.step_size)
             if idx.numel() == 0:
                 continue
             open_ = ~found[idx]

@@ -22,20 +22,10 @@ import math
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from bastion.attacks.evasion.base import (
-    Norm,
-    attack_threads,
-    check_clip,
-    check_eps,
-    check_norm,
-    check_xy,
-    clip,
-    frozen_eval,
-    project,
-)
-from bastion.attacks.evasion.blackbox import QueryCounter, margin
+from bastion.attacks.evasion.base import Norm, check_xy, project
+from bastion.attacks.evasion.blackbox import BlackBoxAttack, QueryCounter, margin
 from bastion.core.errors import InvalidInputError, QueryBudgetExceeded
 
 _SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256))
@@ -52,7 +42,7 @@ def p_selection(p_init: float, it: int, n_iters: int) -> float:
     return p_init / div
 
 
-class SquareAttack:
+class SquareAttack(BlackBoxAttack):
     """Untargeted Square attack with a per-sample query limit ``n_queries``."""
 
     name = "square"
@@ -69,38 +59,20 @@ class SquareAttack:
         batch_size: int = 512,
         threads: int | None = None,
     ) -> None:
-        self.eps = check_eps(eps)
-        self.norm: Norm = check_norm(norm)
-        check_clip(clip_min, clip_max)
+        super().__init__(eps, norm, clip_min, clip_max, seed, batch_size, threads)
         if n_queries < 1 or not 0 < p_init <= 1:
             raise InvalidInputError(f"need n_queries >= 1 and 0 < p_init <= 1 (got {n_queries}, {p_init})")
         self.n_queries = int(n_queries)
         self.p_init = float(p_init)
-        self.clip_min, self.clip_max = clip_min, clip_max
-        self.seed = int(seed)
-        self.batch_size = int(batch_size)
-        self.threads = threads
-        self.queries_used = 0
-        self.budget_exhausted = False
         self.last_pred: Tensor | None = None  # labels the model gave the returned points
 
     def params(self) -> dict[str, object]:
-        return {"attack": self.name, "eps": self.eps, "norm": self.norm, "n_queries": self.n_queries,
-                "p_init": self.p_init, "clip_min": self.clip_min, "clip_max": self.clip_max, "seed": self.seed}
+        return self._params(n_queries=self.n_queries, p_init=self.p_init)
 
     def __call__(self, model: Any, x: Tensor, y: Tensor) -> Tensor:
         check_xy(x, y)
-        y = y.long()
-        counter = QueryCounter(model, self.batch_size)
-        self.budget_exhausted = False
-        with attack_threads(self.threads):
-            if isinstance(model, nn.Module):
-                with frozen_eval(model):
-                    out = self._search(counter, x.detach(), y)
-            else:
-                out = self._search(counter, x.detach(), y)
-        self.queries_used = counter.queries
-        return out
+        with self._querying(model) as counter:
+            return self._search(counter, x.detach(), y.long())
 
     def _vertex(self, shape: tuple[int, ...], gen: torch.Generator, dtype: torch.dtype) -> Tensor:
         return (torch.randint(0, 2, shape, generator=gen) * 2 - 1).to(dtype) * self.eps
@@ -116,7 +88,7 @@ class SquareAttack:
                 init = self._vertex(tuple(x.shape), gen, x.dtype)
         else:
             init = project(torch.randn(x.shape, generator=gen, dtype=x.dtype) * self.eps, "l2", self.eps)
-        x_best = clip(x + init, self.clip_min, self.clip_max)
+        x_best = self._clip(x + init)
         self.last_pred = None
         try:
             scores = predict(x_best)
@@ -159,14 +131,14 @@ class SquareAttack:
                 new_delta = torch.where(mask, upd, delta)
             else:
                 new_delta = project(torch.where(mask, delta + upd, delta), "l2", self.eps)
-            x_new = clip(xa + new_delta, self.clip_min, self.clip_max)
+            x_new = self._clip(xa + new_delta)
             if self.norm == "linf" and image:
                 # as in the paper: a window left unchanged wastes a query, so take the other vertex
                 moved = ((x_new - xb).abs() > 1e-7) & mask
                 stuck = ~moved.flatten(2).any(2)
                 if bool(stuck.any()):
                     upd = torch.where(stuck[:, :, None, None], -upd, upd)
-                    x_new = clip(xa + torch.where(mask, upd, delta), self.clip_min, self.clip_max)
+                    x_new = self._clip(xa + torch.where(mask, upd, delta))
             try:
                 scores = predict(x_new)
             except QueryBudgetExceeded:
