@@ -37,6 +37,16 @@ def _target(model: Path | None, data: Path | None, demo: str | None, endpoint: s
                         clip_min=clip_min, clip_max=clip_max, seed=seed)
 
 
+def _training_records(target: Any, need: str) -> tuple[Any, Any]:
+    """The target's training records (the members an attack is scored on), or ``InvalidInputError(need)``."""
+    from bastion.core.errors import InvalidInputError
+
+    d = target.data
+    if not d.has_train or d.x_train is None or d.y_train is None:
+        raise InvalidInputError(need)
+    return d.x_train, d.y_train
+
+
 def _emit(result: dict[str, Any], fmt: OutputFormat, out: Path | None, artifacts: dict[str, bytes],
           headline: list[str]) -> None:
     from bastion.core.paths import atomic_write_bytes, atomic_write_text
@@ -170,9 +180,9 @@ def attribute(
     from bastion.core.errors import ConfigError, InvalidInputError
 
     target = _target(model, data, demo, endpoint, query_budget, clip_min, clip_max, seed)
+    x_train, y_train = _training_records(
+        target, "attribute inference needs the training records (x_train/y_train) to attack")
     d = target.data
-    if not d.has_train:
-        raise InvalidInputError("attribute inference needs the training records (x_train/y_train) to attack")
     x_aux, y_aux = (d.x_pop, d.y_pop) if d.x_pop is not None and d.y_pop is not None else (d.x_test, d.y_test)
     if x_aux is None or y_aux is None:
         raise InvalidInputError("attribute inference needs attacker data: x_pop/y_pop or x_test/y_test")
@@ -183,8 +193,7 @@ def attribute(
         col = names.index(sensitive)
     else:
         raise ConfigError(f"--sensitive {sensitive!r} is neither a column index nor a feature name")
-    assert d.x_train is not None and d.y_train is not None
-    r = run_attribute_inference(target.model, d.x_train, d.y_train, x_aux, y_aux, col, bins, seed)
+    r = run_attribute_inference(target.model, x_train, y_train, x_aux, y_aux, col, bins, seed)
     res = {"target": target.name, **r.to_dict(), "sensitive_name": names[col] if col < len(names) else str(col)}
     _emit(res, fmt, out, {}, ["sensitive_name", "attack_accuracy", "baseline_accuracy", "advantage",
                               "model_only_accuracy", "queries"])
@@ -201,15 +210,12 @@ def inversion(
     """Model inversion (white-box image models): class reconstructions scored against a no-model baseline."""
     use_threads(threads)
     from bastion.attacks.inference.inversion import run_inversion
-    from bastion.core.errors import InvalidInputError
 
     target = _target(model, data, demo, None, None, clip_min, clip_max, seed)
+    x_train, y_train = _training_records(
+        target, "model inversion is scored against the training data: x_train/y_train needed")
     d = target.data
-    if not d.has_train:
-        raise InvalidInputError("model inversion is scored against the training data: x_train/y_train needed")
-    prior = d.x_pop if d.x_pop is not None else d.x_test
-    assert d.x_train is not None and d.y_train is not None
-    r = run_inversion(target.model, d.x_train, d.y_train, prior=prior, steps=steps, seed=seed)
+    r = run_inversion(target.model, x_train, y_train, prior=d.x_pop if d.x_pop is not None else d.x_test, steps=steps, seed=seed)
     res = {"target": target.name, **r.to_dict()}
     _emit(res, fmt, out, {"inversion.png": r.grid_png()},
           ["inversion_accuracy", "baseline_accuracy", "mean_similarity", "baseline_similarity", "target_confidence"])
