@@ -39,15 +39,15 @@ class Alert:
     """What a detector raises; alert rules turn it into an incident and playbook actions."""
 
     type: str  # drift | extraction | adversarial_inputs | anomaly_rate | …
-    severity: Severity
-    title: str
-    model: str | None = None
-    version: str | None = None
-    model_sha256: str | None = None
-    client: str | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
-    personal_data: bool = False
-    serious: bool = False
+    severity: Severity  # the matching alert rule's, for monitor alerts; an open incident's only ever goes up
+    title: str  # one line for the incident list
+    model: str | None = None  # registry name of the model the finding is about
+    version: str | None = None  # its served version
+    model_sha256: str | None = None  # digest of that model's file, for the forensic bundle
+    client: str | None = None  # the API client the finding points at (extraction), else None
+    evidence: dict[str, Any] = field(default_factory=dict)  # the detector's numbers, kept on the incident
+    personal_data: bool = False  # starts the GDPR Art. 33 72-hour clock on the incident
+    serious: bool = False  # starts the EU AI Act Art. 73 serious-incident clock
 
     @property
     def dedupe_key(self) -> str:

@@ -30,13 +30,15 @@ from bastion.monitor import stats
 
 @dataclass
 class DriftConfig:
-    window: int = 300
-    test_every: int = 50
-    ert: int = 20_000
-    n_bootstrap: int = 2000
-    max_features: int = 32
-    mmd_reference: int = 300
-    seed: int = 0
+    """The drift test's window and its false-alarm calibration (see the module docstring)."""
+
+    window: int = 300  # samples per tested window (the last ``window`` requests; the reference needs ≥ 100 rows)
+    test_every: int = 50  # samples between two tests of the sliding window (1 … window)
+    ert: int = 20_000  # expected run time: samples between false alarms; α per test = min(0.5, test_every / ert)
+    n_bootstrap: int = 2000  # null windows drawn (with replacement) from half the reference to set each threshold
+    max_features: int = 32  # wider inputs are projected on this many principal components of the reference
+    mmd_reference: int = 300  # reference rows (at most) the MMD² statistic compares each window with
+    seed: int = 0  # the split of the reference, the MMD subsample and the bootstrap: same seed, same thresholds
 
 
 @dataclass
