@@ -72,3 +72,27 @@ def test_key_file_must_be_private(tmp_path: Path, kek: Path) -> None:
     os.chmod(kek, 0o644)
     with pytest.raises(ConfigError, match="0600"):
         load_kek(kek)
+
+
+def test_a_failed_encryption_leaves_the_old_output_and_no_temporary_file(
+        tmp_path: Path, kek: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bastion.data.privacy.encryption as enc_mod
+
+    src, dst = tmp_path / "s", tmp_path / "s.enc"
+    src.write_bytes(os.urandom(2000))
+    dst.write_bytes(b"previous")
+
+    def failing_blocks(path: Path, chunk_size: int):  # type: ignore[no-untyped-def]
+        yield b"x" * chunk_size
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(enc_mod, "_plain_blocks", failing_blocks)
+    with pytest.raises(OSError, match="disk went away"):
+        encrypt_file(src, dst, kek, chunk_size=256)
+    assert dst.read_bytes() == b"previous"
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    monkeypatch.undo()
+    encrypt_file(src, dst, kek, chunk_size=256)
+    assert dst.stat().st_mode & 0o777 == 0o600
+    rekey_file(dst, kek, generate_kek(tmp_path / "kek2")[0])
+    assert dst.stat().st_mode & 0o777 == 0o600

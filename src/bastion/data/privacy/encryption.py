@@ -350,23 +350,14 @@ def rekey_file(
     p = Path(path)
     if not p.is_file():
         raise InvalidInputError(f"{p} not found")
-    tmp = _tmp_for(p)
-    try:
-        with open(p, "rb") as fin:
-            header, _ = _read_header(fin, str(p))
-            file_id = base64.b64decode(header["file_id"])
-            dek = _unwrap(old, header.get("envelope", {}), file_id, str(p))
-            old_id = header["envelope"]["kek_id"]
-            header["envelope"] = _wrap(new, dek, file_id)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fout:
-                _write_header(fout, header)
-                while block := fin.read(DEFAULT_CHUNK):
-                    fout.write(block)
-                fout.flush()
-                os.fsync(fout.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with open(p, "rb") as fin:
+        header, _ = _read_header(fin, str(p))
+        file_id = base64.b64decode(header["file_id"])
+        dek = _unwrap(old, header.get("envelope", {}), file_id, str(p))
+        old_id = header["envelope"]["kek_id"]
+        header["envelope"] = _wrap(new, dek, file_id)
+        with _atomic_output(p) as fout:
+            _write_header(fout, header)
+            while block := fin.read(DEFAULT_CHUNK):
+                fout.write(block)
     return {"path": str(p), "old_kek_id": old_id, "kek_id": header["envelope"]["kek_id"]}
