@@ -16,6 +16,7 @@ When squeezing is on, the child scores inputs with its *own* sandboxed worker of
 
 from __future__ import annotations
 
+import enum
 import itertools
 import json
 import logging
@@ -67,49 +68,133 @@ def _sandbox_predictors(gateway_config: str) -> tuple[Callable[[str, str], Any],
     return predictor_for, pools
 
 
-def _child_main(conn: Any, packets: socket.socket, config: str, home: str, gateway_config: str | None,
-                replica: str, redis_url: str | None, db_url: str | None) -> None:
-    os.environ["BASTION_HOME"] = home
-    from multiprocessing.connection import wait as wait_any
+class State(enum.Enum):
+    """Where the detector child is (see ``transition`` for the moves between them)."""
 
-    from threadpoolctl import threadpool_limits
+    STARTING = "starting"  # building the hub: configuration, priority, sandboxed predictors, pooling store
+    READY = "ready"  # waiting up to DRAIN_S (or until the next replica sync) for a message from the parent
+    DRAINING = "draining"  # reading every datagram already offered, in batches of up to BATCH
+    HANDLING = "handling"  # one message from the parent: an observation, a call or a stop request
+    SYNCING = "syncing"  # the periodic push/merge of replica state (pooling only)
+    STOPPED = "stopped"  # the parent asked to stop, or went away: resources closed, the process exits 0
+    FAILED = "failed"  # an unexpected error left the loop: resources closed, the error propagates
 
-    from bastion.monitor.detectors import DetectorHub, Observation, sync_replicas
-    from bastion.monitor.pooling import make_store
 
-    threadpool_limits(limits=1)  # small matrices; BLAS threads would only compete with serving
-    cfg = MonitorConfig.model_validate_json(config)
-    if cfg.nice:  # serving comes first when the CPUs are busy (its sandboxed workers inherit this too)
-        os.nice(cfg.nice)
-        try:  # and a batch task never preempts a running server thread when it wakes up
-            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-        except (AttributeError, OSError):  # not Linux
-            pass
-    pools: list[Any] = []
-    predictor_for = None
-    if cfg.squeezing.enabled and gateway_config is not None:
-        predictor_for, pools = _sandbox_predictors(gateway_config)
-    p = cfg.pooling
-    store = make_store(p.store, redis_url, db_url, p.key_prefix, p.stale_s)
-    hub = DetectorHub(cfg, predictor_for, pooled=store is not None)
-    next_sync = time.monotonic() + p.sync_s
+class Event(enum.Enum):
+    """What moves the child from one ``State`` to the next."""
 
-    def sync() -> list[dict[str, Any]]:
+    STARTED = "started"  # the hub is built
+    TICK = "tick"  # the wait returned (message or timeout): collect the datagrams first
+    DRAINED = "drained"  # no datagram left to read
+    MESSAGE = "message"  # a message from the parent is readable
+    HANDLED = "handled"  # that message was answered
+    SYNC_DUE = "sync_due"  # ``pooling.sync_s`` has passed since the last sync
+    SYNCED = "synced"
+    STOP = "stop"  # the parent sent ("stop",)
+    PARENT_GONE = "parent_gone"  # EOF, OSError or an empty datagram: the gateway went away
+    ERROR = "error"  # any other exception (a malformed message, a broken detector hub)
+
+
+TERMINAL = frozenset({State.STOPPED, State.FAILED})
+_MOVES: dict[tuple[State, Event], State] = {
+    (State.STARTING, Event.STARTED): State.READY,
+    (State.READY, Event.TICK): State.DRAINING,
+    (State.DRAINING, Event.DRAINED): State.READY,
+    (State.READY, Event.MESSAGE): State.HANDLING,
+    (State.HANDLING, Event.TICK): State.DRAINING,  # a call first drains what was offered before it
+    (State.DRAINING, Event.HANDLED): State.HANDLING,  # ... then is answered
+    (State.HANDLING, Event.HANDLED): State.READY,
+    (State.HANDLING, Event.STOP): State.STOPPED,
+    (State.READY, Event.SYNC_DUE): State.SYNCING,
+    (State.HANDLING, Event.SYNC_DUE): State.SYNCING,  # the "sync" call
+    (State.SYNCING, Event.SYNCED): State.READY,
+    (State.SYNCING, Event.HANDLED): State.HANDLING,
+}
+BATCH = 256  # datagrams per ``process_many`` call
+
+
+def transition(state: State, event: Event) -> State:
+    """The child's next state; any live state ends on PARENT_GONE (STOPPED) or ERROR (FAILED)."""
+    if state in TERMINAL:
+        raise ValueError(f"the detector child is {state.value}: no {event.value} after that")
+    if event is Event.PARENT_GONE:
+        return State.STOPPED
+    if event is Event.ERROR:
+        return State.FAILED
+    try:
+        return _MOVES[(state, event)]
+    except KeyError:
+        raise ValueError(f"no {event.value} while {state.value}") from None
+
+
+class ChildLoop:
+    """The detector child's loop over its two inputs: ``conn`` (messages from the parent, answered in order)
+    and ``packets`` (datagrams ``DetectorProcess.offer`` sent without waiting). Everything it does goes
+    through ``hub``, ``conn.send`` and ``sync``, so a test drives it with fakes and no subprocess.
+
+    ``sync`` (pooling only) pushes and merges replica state and returns findings; it is called every
+    ``sync_s`` seconds of ``clock`` and on a "sync" call. ``wait(conns, timeout)`` returns the readable ones.
+    """
+
+    def __init__(self, hub: Any, conn: Any, packets: socket.socket, *, sync: Callable[[], list[dict[str, Any]]] | None = None,
+                 sync_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 wait: Callable[[list[Any], float], list[Any]] | None = None) -> None:
+        from multiprocessing.connection import wait as wait_any
+
+        self.hub, self.conn, self.packets = hub, conn, packets
+        self._sync, self.sync_s, self.clock = sync, sync_s, clock
+        self._wait = wait or wait_any
+        self.state = State.STARTING
+        self.history: list[tuple[State, Event, State]] = []
+        self.next_sync = clock() + sync_s
+        packets.setblocking(False)
+        self.fire(Event.STARTED)
+
+    def fire(self, event: Event) -> State:
+        before = self.state
+        self.state = transition(before, event)
+        self.history.append((before, event, self.state))
+        return self.state
+
+    def run(self) -> None:
+        """Until a stop request or the parent is gone (STOPPED); any other error propagates (FAILED)."""
         try:
-            return sync_replicas(hub, store, replica) if store is not None else []
-        except Exception:  # the shared store is down: local detectors keep working
-            logging.getLogger("bastion.monitor").exception("replica pooling failed")
-            return []
+            while self.state not in TERMINAL:
+                self.step()
+        except (EOFError, OSError, KeyboardInterrupt):  # the gateway went away
+            self.fire(Event.PARENT_GONE)
+        except BaseException:
+            self.fire(Event.ERROR)
+            raise
 
-    packets.setblocking(False)
+    def step(self) -> None:
+        """One turn: wait for the parent (at most DRAIN_S, less when a sync is due), read the datagrams,
+        answer the message if one came, and sync when it is time."""
+        wait = DRAIN_S if self._sync is None else min(DRAIN_S, max(0.0, self.next_sync - self.clock()))
+        ready = self._wait([self.conn], wait)
+        self.fire(Event.TICK)
+        self.drain()
+        self.fire(Event.DRAINED)
+        if self.conn in ready:
+            self.fire(Event.MESSAGE)
+            self.handle(self.conn.recv())
+        if self.state is State.READY and self._sync is not None and self.clock() >= self.next_sync:
+            self.fire(Event.SYNC_DUE)
+            self.next_sync = self.clock() + self.sync_s
+            self._send_findings(self.sync())
+            self.fire(Event.SYNCED)
 
-    def drain() -> None:  # every datagram already sent (``offer``), in order, in batches of up to 256
+    def drain(self) -> None:
+        """Every datagram already sent (``offer``), in order, in batches of up to BATCH; an unreadable one
+        is logged and skipped (never from our own gateway), an empty one means the parent is gone."""
+        from bastion.monitor.detectors import Observation
+
         more = True
         while more:
-            batch: list[Observation] = []
-            while len(batch) < 256:
+            batch: list[Any] = []
+            while len(batch) < BATCH:
                 try:
-                    data = packets.recv(MAX_DATAGRAM + 1024)
+                    data = self.packets.recv(MAX_DATAGRAM + 1024)
                 except BlockingIOError:
                     more = False
                     break
@@ -117,51 +202,98 @@ def _child_main(conn: Any, packets: socket.socket, config: str, home: str, gatew
                     raise EOFError
                 try:
                     batch.append(Observation(*pickle.loads(data)))
-                except Exception:  # never from our own gateway; skip rather than stop monitoring
+                except Exception:
                     log.exception("unreadable observation datagram (%d bytes)", len(data))
-            found = hub.process_many(batch) if batch else []
-            if found:
-                conn.send(("findings", found))
+            self._send_findings(self.hub.process_many(batch) if batch else [])
 
+    def handle(self, msg: Any) -> None:
+        """("obs", fields) | ("call", id, name, args) | ("stop",); other kinds are ignored."""
+        from bastion.monitor.detectors import Observation
+
+        kind = msg[0]
+        if kind == "stop":
+            self.fire(Event.STOP)
+            return
+        if kind == "obs":
+            self._send_findings(self.hub.process(Observation(*msg[1])))
+        elif kind == "call":
+            _, call_id, name, args = msg
+            self.fire(Event.TICK)
+            self.drain()  # a call comes after every observation offered before it
+            self.fire(Event.HANDLED)
+            try:
+                self.conn.send(("reply", call_id, self.answer(name, args), None))
+            except Exception as exc:  # the call failed, or its result would not pickle: the caller gets why
+                self.conn.send(("reply", call_id, None, f"{type(exc).__name__}: {exc}"))
+        self.fire(Event.HANDLED)
+
+    def answer(self, name: str, args: Any) -> Any:
+        """The result of one call: ``prepare`` (the models whose detectors are ready), ``snapshot``,
+        ``sync`` (its findings are sent first; the result is their count), ``flush`` (None: everything
+        sent before it has been processed)."""
+        if name == "prepare":
+            return [m for m in args[0] if self.hub.prepare(m) is not None]
+        if name == "snapshot":
+            return {"models": self.hub.snapshot(), "stats": self.hub.stats()}
+        if name == "sync":
+            self.fire(Event.SYNC_DUE)
+            try:
+                found = self.sync()
+                self._send_findings(found)
+            finally:
+                self.fire(Event.HANDLED)
+            return len(found)
+        return None
+
+    def sync(self) -> list[dict[str, Any]]:
+        """Replica pooling now; a down store is logged, not fatal."""
+        if self._sync is None:
+            return []
+        try:
+            return self._sync()
+        except Exception:  # the shared store is down: local detectors keep working
+            log.exception("replica pooling failed")
+            return []
+
+    def _send_findings(self, found: list[dict[str, Any]]) -> None:
+        if found:
+            self.conn.send(("findings", found))
+
+
+def _lower_priority(nice: int) -> None:
+    """Serving comes first when the CPUs are busy (the sandboxed workers inherit this too), and a batch task
+    never preempts a running server thread when it wakes up."""
+    os.nice(nice)
     try:
-        while True:
-            wait = DRAIN_S if store is None else min(DRAIN_S, max(0.0, next_sync - time.monotonic()))
-            ready = wait_any([conn], wait)
-            drain()
-            if conn in ready:
-                msg = conn.recv()
-                kind = msg[0]
-                if kind == "obs":
-                    found = hub.process(Observation(*msg[1]))
-                    if found:
-                        conn.send(("findings", found))
-                elif kind == "call":
-                    _, call_id, name, args = msg
-                    drain()  # a call comes after every observation offered before it
-                    try:
-                        if name == "prepare":
-                            result: Any = [m for m in args[0] if hub.prepare(m) is not None]
-                        elif name == "snapshot":
-                            result = {"models": hub.snapshot(), "stats": hub.stats()}
-                        elif name == "sync":
-                            found = sync()
-                            if found:
-                                conn.send(("findings", found))
-                            result = len(found)
-                        else:  # "flush": everything sent before it has been processed
-                            result = None
-                        conn.send(("reply", call_id, result, None))
-                    except Exception as exc:
-                        conn.send(("reply", call_id, None, f"{type(exc).__name__}: {exc}"))
-                elif kind == "stop":
-                    return
-            if store is not None and time.monotonic() >= next_sync:
-                next_sync = time.monotonic() + p.sync_s
-                found = sync()
-                if found:
-                    conn.send(("findings", found))
-    except (EOFError, OSError, KeyboardInterrupt):  # the gateway went away
-        return
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux
+        pass
+
+
+def _child_main(conn: Any, packets: socket.socket, config: str, home: str, gateway_config: str | None,
+                replica: str, redis_url: str | None, db_url: str | None) -> None:
+    """STARTING: build the hub (and its sandboxed predictors and pooling store); then run the loop and,
+    however it ends, close what STARTING opened."""
+    os.environ["BASTION_HOME"] = home
+    from threadpoolctl import threadpool_limits
+
+    from bastion.monitor.detectors import DetectorHub, sync_replicas
+    from bastion.monitor.pooling import make_store
+
+    threadpool_limits(limits=1)  # small matrices; BLAS threads would only compete with serving
+    cfg = MonitorConfig.model_validate_json(config)
+    if cfg.nice:
+        _lower_priority(cfg.nice)
+    pools: list[Any] = []
+    predictor_for = None
+    if cfg.squeezing.enabled and gateway_config is not None:
+        predictor_for, pools = _sandbox_predictors(gateway_config)
+    p = cfg.pooling
+    store = make_store(p.store, redis_url, db_url, p.key_prefix, p.stale_s)
+    hub = DetectorHub(cfg, predictor_for, pooled=store is not None)
+    sync = None if store is None else (lambda: sync_replicas(hub, store, replica))
+    try:
+        ChildLoop(hub, conn, packets, sync=sync, sync_s=p.sync_s).run()
     finally:
         for pool in pools:
             pool.close()
