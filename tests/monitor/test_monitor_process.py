@@ -120,20 +120,26 @@ def _offer(packets: tuple[socket.socket, socket.socket], *obs: tuple[Any, ...]) 
 # --- the transition function alone ---------------------------------------------------------------------
 
 
-def test_transition_follows_the_documented_moves() -> None:
-    assert transition(State.STARTING, Event.STARTED) is State.READY
-    assert transition(State.READY, Event.TICK) is State.DRAINING
-    assert transition(State.DRAINING, Event.DRAINED) is State.READY
-    assert transition(State.READY, Event.MESSAGE) is State.HANDLING
-    assert transition(State.HANDLING, Event.HANDLED) is State.READY
-    assert transition(State.HANDLING, Event.STOP) is State.STOPPED
-    assert transition(State.READY, Event.SYNC_DUE) is State.SYNCING
-    assert transition(State.SYNCING, Event.SYNCED) is State.READY
+MOVES = [
+    (State.STARTING, Event.STARTED, State.READY),
+    (State.READY, Event.TICK, State.DRAINING),
+    (State.DRAINING, Event.DRAINED, State.READY),
+    (State.READY, Event.MESSAGE, State.HANDLING),
+    (State.HANDLING, Event.HANDLED, State.READY),
+    (State.HANDLING, Event.STOP, State.STOPPED),
+    (State.READY, Event.SYNC_DUE, State.SYNCING),
+    (State.SYNCING, Event.SYNCED, State.READY),
     # a call: drain what was offered before it, answer it (a "sync" call syncs on the way), back to READY
-    assert transition(State.HANDLING, Event.TICK) is State.DRAINING
-    assert transition(State.DRAINING, Event.HANDLED) is State.HANDLING
-    assert transition(State.HANDLING, Event.SYNC_DUE) is State.SYNCING
-    assert transition(State.SYNCING, Event.HANDLED) is State.HANDLING
+    (State.HANDLING, Event.TICK, State.DRAINING),
+    (State.DRAINING, Event.HANDLED, State.HANDLING),
+    (State.HANDLING, Event.SYNC_DUE, State.SYNCING),
+    (State.SYNCING, Event.HANDLED, State.HANDLING),
+]
+
+
+@pytest.mark.parametrize(("state", "event", "after"), MOVES)
+def test_transition_follows_the_documented_moves(state: State, event: Event, after: State) -> None:
+    assert transition(state, event) is after
 
 
 @pytest.mark.parametrize("state", [s for s in State if s not in (State.STOPPED, State.FAILED)])
