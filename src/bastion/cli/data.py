@@ -11,19 +11,17 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import data_app
+from bastion.cli.options import FormatOpt, SeedOpt, print_result
 from bastion.cli.output import (
     EXIT_FINDINGS,
     OutputFormat,
     ThreadsOpt,
     TrustedKeyOpt,
     console,
-    print_json,
     stdout,
     trusted_keys,
     use_threads,
 )
-
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format: text or json.")]
 
 
 def _split_cols(value: str | None) -> list[str]:
@@ -48,14 +46,9 @@ def manifest(
     m = build_manifest(paths, key_columns=_split_cols(key_columns), rows=not no_rows)
     write_manifest(m, out, key=str(key) if key else None)
     info = {"manifest": str(out), **manifest_summary(m)}
-    if fmt == OutputFormat.json:
-        print_json(info)
-    else:
-        stdout.print(
-            f"manifest {out}: {info['files']} files, {info['bytes']} bytes, {info['rows']} rows in "
-            f"{info['tables']} tables\nmerkle root {info['merkle_root']}\n"
-            + (f"signed by key {info['key_id']}" if info["signed"] else "UNSIGNED (pass --key to sign)")
-        )
+    print_result(fmt, info, f"manifest {out}: {info['files']} files, {info['bytes']} bytes, {info['rows']} rows in "
+                            f"{info['tables']} tables\nmerkle root {info['merkle_root']}\n"
+                            + (f"signed by key {info['key_id']}" if info["signed"] else "UNSIGNED (pass --key to sign)"))
 
 
 @data_app.command("verify")
@@ -71,10 +64,7 @@ def verify(
 
     keys = trusted_keys(trusted_key, pub, "--pub")
     report = verify_manifest(paths, manifest_path, pub=manifest_signer(manifest_path, keys))
-    if fmt == OutputFormat.json:
-        print_json(report)
-    else:
-        _print_verify(report)
+    print_result(fmt, report, lambda: _print_verify(report))
     if not report["ok"]:
         raise typer.Exit(EXIT_FINDINGS)
 
@@ -115,10 +105,7 @@ def keygen(
     from bastion.data.privacy.encryption import generate_kek
 
     path, kid = generate_kek(out, overwrite=force)
-    if fmt == OutputFormat.json:
-        print_json({"key": str(path), "kek_id": kid})
-    else:
-        stdout.print(f"key-encryption key {path} (mode 0600), key id {kid}")
+    print_result(fmt, {"key": str(path), "kek_id": kid}, f"key-encryption key {path} (mode 0600), key id {kid}")
 
 
 @data_app.command("encrypt")
@@ -138,11 +125,8 @@ def encrypt(
     from bastion.data.privacy.encryption import encrypt_file, load_kek
 
     info = encrypt_file(path, out or path.with_name(path.name + ".enc"), load_kek(key), chunk_size=chunk_size)
-    if fmt == OutputFormat.json:
-        print_json(info)
-    else:
-        stdout.print(f"encrypted {path} → {info['path']} ({info['bytes']} bytes, {info['chunks']} chunks, "
-                     f"key id {info['kek_id']})")
+    print_result(fmt, info, f"encrypted {path} → {info['path']} ({info['bytes']} bytes, {info['chunks']} chunks, "
+                            f"key id {info['kek_id']})")
 
 
 @data_app.command("decrypt")
@@ -166,10 +150,7 @@ def decrypt(
             raise ConfigError(f"{path} does not end in .enc; pass --out")
         out = path.with_suffix("")
     info = decrypt_file(path, out, load_kek(key))
-    if fmt == OutputFormat.json:
-        print_json(info)
-    else:
-        stdout.print(f"decrypted and authenticated {path} → {info['path']} ({info['bytes']} bytes)")
+    print_result(fmt, info, f"decrypted and authenticated {path} → {info['path']} ({info['bytes']} bytes)")
 
 
 @data_app.command("rekey")
@@ -183,10 +164,7 @@ def rekey(
     from bastion.data.privacy.encryption import rekey_file
 
     info = rekey_file(path, key, new_key)
-    if fmt == OutputFormat.json:
-        print_json(info)
-    else:
-        stdout.print(f"re-wrapped {path}: key id {info['old_kek_id']} → {info['kek_id']}")
+    print_result(fmt, info, f"re-wrapped {path}: key id {info['old_kek_id']} → {info['kek_id']}")
 
 
 # ----------------------------------------------------------------------------- validation
@@ -206,15 +184,16 @@ def profile(
     schema = infer_schema(read_table(reference))
     schema["reference"] = str(reference)
     atomic_write_text(out, json.dumps(schema, indent=1) + "\n")
-    if fmt == OutputFormat.json:
-        print_json({"schema": str(out), **schema})
-    else:
-        stdout.print(f"schema of {reference} ({schema['n_rows']} rows, {len(schema['columns'])} columns) → {out}")
-        for name, c in schema["columns"].items():
-            extra = (f" [{c['min']}, {c['max']}]" if "min" in c else "") + (
-                f" one of {c['categories'][:6]}{'…' if len(c['categories']) > 6 else ''}" if "categories" in c else "")
-            flags = ("nullable " if c["nullable"] else "") + ("unique" if c["unique"] else "")
-            stdout.print(f"  {name}: {c['kind']}{extra} {flags}", highlight=False)
+    print_result(fmt, {"schema": str(out), **schema}, lambda: _print_schema(schema, reference, out))
+
+
+def _print_schema(schema: dict[str, Any], reference: Path, out: Path) -> None:
+    stdout.print(f"schema of {reference} ({schema['n_rows']} rows, {len(schema['columns'])} columns) → {out}")
+    for name, c in schema["columns"].items():
+        extra = (f" [{c['min']}, {c['max']}]" if "min" in c else "") + (
+            f" one of {c['categories'][:6]}{'…' if len(c['categories']) > 6 else ''}" if "categories" in c else "")
+        flags = ("nullable " if c["nullable"] else "") + ("unique" if c["unique"] else "")
+        stdout.print(f"  {name}: {c['kind']}{extra} {flags}", highlight=False)
 
 
 @data_app.command("validate")
@@ -239,17 +218,18 @@ def validate_cmd(
         raise InvalidInputError(f"schema {schema} is not JSON: {exc}") from None
     report = validate(read_table(data), spec)
     report["data"] = str(data)
-    if fmt == OutputFormat.json:
-        print_json(report)
-    else:
-        if report["ok"]:
-            stdout.print(f"{data}: valid against {schema}")
-        else:
-            stdout.print(f"{data}: {report['n_violations']} violations in {report['rows_with_violations']} rows")
-            for v in report["violations"][:limit]:
-                stdout.print(f"  row {v['row']}  column {v['column']}  {v['check']}  value {v['value']!r}", highlight=False)
+    print_result(fmt, report, lambda: _print_violations(report, data, schema, limit))
     if not report["ok"]:
         raise typer.Exit(EXIT_FINDINGS)
+
+
+def _print_violations(report: dict[str, Any], data: Path, schema: Path, limit: int) -> None:
+    if report["ok"]:
+        stdout.print(f"{data}: valid against {schema}")
+        return
+    stdout.print(f"{data}: {report['n_violations']} violations in {report['rows_with_violations']} rows")
+    for v in report["violations"][:limit]:
+        stdout.print(f"  row {v['row']}  column {v['column']}  {v['check']}  value {v['value']!r}", highlight=False)
 
 
 @data_app.command("anomalies")
@@ -257,7 +237,7 @@ def anomalies(
     data: Annotated[Path, typer.Argument(help="Table to score.")],
     reference: Annotated[Path | None, typer.Option("--reference", help="Reference table (default: DATA).")] = None,
     top: Annotated[int, typer.Option("--top", help="Top outliers to list.")] = 20,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: SeedOpt = 0,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Score rows with IsolationForest; list the top outliers and which features are extreme."""
@@ -267,13 +247,14 @@ def anomalies(
     df = read_table(data)
     report = score_anomalies(df, read_table(reference) if reference else None, top=top, seed=seed)
     report["data"] = str(data)
-    if fmt == OutputFormat.json:
-        print_json(report)
-    else:
-        stdout.print(f"{data}: {report['n_outliers']} of {report['n_rows']} rows look anomalous; top {len(report['top'])}:")
-        for r in report["top"]:
-            why = "; ".join(f"{x['feature']}={x['value']} {x['why']}" for x in r["reasons"]) or "unusual combination"
-            stdout.print(f"  row {r['row']:<6d} score {r['score']:.3f}  {why}", highlight=False)
+    print_result(fmt, report, lambda: _print_anomalies(report, data))
+
+
+def _print_anomalies(report: dict[str, Any], data: Path) -> None:
+    stdout.print(f"{data}: {report['n_outliers']} of {report['n_rows']} rows look anomalous; top {len(report['top'])}:")
+    for r in report["top"]:
+        why = "; ".join(f"{x['feature']}={x['value']} {x['why']}" for x in r["reasons"]) or "unusual combination"
+        stdout.print(f"  row {r['row']:<6d} score {r['score']:.3f}  {why}", highlight=False)
 
 
 # ----------------------------------------------------------------------------- privacy
@@ -283,7 +264,7 @@ def pii(
     columns: Annotated[str | None, typer.Option("--columns", help="Comma-separated columns (default all).")] = None,
     sample: Annotated[int, typer.Option("--sample", help="Rows scanned per column (random sample).")] = 500,
     min_score: Annotated[float, typer.Option("--min-score", help="Minimum Presidio confidence.")] = 0.4,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: SeedOpt = 0,
     suggest_policy: Annotated[Path | None, typer.Option(
         "--suggest-policy", help="Write an anonymisation policy YAML for the PII columns (for data anonymize).")] = None,
     fmt: FormatOpt = OutputFormat.text,
@@ -306,10 +287,7 @@ def pii(
 
         atomic_write_text(suggest_policy, policy_yaml(report["anonymize_suggestions"], source=str(data)))
         report["suggested_policy"] = str(suggest_policy)
-    if fmt == OutputFormat.json:
-        print_json(report)
-    else:
-        _print_pii(report, suggest_policy)
+    print_result(fmt, report, lambda: _print_pii(report, suggest_policy))
     if report["pii_columns"]:
         raise typer.Exit(EXIT_FINDINGS)
 
@@ -374,16 +352,17 @@ def anonymize_cmd(
     result = anonymize(read_table(data, text=True), pol, base=policy.parent)  # cells as written: +44…, 0770…
     write_table(result.data, out)
     report = {"data": str(data), "out": str(out), **result.report}
-    if fmt == OutputFormat.json:
-        print_json(report)
-    else:
-        stdout.print(f"wrote {out}: {report['rows']} rows, {report['columns_out']} columns; actions {report['actions']}",
-                     highlight=False)
-        if "k_anonymity" in report:
-            k = report["k_anonymity"]
-            stdout.print(f"k-anonymity: requested k={k['k_requested']}, achieved k={k['k_achieved']} over "
-                         f"{k['equivalence_classes']} classes; information loss (NCP) {k['information_loss_ncp']}"
-                         + (f"; l-diversity l={k['l_achieved']} on {k['sensitive']}" if "l_achieved" in k else ""))
+    print_result(fmt, report, lambda: _print_anonymized(report, out))
+
+
+def _print_anonymized(report: dict[str, Any], out: Path) -> None:
+    stdout.print(f"wrote {out}: {report['rows']} rows, {report['columns_out']} columns; actions {report['actions']}",
+                 highlight=False)
+    if "k_anonymity" in report:
+        k = report["k_anonymity"]
+        stdout.print(f"k-anonymity: requested k={k['k_requested']}, achieved k={k['k_achieved']} over "
+                     f"{k['equivalence_classes']} classes; information loss (NCP) {k['information_loss_ncp']}"
+                     + (f"; l-diversity l={k['l_achieved']} on {k['sensitive']}" if "l_achieved" in k else ""))
 
 
 # ----------------------------------------------------------------------------- poisoning
@@ -394,7 +373,7 @@ def poison(
         Path | None, typer.Option("--model", help="Model trained on this data (default: train one here).")
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Directory for scores.npz and trigger_saliency.png.")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: SeedOpt = 0,
     label_margin: Annotated[float, typer.Option("--label-margin", help="Confident-learning margin.")] = 0.5,
     strip_overlays: Annotated[int, typer.Option("--strip-overlays", help="STRIP overlays per sample.")] = 8,
     top: Annotated[int, typer.Option("--top", help="Flagged samples listed in text mode.")] = 20,
@@ -447,24 +426,21 @@ def poison(
             png = trigger_saliency_png(module, x, y, backdoor or [f["index"] for f in rep.flagged()])
             atomic_write_bytes(out / "trigger_saliency.png", png, mode=0o644)
             result["artifacts"]["trigger_saliency"] = str(out / "trigger_saliency.png")
-    if fmt == OutputFormat.json:
-        print_json(result)
-    else:
-        stdout.print(f"{result['n_flagged']} of {result['n_samples']} samples flagged; "
-                     f"suspicious classes (backdoor): {result['suspicious_classes'] or 'none'}")
-        ranked = sorted(result.get("class_suspicion", []), key=lambda c: c["p_value"])[:3]
-        if ranked:
-            stdout.print("class suspicion (p-value): " + ", ".join(f"{c['class']} ({c['p_value']:.2g})" for c in ranked))
-        for f in result["flagged"][:top]:
-            stdout.print(f"  #{f['index']:<6d} score {f['score']:.3f}  label {int(y[f['index']])}  {', '.join(f['methods'])}")
-        if "ground_truth" in result:
-            g = result["ground_truth"]
-            stdout.print(f"ground truth: precision {g['precision']}, recall {g['recall']} of {g['n_poisoned']}")
-        for name, path in result.get("artifacts", {}).items():
-            stdout.print(f"{name}: {path}")
+    print_result(fmt, result, lambda: _print_poison(result, y, top))
     if rep.flagged_indices:
         raise typer.Exit(EXIT_FINDINGS)
 
 
-def _warn(msg: str) -> None:
-    console.print(f"[yellow]warning:[/] {msg}")
+def _print_poison(result: dict[str, Any], y: Any, top: int) -> None:
+    stdout.print(f"{result['n_flagged']} of {result['n_samples']} samples flagged; "
+                 f"suspicious classes (backdoor): {result['suspicious_classes'] or 'none'}")
+    ranked = sorted(result.get("class_suspicion", []), key=lambda c: c["p_value"])[:3]
+    if ranked:
+        stdout.print("class suspicion (p-value): " + ", ".join(f"{c['class']} ({c['p_value']:.2g})" for c in ranked))
+    for f in result["flagged"][:top]:
+        stdout.print(f"  #{f['index']:<6d} score {f['score']:.3f}  label {int(y[f['index']])}  {', '.join(f['methods'])}")
+    if "ground_truth" in result:
+        g = result["ground_truth"]
+        stdout.print(f"ground truth: precision {g['precision']}, recall {g['recall']} of {g['n_poisoned']}")
+    for name, path in result.get("artifacts", {}).items():
+        stdout.print(f"{name}: {path}")

@@ -11,10 +11,9 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import data_app
-from bastion.cli.output import OutputFormat, print_json, print_table, stdout
+from bastion.cli.options import FormatOpt, print_result, print_rows, rows_table
+from bastion.cli.output import OutputFormat, print_table, stdout
 from bastion.cli.principals import store_url
-
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
 
 
 @data_app.command("register")
@@ -34,30 +33,20 @@ def register(
 
     info = register_dataset(path, name, owner=owner, classification=classification, manifest=manifest,
                             db_url=store_url())
-    if fmt == OutputFormat.json:
-        print_json(info.to_dict())
-    else:
-        stdout.print(f"registered data set {info.name} ({info.classification}, owner {info.owner}): "
-                     f"{len(info.files)} files, {info.size} bytes, manifest sha256 {info.manifest_sha256[:16]}…",
-                     highlight=False, soft_wrap=True)
+    print_result(fmt, info.to_dict(), f"registered data set {info.name} ({info.classification}, owner {info.owner}): "
+                                      f"{len(info.files)} files, {info.size} bytes, manifest sha256 "
+                                      f"{info.manifest_sha256[:16]}…", highlight=False, soft_wrap=True)
 
 
 @data_app.command("list")
 def list_cmd(fmt: FormatOpt = OutputFormat.text) -> None:
     """Registered data sets."""
-    from rich.table import Table
-
     from bastion.gateway.datasets import list_datasets
 
-    rows = list_datasets(store_url())
-    if fmt == OutputFormat.json:
-        print_json([r.to_dict() for r in rows])
-        return
-    t = Table("name", "classification", "owner", "files", "bytes", "encrypted", "manifest")
-    for r in rows:
-        t.add_row(r.name, r.classification, r.owner, str(len(r.files)), str(r.size),
-                  f"epoch {r.key_epoch}" if r.encrypted else "no", r.manifest_sha256[:12])
-    print_table(t)
+    print_rows(fmt, list_datasets(store_url()),
+               ("name", "classification", "owner", "files", "bytes", "encrypted", "manifest"),
+               lambda r: (r.name, r.classification, r.owner, str(len(r.files)), str(r.size),
+                          f"epoch {r.key_epoch}" if r.encrypted else "no", r.manifest_sha256[:12]))
 
 
 @data_app.command("show")
@@ -68,26 +57,25 @@ def show(name: Annotated[str, typer.Argument()], fmt: FormatOpt = OutputFormat.t
     url = store_url()
     info = show_dataset(name, url)
     grants = access(name, url)
-    if fmt == OutputFormat.json:
-        print_json({**info.to_dict(), "grants": [g.to_dict() for g in grants]})
-        return
+    print_result(fmt, {**info.to_dict(), "grants": [g.to_dict() for g in grants]}, lambda: _print_dataset(info, grants))
+
+
+def _print_dataset(info: Any, grants: list[Any]) -> None:
     stdout.print(f"{info.name}: {info.classification}, owner {info.owner}, registered {info.created_at[:19]} by "
                  f"{info.created_by}\npath {info.path}\nmanifest sha256 {info.manifest_sha256}", highlight=False)
     stdout.print(f"encrypted: key epoch {info.key_epoch} in {info.encrypted_dir}" if info.encrypted
                  else "encrypted: no", highlight=False)
     for f in info.files:
         stdout.print(f"  {f['path']}  {f['size']} bytes  sha256 {f['sha256'][:16]}…", highlight=False)
-    _print_grants(grants)
+    print_table(rows_table(_GRANT_COLUMNS, grants, _grant_cells))
 
 
-def _print_grants(grants: list[Any]) -> None:
-    from rich.table import Table
+_GRANT_COLUMNS = ("principal", "role", "purpose", "until", "status", "granted by", "key")
 
-    t = Table("principal", "role", "purpose", "until", "status", "granted by", "key")
-    for g in grants:
-        t.add_row(g.principal, g.role, g.purpose or "-", (g.expires_at or "no expiry")[:19], g.status(),
-                  g.granted_by, (g.key_fingerprint or "none (cannot decrypt)")[:16])
-    print_table(t)
+
+def _grant_cells(g: Any) -> tuple[str, ...]:
+    return (g.principal, g.role, g.purpose or "-", (g.expires_at or "no expiry")[:19], g.status(),
+            g.granted_by, (g.key_fingerprint or "none (cannot decrypt)")[:16])
 
 
 @data_app.command("grant")
@@ -103,11 +91,9 @@ def grant_cmd(
     from bastion.gateway.datasets import grant
 
     g = grant(name, to, role, purpose=purpose, expires=expires, db_url=store_url())
-    if fmt == OutputFormat.json:
-        print_json(g.to_dict())
-    else:
-        stdout.print(f"granted {g.role} on {name} to {g.principal} (grant {g.id}; purpose {g.purpose or '-'}; "
-                     f"until {g.expires_at or 'no expiry'})", highlight=False, soft_wrap=True)
+    print_result(fmt, g.to_dict(), f"granted {g.role} on {name} to {g.principal} (grant {g.id}; purpose "
+                                   f"{g.purpose or '-'}; until {g.expires_at or 'no expiry'})",
+                 highlight=False, soft_wrap=True)
 
 
 @data_app.command("revoke")
@@ -121,9 +107,10 @@ def revoke_cmd(
     from bastion.gateway.datasets import revoke
 
     out = revoke(name, from_, reason=reason, db_url=store_url())
-    if fmt == OutputFormat.json:
-        print_json(out)
-        return
+    print_result(fmt, out, lambda: _print_revoked(out, from_, name))
+
+
+def _print_revoked(out: dict[str, Any], from_: str, name: str) -> None:
     stdout.print(f"revoked grants {out['revoked_grants']} of {from_} on {name}", highlight=False)
     if out["rekey"]:
         _print_rekey(out["rekey"])
@@ -141,10 +128,7 @@ def rotate(name: Annotated[str, typer.Argument()], fmt: FormatOpt = OutputFormat
     from bastion.gateway.dataset_keys import rekey_dataset
 
     r = rekey_dataset(name, reason="rotate", db_url=store_url())
-    if fmt == OutputFormat.json:
-        print_json(r)
-    else:
-        _print_rekey(r)
+    print_result(fmt, r, lambda: _print_rekey(r))
 
 
 @data_app.command("access")
@@ -156,11 +140,7 @@ def access_cmd(
     """Who can read a data set, why (purpose) and until when."""
     from bastion.gateway.datasets import access
 
-    grants = access(name, store_url(), include_inactive=all_)
-    if fmt == OutputFormat.json:
-        print_json([g.to_dict() for g in grants])
-    else:
-        _print_grants(grants)
+    print_rows(fmt, access(name, store_url(), include_inactive=all_), _GRANT_COLUMNS, _grant_cells)
 
 
 # ------------------------------------------------------------------------------ data encrypt/decrypt NAME
@@ -177,9 +157,10 @@ def encrypt_dataset_cmd(name: str, out: Path | None, chunk_size: int, fmt: Outpu
     from bastion.gateway.dataset_keys import encrypt_dataset
 
     r = encrypt_dataset(name, out, chunk_size=chunk_size, db_url=store_url())
-    if fmt == OutputFormat.json:
-        print_json(r)
-        return
+    print_result(fmt, r, lambda: _print_encrypted(r, name))
+
+
+def _print_encrypted(r: dict[str, Any], name: str) -> None:
     stdout.print(f"encrypted data set {name} once → {r['encrypted_dir']} ({r['files']} files, {r['bytes']} bytes, "
                  f"key epoch 1); data key wrapped for {', '.join(r['readers'])} (+ custodian)", highlight=False,
                  soft_wrap=True)
@@ -194,9 +175,6 @@ def decrypt_dataset_cmd(name: str, key: Path | None, out: Path | None, fmt: Outp
     if key is None:
         raise ConfigError(f"decrypting data set {name!r} needs your private key: --key MY.key")
     r = decrypt_dataset(name, key, out or Path(name), db_url=store_url())
-    if fmt == OutputFormat.json:
-        print_json(r)
-    else:
-        stdout.print(f"decrypted data set {name} (key epoch {r['epoch']}) for {r['principal']} → {r['out']} "
-                     f"({r['files']} files, {r['bytes']} bytes, digests match the registry)", highlight=False,
-                     soft_wrap=True)
+    print_result(fmt, r, f"decrypted data set {name} (key epoch {r['epoch']}) for {r['principal']} → {r['out']} "
+                         f"({r['files']} files, {r['bytes']} bytes, digests match the registry)", highlight=False,
+                 soft_wrap=True)

@@ -9,18 +9,10 @@ from typing import Annotated
 import typer
 
 from bastion.cli.groups import audit_app, clients_app, db_app, registry_app
-from bastion.cli.output import (
-    EXIT_FINDINGS,
-    OutputFormat,
-    console,
-    print_json,
-    print_table,
-    stdout,
-    trusted_keys,
-)
+from bastion.cli.options import FormatOpt, print_result, print_rows
+from bastion.cli.output import EXIT_FINDINGS, OutputFormat, console, print_json, stdout, trusted_keys
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Gateway config (bastion.yaml).")]
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
 
 
 def _config(path: Path | None):  # type: ignore[no-untyped-def]
@@ -30,6 +22,13 @@ def _config(path: Path | None):  # type: ignore[no-untyped-def]
     cfg = load_config(path)
     upgrade(cfg.db_url)
     return cfg
+
+
+def _registry(config: Path | None):  # type: ignore[no-untyped-def]
+    """The model registry of the gateway that CONFIG describes (its store brought up to date)."""
+    from bastion.gateway.registry import Registry
+
+    return Registry(_config(config))
 
 
 # ------------------------------------------------------------------------------------------ registry
@@ -60,7 +59,6 @@ def push(
     import numpy as np
 
     from bastion.core.errors import InvalidInputError
-    from bastion.gateway.registry import Registry
 
     shape = None
     if input_shape:
@@ -79,13 +77,13 @@ def push(
                             image=len(shape) >= 2)
         clip_min, clip_max = rng.clip_min, rng.clip_max
         console.print(f"input {list(shape)} from {data}; {rng.describe()}", highlight=False)
-    reg = Registry(_config(config))
-    info = reg.push(model, name, version, keys=trusted_keys(trusted_key, key, "--key (a public key)"),
-                    allow_unsigned=allow_unsigned, input_shape=shape,
-                    clip_min=clip_min, clip_max=clip_max, promote=promote)
-    if fmt == OutputFormat.json:
-        print_json(info.to_dict())
-        return
+    info = _registry(config).push(model, name, version, keys=trusted_keys(trusted_key, key, "--key (a public key)"),
+                                  allow_unsigned=allow_unsigned, input_shape=shape,
+                                  clip_min=clip_min, clip_max=clip_max, promote=promote)
+    print_result(fmt, info.to_dict(), lambda: _print_pushed(info))
+
+
+def _print_pushed(info) -> None:  # type: ignore[no-untyped-def]
     flag = "[green]verified[/]" if info.verified else "[yellow]UNSIGNED (admin override)[/]"
     stdout.print(f"registered {info.name} v{info.version} ({info.format}, sha256 {info.sha256[:16]}…) {flag}; "
                  f"scan {info.scan_verdict}; input {info.input_spec['shape']}; aliases {', '.join(info.aliases) or '-'}",
@@ -99,19 +97,10 @@ def list_models(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """List registered model versions and their aliases."""
-    from rich.table import Table
-
-    from bastion.gateway.registry import Registry
-
-    rows = Registry(_config(config)).list(name)
-    if fmt == OutputFormat.json:
-        print_json([r.to_dict() for r in rows])
-        return
-    t = Table("model", "version", "format", "sha256", "verified", "scan", "serving spec", "aliases", "pushed")
-    for r in rows:
-        t.add_row(r.name, r.version, r.format, r.sha256[:12], "yes" if r.verified else "NO", r.scan_verdict,
-                  _spec_text(r), ",".join(r.aliases), r.created_at[:19])
-    print_table(t)
+    print_rows(fmt, _registry(config).list(name),
+               ("model", "version", "format", "sha256", "verified", "scan", "serving spec", "aliases", "pushed"),
+               lambda r: (r.name, r.version, r.format, r.sha256[:12], "yes" if r.verified else "NO", r.scan_verdict,
+                          _spec_text(r), ",".join(r.aliases), r.created_at[:19]))
 
 
 def _spec_text(r) -> str:  # type: ignore[no-untyped-def]
@@ -133,14 +122,9 @@ def trust_key(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Add a signer's public key to the registry's trusted keys (admins only; recorded in the audit log)."""
-    from bastion.gateway.registry import Registry
-
-    out = Registry(_config(config)).trust_key(public_key, note)
-    if fmt == OutputFormat.json:
-        print_json(out)
-    else:
-        stdout.print(f"trusted key {out['fingerprint'][:16]}… ({out['note']}); registry pushes may now be signed "
-                     "with it", highlight=False, soft_wrap=True)
+    out = _registry(config).trust_key(public_key, note)
+    print_result(fmt, out, f"trusted key {out['fingerprint'][:16]}… ({out['note']}); registry pushes may now be "
+                           "signed with it", highlight=False, soft_wrap=True)
 
 
 @registry_app.command("promote")
@@ -152,13 +136,8 @@ def promote(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Point an alias (default production) at a version, atomically."""
-    from bastion.gateway.registry import Registry
-
-    out = Registry(_config(config)).promote(name, version, alias)
-    if fmt == OutputFormat.json:
-        print_json(out)
-    else:
-        stdout.print(f"{name}@{alias} → v{version} (was {out['previous_version'] or '-'})")
+    out = _registry(config).promote(name, version, alias)
+    print_result(fmt, out, f"{name}@{alias} → v{version} (was {out['previous_version'] or '-'})")
 
 
 @registry_app.command("rollback")
@@ -169,13 +148,8 @@ def rollback(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Move the alias back to the previous verified version."""
-    from bastion.gateway.registry import Registry
-
-    out = Registry(_config(config)).rollback(name, alias)
-    if fmt == OutputFormat.json:
-        print_json(out)
-    else:
-        stdout.print(f"{name}@{alias} rolled back: v{out['rolled_back_from']} → v{out['version']}")
+    out = _registry(config).rollback(name, alias)
+    print_result(fmt, out, f"{name}@{alias} rolled back: v{out['rolled_back_from']} → v{out['version']}")
 
 
 # ------------------------------------------------------------------------------------------ clients
@@ -209,9 +183,10 @@ def create(
     if key_only:
         print(key)
         return
-    if fmt == OutputFormat.json:
-        print_json({**info.to_dict(), "api_key": key})
-        return
+    print_result(fmt, {**info.to_dict(), "api_key": key}, lambda: _print_created(info, key))
+
+
+def _print_created(info, key: str) -> None:  # type: ignore[no-untyped-def]
     stdout.print(f"client {info.id} ({info.name}, role {info.role}, models {','.join(info.models)}, "
                  f"scopes {','.join(info.scopes)})")
     stdout.print(f"API key (shown once, store it now): {key}", highlight=False, soft_wrap=True)
@@ -220,19 +195,11 @@ def create(
 @clients_app.command("list")
 def list_clients(config: ConfigOpt = None, fmt: FormatOpt = OutputFormat.text) -> None:
     """List clients (never their keys)."""
-    from rich.table import Table
-
     from bastion.gateway.clients import list_clients as _list
 
-    rows = _list(_config(config).db_url)
-    if fmt == OutputFormat.json:
-        print_json([r.to_dict() for r in rows])
-        return
-    t = Table("id", "name", "role", "models", "scopes", "expires", "status")
-    for r in rows:
-        status = "revoked" if r.revoked_at else ("active" if r.active else "expired")
-        t.add_row(r.id, r.name, r.role, ",".join(r.models), ",".join(r.scopes), (r.expires_at or "-")[:19], status)
-    print_table(t)
+    print_rows(fmt, _list(_config(config).db_url), ("id", "name", "role", "models", "scopes", "expires", "status"),
+               lambda r: (r.id, r.name, r.role, ",".join(r.models), ",".join(r.scopes), (r.expires_at or "-")[:19],
+                          "revoked" if r.revoked_at else ("active" if r.active else "expired")))
 
 
 @clients_app.command("revoke")
@@ -246,10 +213,7 @@ def revoke(
     from bastion.gateway.clients import revoke_client
 
     info = revoke_client(client, db_url=_config(config).db_url, reason=reason)
-    if fmt == OutputFormat.json:
-        print_json(info.to_dict())
-    else:
-        stdout.print(f"revoked {info.id} ({info.name}) at {info.revoked_at}")
+    print_result(fmt, info.to_dict(), f"revoked {info.id} ({info.name}) at {info.revoked_at}")
 
 
 # ------------------------------------------------------------------------------------------ audit
@@ -288,16 +252,18 @@ def verify(
         rep = verify_chain(cfg.db_url, pub if pub.exists() else None)
         if rep.ok:
             break
-    if fmt == OutputFormat.json:
-        print_json(rep.to_dict())
-    elif rep.ok:
+    print_result(fmt, rep.to_dict(), lambda: _print_chain(rep))
+    if not rep.ok:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def _print_chain(rep) -> None:  # type: ignore[no-untyped-def]
+    if rep.ok:
         stdout.print(f"[green]audit log OK[/]: {rep.records} records, {rep.checkpoints} signed checkpoints, "
                      f"{rep.unchecked_tail} records after the last checkpoint; head {rep.last_hash[:16]}…",
                      soft_wrap=True)
     else:
         console.print(f"[bold red]audit log BROKEN[/] at record {rep.first_bad_seq}: {rep.problem}")
-    if not rep.ok:
-        raise typer.Exit(EXIT_FINDINGS)
 
 
 @audit_app.command("checkpoint")
@@ -308,13 +274,9 @@ def checkpoint(config: ConfigOpt = None, fmt: FormatOpt = OutputFormat.text) -> 
 
     cfg = _config(config)
     cp = write_checkpoint(get_engine(cfg.db_url), ensure_audit_key(cfg.audit_key_path()))
-    if fmt == OutputFormat.json:
-        print_json(cp)
-    elif cp is None:
-        stdout.print("nothing to checkpoint: every record is already under a signed checkpoint")
-    else:
-        stdout.print(f"checkpoint over records {cp['first_seq']}..{cp['last_seq']}: Merkle root "
-                     f"{cp['merkle_root'][:16]}…, signed by key {cp['key_id'][:16]}…")
+    print_result(fmt, cp, "nothing to checkpoint: every record is already under a signed checkpoint" if cp is None
+                 else f"checkpoint over records {cp['first_seq']}..{cp['last_seq']}: Merkle root "
+                      f"{cp['merkle_root'][:16]}…, signed by key {cp['key_id'][:16]}…")
 
 
 @audit_app.command("export")
@@ -371,7 +333,4 @@ def db_upgrade(
 
     upgrade(url)
     safe = database_url(url).split("@")[-1]
-    if fmt == OutputFormat.json:
-        print_json({"upgraded": True, "database": safe})
-    else:
-        stdout.print(f"database at {safe} is at the latest revision")
+    print_result(fmt, {"upgraded": True, "database": safe}, f"database at {safe} is at the latest revision")

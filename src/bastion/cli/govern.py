@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import govern_app
+from bastion.cli.options import FormatOpt, print_result
 from bastion.cli.output import OutputFormat, console, print_json, print_table, stdout
 
 risks_app = typer.Typer(name="risks", help="The AI risk register: list, add, update, seed, history.",
@@ -138,7 +139,7 @@ def classify_cmd(
     answers: Annotated[Path | None, typer.Option("--answers", help="Questionnaire YAML (see --template).")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Record the result in the store.")] = True,
     show_template: Annotated[bool, typer.Option("--template", help="Print a blank questionnaire and exit.")] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """EU AI Act tiering from a questionnaire: tier, reasoning per answer, obligations with dates."""
     from bastion.core.errors import ConfigError
@@ -154,9 +155,10 @@ def classify_cmd(
     doc: dict[str, Any] = result.to_dict()
     if save:
         doc["id"] = save_classification(result)
-    if fmt == OutputFormat.json:
-        print_json(doc)
-        return
+    print_result(fmt, doc, lambda: _print_classification(result))
+
+
+def _print_classification(result: Any) -> None:
     stdout.print(f"[bold]{result.system}[/]: tier [bold]{result.tier}[/] — {result.summary}")
     for r in result.reasons:
         if r.answer not in (False, "none"):
@@ -193,16 +195,13 @@ def _print_risks(views: list[Any]) -> None:
 def risks_list(
     system: Annotated[str | None, typer.Option("--system", "--model", help="Only this system's risks.")] = None,
     assessment: AssessmentOpt = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """List risks with inherent and residual scores (residual uses the latest evidence)."""
     from bastion.govern.risk import list_risks
 
     views = list_risks(system, _statuses(assessment, system))
-    if fmt == OutputFormat.json:
-        print_json({"risks": [v.to_dict() for v in views]})
-    else:
-        _print_risks(views)
+    print_result(fmt, {"risks": [v.to_dict() for v in views]}, lambda: _print_risks(views))
 
 
 @risks_app.command("add")
@@ -215,7 +214,7 @@ def risks_add(
     system: Annotated[str | None, typer.Option("--system", "--model")] = None,
     review_date: Annotated[str | None, typer.Option("--review-date", help="YYYY-MM-DD")] = None,
     description: Annotated[str, typer.Option("--description")] = "",
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Add a risk to the register."""
     from bastion.govern.risk import add_risk, get_risk
@@ -223,10 +222,7 @@ def risks_add(
     rid = add_risk(title, likelihood, impact, controls=control, owner=owner, system=system,
                    review_date=review_date, description=description, actor=_actor())
     view = get_risk(rid)
-    if fmt == OutputFormat.json:
-        print_json(view.to_dict())
-    else:
-        stdout.print(f"risk {rid} added: {view.title} ({view.inherent} {view.inherent_band})")
+    print_result(fmt, view.to_dict(), f"risk {rid} added: {view.title} ({view.inherent} {view.inherent_band})")
 
 
 @risks_app.command("update")
@@ -239,18 +235,15 @@ def risks_update(
     review_date: Annotated[str | None, typer.Option("--review-date", help="YYYY-MM-DD")] = None,
     treatment: Annotated[str | None, typer.Option("--treatment")] = None,
     control: Annotated[list[str] | None, typer.Option("--control", help="Replace treating controls.")] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Update a risk; the change is kept in its history."""
     from bastion.govern.risk import update_risk
 
     diff = update_risk(risk, actor=_actor(), likelihood=likelihood, impact=impact, owner=owner, status=status,
                        review_date=review_date, treatment=treatment, control_ids=control)
-    if fmt == OutputFormat.json:
-        print_json({"risk": risk, "changes": diff})
-    else:
-        stdout.print(f"risk {risk}: " + (", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in diff.items())
-                                         or "no change"))
+    print_result(fmt, {"risk": risk, "changes": diff},
+                 f"risk {risk}: " + (", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in diff.items()) or "no change"))
 
 
 @risks_app.command("seed")
@@ -258,31 +251,29 @@ def risks_seed(
     system: Annotated[str | None, typer.Option("--system", "--model")] = None,
     assessment: AssessmentOpt = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Owner for the seeded risks.")] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Seed the register from the catalog and from assessment findings (medium and above)."""
     from bastion.govern.risk import seed_risks
     from bastion.report import load_assessment
 
     counts = seed_risks(system, [load_assessment(p) for p in _runs(assessment)], owner=owner, actor=_actor())
-    if fmt == OutputFormat.json:
-        print_json(counts)
-    else:
-        stdout.print(f"{counts['created']} risk(s) created, {counts['existing']} already in the register")
+    print_result(fmt, counts, f"{counts['created']} risk(s) created, {counts['existing']} already in the register")
 
 
 @risks_app.command("history")
 def risks_history(
     risk: Annotated[str, typer.Argument(help="Risk id or key.")],
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Every recorded change of a risk."""
     from bastion.govern.risk import risk_history
 
     hist = risk_history(risk)
-    if fmt == OutputFormat.json:
-        print_json({"risk": risk, "history": hist})
-        return
+    print_result(fmt, {"risk": risk, "history": hist}, lambda: _print_history(hist))
+
+
+def _print_history(hist: list[dict[str, Any]]) -> None:
     for h in hist:
         stdout.print(f"{h['changed_at']} {h['changed_by']} {h['action']} {h['changes'] or ''}")
 

@@ -10,6 +10,7 @@ import typer
 
 from bastion.cli.govern import AssessmentOpt, _runs
 from bastion.cli.groups import govern_app
+from bastion.cli.options import FormatOpt, print_result, rows_table
 from bastion.cli.output import OutputFormat, console, print_json, print_table
 
 
@@ -93,7 +94,7 @@ def ethics_cmd(
     system: Annotated[str | None, typer.Option("--system", "--model", help="System name.")] = None,
     answers: Annotated[Path | None, typer.Option("--answers", help="Answers YAML to record.")] = None,
     show_template: Annotated[bool, typer.Option("--template", help="Print an answers template and exit.")] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Ethics checklist (Asilomar principles, AI Act Arts. 4 and 14): record answers with owners, show status."""
     from bastion.core.errors import ConfigError
@@ -112,15 +113,12 @@ def ethics_cmd(
         typer.echo(template(system))
         return
     items = checklist(system)
-    if fmt == OutputFormat.json:
-        print_json({"system": system, "recorded": recorded, "items": [i.to_dict() for i in items],
-                    "answered": sum(i.answer is not None for i in items), "total": len(items)})
-        return
-    from rich.table import Table
+    answered = sum(i.answer is not None for i in items)
+    print_result(fmt, {"system": system, "recorded": recorded, "items": [i.to_dict() for i in items],
+                       "answered": answered, "total": len(items)},
+                 lambda: print_table(rows_table(("item", "principle", "answer", "owner", "notes"), items, _item_cells,
+                                                title=f"Ethics review of {system} ({answered}/{len(items)} answered)")))
 
-    table = Table(title=f"Ethics review of {system} ({sum(i.answer is not None for i in items)}/{len(items)} answered)")
-    for col in ("item", "principle", "answer", "owner", "notes"):
-        table.add_column(col)
-    for i in items:
-        table.add_row(i.item, i.principle, i.answer or "—", i.owner or "—", (i.notes or "")[:60])
-    print_table(table)
+
+def _item_cells(i: Any) -> tuple[str, ...]:
+    return i.item, i.principle, i.answer or "—", i.owner or "—", (i.notes or "")[:60]

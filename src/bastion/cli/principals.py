@@ -11,9 +11,8 @@ from typing import Annotated
 import typer
 
 from bastion.cli.groups import principals_app
-from bastion.cli.output import OutputFormat, print_json, print_table, stdout
-
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
+from bastion.cli.options import FormatOpt, print_result, print_rows
+from bastion.cli.output import OutputFormat
 
 
 def store_url() -> str | None:
@@ -35,10 +34,8 @@ def keygen(
 
     key, pub = generate_identity(out, overwrite=force)
     fp = fingerprint(load_identity(key).public_key())
-    if fmt == OutputFormat.json:
-        print_json({"private_key": str(key), "public_key": str(pub), "fingerprint": fp})
-    else:
-        stdout.print(f"private key: {key} (mode 0600)\npublic key:  {pub}\nfingerprint: {fp}", highlight=False)
+    print_result(fmt, {"private_key": str(key), "public_key": str(pub), "fingerprint": fp},
+                 f"private key: {key} (mode 0600)\npublic key:  {pub}\nfingerprint: {fp}", highlight=False)
 
 
 @principals_app.command("add")
@@ -54,26 +51,15 @@ def add(
     from bastion.gateway.datasets import add_principal
 
     info = add_principal(name, key, kind=kind, client=client, note=note, db_url=store_url())
-    if fmt == OutputFormat.json:
-        print_json(info.to_dict())
-    else:
-        fp = f"key {info.key_fingerprint[:16]}…" if info.key_fingerprint else "no key (cannot decrypt)"
-        link = f", gateway client {info.client_id}" if info.client_id else ""
-        stdout.print(f"principal {info.name} ({info.kind}{link}): {fp}", highlight=False)
+    fp = f"key {info.key_fingerprint[:16]}…" if info.key_fingerprint else "no key (cannot decrypt)"
+    link = f", gateway client {info.client_id}" if info.client_id else ""
+    print_result(fmt, info.to_dict(), f"principal {info.name} ({info.kind}{link}): {fp}", highlight=False)
 
 
 @principals_app.command("list")
 def list_cmd(fmt: FormatOpt = OutputFormat.text) -> None:
     """Principals and the gateway clients that can be granted data."""
-    from rich.table import Table
-
     from bastion.gateway.datasets import list_principals
 
-    rows = list_principals(store_url())
-    if fmt == OutputFormat.json:
-        print_json([r.to_dict() for r in rows])
-        return
-    t = Table("name", "kind", "key fingerprint", "gateway client", "note")
-    for r in rows:
-        t.add_row(r.name, r.kind, (r.key_fingerprint or "-")[:16], r.client_id or "-", r.note)
-    print_table(t)
+    print_rows(fmt, list_principals(store_url()), ("name", "kind", "key fingerprint", "gateway client", "note"),
+               lambda r: (r.name, r.kind, (r.key_fingerprint or "-")[:16], r.client_id or "-", r.note))

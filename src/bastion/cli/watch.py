@@ -6,24 +6,22 @@ was opened) · 2 a watched model could not be re-assessed.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from bastion.cli.groups import app, watch_app
+from bastion.cli.options import FormatOpt, print_result, print_rows
 from bastion.cli.output import (
     EXIT_ERROR,
     EXIT_FINDINGS,
+    EXIT_NOTHING,
     OutputFormat,
     ThreadsOpt,
     console,
-    print_json,
-    print_table,
     stdout,
     use_threads,
 )
-
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
 
 
 def _store() -> None:
@@ -39,30 +37,25 @@ def history(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Stored assessments of a model, newest first, with the verdict trend against the run before each."""
-    from rich.table import Table
-
     from bastion.assess.history import runs, trend
 
     _store()
     rows = runs(model, limit=limit + 1)
     shown = rows[:limit]
     trends = [trend(rows[i + 1] if i + 1 < len(rows) else None, r) for i, r in enumerate(shown)]
-    if fmt == OutputFormat.json:
-        print_json([{**r.to_dict(), "trend": t} for r, t in zip(shown, trends, strict=True)])
-        return
-    if not shown:
+    if not shown and fmt == OutputFormat.text:
         stdout.print(f"no stored assessment of {model} (bastion assess and bastion watch run store every run)")
-        raise typer.Exit(3)
-    table = Table(title=f"history · {model}", title_justify="left")
-    for col in ("run", "when (UTC)", "source", "model sha256", "bastion", "catalog", "profile", "findings",
-                "worst", "trend", "verdict"):
-        table.add_column(col)
-    for r, t in zip(shown, trends, strict=True):
-        color = {"worse": "red", "better": "green"}.get(t, "white")
-        table.add_row(str(r.id), r.created_at.replace("T", " ")[:19], r.source, r.model_sha256[:12], r.bastion_version,
-                      r.catalog_version or "-", r.profile, str(r.n_findings), r.max_severity or "none",
-                      f"[{color}]{t}[/]", r.verdict)
-    print_table(table)
+        raise typer.Exit(EXIT_NOTHING)
+    print_rows(fmt, [{**r.to_dict(), "trend": t} for r, t in zip(shown, trends, strict=True)],
+               ("run", "when (UTC)", "source", "model sha256", "bastion", "catalog", "profile", "findings", "worst",
+                "trend", "verdict"), _history_cells, title=f"history · {model}", title_justify="left")
+
+
+def _history_cells(r: dict[str, Any]) -> tuple[str, ...]:
+    color = {"worse": "red", "better": "green"}.get(r["trend"], "white")
+    return (str(r["id"]), r["created_at"].replace("T", " ")[:19], r["source"], r["model_sha256"][:12],
+            r["bastion_version"], r["catalog_version"] or "-", r["profile"], str(r["n_findings"]),
+            r["max_severity"] or "none", f"[{color}]{r['trend']}[/]", r["verdict"])
 
 
 @watch_app.command("add")
@@ -84,33 +77,21 @@ def add(
 
     _store()
     pol = add_watch(model, data, profile=profile, every=every, on=on, only=only, demote=demote, demote_at=demote_at)
-    if fmt == OutputFormat.json:
-        print_json(pol)
-        return
-    stdout.print(f"watching {model}: profile {profile}, every {every}, on {', '.join(pol['on']) or '-'}"
-                 f"{', demote at ' + pol['demote_at'] if demote else ''}; next run: {pol['next_due_at']}",
+    print_result(fmt, pol, f"watching {model}: profile {profile}, every {every}, on {', '.join(pol['on']) or '-'}"
+                           f"{', demote at ' + pol['demote_at'] if demote else ''}; next run: {pol['next_due_at']}",
                  highlight=False, soft_wrap=True)
 
 
 @watch_app.command("list")
 def list_(fmt: FormatOpt = OutputFormat.text) -> None:
     """Watched models, their policies and when each is next due."""
-    from rich.table import Table
-
     from bastion.govern.watch import list_watches
 
     _store()
-    rows = list_watches()
-    if fmt == OutputFormat.json:
-        print_json(rows)
-        return
-    table = Table(title="watched models", title_justify="left")
-    for col in ("model", "profile", "every (s)", "on", "demote", "last run", "next due"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["model"], r["profile"], f"{r['every_s']:g}", ",".join(r["on"]) or "-",
-                      r["demote_at"] if r["demote"] else "no", str(r["last_run_id"] or "-"), r["next_due_at"])
-    print_table(table)
+    print_rows(fmt, list_watches(), ("model", "profile", "every (s)", "on", "demote", "last run", "next due"),
+               lambda r: (r["model"], r["profile"], f"{r['every_s']:g}", ",".join(r["on"]) or "-",
+                          r["demote_at"] if r["demote"] else "no", str(r["last_run_id"] or "-"), r["next_due_at"]),
+               title="watched models", title_justify="left")
 
 
 @watch_app.command("remove")
@@ -139,17 +120,14 @@ def run(
 
     _store()
     outcomes = run_due(model, force=force, executor=executor, log=lambda m: console.print(m))
-    _report(outcomes, fmt)
+    print_result(fmt, [o.to_dict() for o in outcomes], lambda: _print_outcomes(outcomes))
     if any(o.status == "error" for o in outcomes):
         raise typer.Exit(EXIT_ERROR)
     if any(o.incident_id for o in outcomes):
         raise typer.Exit(EXIT_FINDINGS)
 
 
-def _report(outcomes: list, fmt: OutputFormat) -> None:  # type: ignore[type-arg]
-    if fmt == OutputFormat.json:
-        print_json([o.to_dict() for o in outcomes])
-        return
+def _print_outcomes(outcomes: list[Any]) -> None:
     for o in outcomes:
         line = f"{o.model}: {o.status}"
         if o.reasons:
