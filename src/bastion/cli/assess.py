@@ -12,13 +12,23 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import app
+from bastion.cli.options import (
+    ClipMaxOpt,
+    ClipMinOpt,
+    DemoOpt,
+    EndpointOpt,
+    LabelOpt,
+    ModelOpt,
+    QueryBudgetOpt,
+    SeedOpt,
+    print_result,
+)
 from bastion.cli.output import (
     EXIT_FINDINGS,
     EXIT_NOTHING,
     OutputFormat,
     ThreadsOpt,
     console,
-    print_json,
     print_table,
     stdout,
     use_threads,
@@ -28,18 +38,18 @@ from bastion.cli.output import (
 @app.command("assess")
 def assess(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory for assessment.json, report.html, assessment.sarif (required unless --dry-run).")] = None,
-    demo: Annotated[str | None, typer.Option("--demo", help="Built-in demo target: digits, mnist, breast-cancer (or breast-cancer-sklearn).")] = None,
-    model: Annotated[Path | None, typer.Option("--model", "-m", help="Model file: TorchScript .pt, torch.export .pt2, ONNX, .skops.")] = None,
+    demo: DemoOpt = None,
+    model: ModelOpt = None,
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Labelled data: .npz (x,y or x_train/…), CSV or Parquet.")] = None,
-    label: Annotated[str | None, typer.Option("--label", help="Label column of a CSV/Parquet table.")] = None,
-    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Remote predict URL (black-box), instead of --model.")] = None,
-    query_budget: Annotated[int | None, typer.Option("--query-budget", help="Most samples to send to --endpoint.")] = None,
-    clip_min: Annotated[float | None, typer.Option("--clip-min", help="Lowest valid input value (default: sidecar, model metadata, else inferred from the data).")] = None,
-    clip_max: Annotated[float | None, typer.Option("--clip-max", help="Highest valid input value (default: sidecar, model metadata, else inferred from the data).")] = None,
+    label: LabelOpt = None,
+    endpoint: EndpointOpt = None,
+    query_budget: QueryBudgetOpt = None,
+    clip_min: ClipMinOpt = None,
+    clip_max: ClipMaxOpt = None,
     profile: Annotated[str, typer.Option("--profile", help="quick | standard | thorough.")] = "standard",
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only this check id or id prefix (repeatable).")] = None,
     fail_on: Annotated[str, typer.Option("--fail-on", help="Exit 1 when a finding reaches this severity (info…critical).")] = "high",
-    seed: Annotated[int, typer.Option("--seed", help="Seed for every random process.")] = 0,
+    seed: SeedOpt = 0,
     compare: Annotated[Path | None, typer.Option("--compare", help="Earlier output directory to compare against, or 'last': the last stored run of this model (bastion history).")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", help="Check option KEY=VALUE (VALUE as JSON if it parses), repeatable, e.g. --option 'eps=[0.05,0.1]'.")] = None,
     executor: Annotated[str, typer.Option("--executor", help="Where checks run: local or ray.")] = "local",
@@ -80,10 +90,7 @@ def assess(
 
         plan = plan_assessment(target, profile=profile, seed=seed, only=only,  # type: ignore[arg-type]
                                options=parse_options(option or []))
-        if text:
-            _print_plan(plan)
-        else:
-            print_json(plan)
+        print_result(fmt, plan, lambda: _print_plan(plan))
         return
     assert out is not None
     if text:
@@ -107,10 +114,7 @@ def assess(
     summary = assessment.summary()
     summary["stored_run"] = stored_id
     summary["reports"] = {k: str(v) for k, v in paths.items()}
-    if text:
-        _print_table(assessment, paths["html"])
-    else:
-        print_json(summary)
+    print_result(fmt, summary, lambda: _print_table(assessment, paths["html"]))
     if not assessment.results:
         raise typer.Exit(EXIT_NOTHING)
     worst = assessment.max_severity

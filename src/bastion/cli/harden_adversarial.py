@@ -13,15 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import harden_app
-from bastion.cli.output import (
-    OutputFormat,
-    ThreadsOpt,
-    console,
-    print_json,
-    progress_bar,
-    stdout,
-    use_threads,
-)
+from bastion.cli.options import FormatOpt, SeedOpt, print_result
+from bastion.cli.output import OutputFormat, ThreadsOpt, console, progress_bar, stdout, use_threads
 
 
 class Method(str, Enum):
@@ -42,7 +35,6 @@ LabelOpt = Annotated[str | None, typer.Option("--label", help="Label column of a
 ClipMinOpt = Annotated[float | None, typer.Option("--clip-min", help="Smallest valid input value.")]
 ClipMaxOpt = Annotated[float | None, typer.Option("--clip-max", help="Largest valid input value.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Output TorchScript file (sidecar written beside it).")]
-FmtOpt = Annotated[OutputFormat, typer.Option("--format", help="text or json.")]
 
 
 @harden_app.command("adversarial-training")
@@ -70,8 +62,8 @@ def adversarial_training(
     threads: ThreadsOpt = None,
     clip_min: ClipMinOpt = None,
     clip_max: ClipMaxOpt = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    fmt: FmtOpt = OutputFormat.text,
+    seed: SeedOpt = 0,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Train a robust model (PGD / fast / TRADES) with early stopping; save it with its training record."""
     from bastion.core.errors import ConfigError
@@ -101,9 +93,10 @@ def adversarial_training(
     result = {"model": str(written["model"]), "sidecar": str(written["sidecar"]),
               "training_record": str(written["training_record"]), **_summary(record.to_dict()),
               "input_range": td.input_range().to_dict()}
-    if fmt == OutputFormat.json:
-        print_json(result)
-        return
+    print_result(fmt, result, lambda: _print_trained(result, record, written, td))
+
+
+def _print_trained(result: dict[str, Any], record: Any, written: dict[str, Any], td: Any) -> None:
     for e in record.events:
         detail = ", ".join(f"{k} {_r3(v)}" for k, v in e.items() if k not in ("event", "epoch"))
         console.print(f"[yellow]{e['event']}[/] at epoch {e['epoch']}: {detail}")
@@ -140,6 +133,15 @@ def _load_white_box(model: Path | None, data: Path | None, demo: str | None, lab
     return target
 
 
+def _save_wrapper(wrapper: Any, out: Path, target: Any, params: dict[str, Any]) -> dict[str, str]:
+    """Save a wrapper of TARGET's model (TorchScript OUT and its sidecar); their paths, as the JSON shows them."""
+    from bastion.defenses.sanitizers.build import save_wrapper
+
+    written = save_wrapper(wrapper, out, target.model.input_spec, target.model.n_classes, params,
+                           target.metadata.class_names)
+    return {"model": str(written["model"]), "sidecar": str(written["sidecar"])}
+
+
 @harden_app.command("sanitize")
 def sanitize(
     out: OutOpt,
@@ -155,25 +157,22 @@ def sanitize(
                                               "(default 10% of the input range).")] = None,
     clip_min: ClipMinOpt = None,
     clip_max: ClipMaxOpt = None,
-    fmt: FmtOpt = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
     threads: ThreadsOpt = None,
 ) -> None:
     """Wrap a model in an input sanitiser/detector, calibrate its threshold on clean data, save it."""
     use_threads(threads)
-    from bastion.defenses.sanitizers.build import build_sanitizer, save_wrapper
+    from bastion.defenses.sanitizers.build import build_sanitizer
 
     t = _load_white_box(model, data, demo, label, clip_min, clip_max)
     x, y = (t.data.x_train, t.data.y_train) if t.data.has_train else t.data.eval_split()
     wrapper, params = build_sanitizer(defense.value, t.model.module, t.model.input_spec, x[:2000], y[:2000],
                                       t.model.n_classes, bit_depth, median, fpr, eps=eps)
-    written = save_wrapper(wrapper, out, t.model.input_spec, t.model.n_classes, params, t.metadata.class_names)
-    result = {"model": str(written["model"]), "sidecar": str(written["sidecar"]),
-              "defense": wrapper.bastion_defense, "params": params}
-    if fmt == OutputFormat.json:
-        print_json(result)
-    else:
-        stdout.print(f"{wrapper.bastion_defense} wrapper: {written['model']} (threshold {params['threshold']:.4g} at "
-                     f"{fpr:.0%} clean FPR); assess it adaptively with: bastion assess --model {written['model']} ...")
+    written = _save_wrapper(wrapper, out, t, params)
+    result = {**written, "defense": wrapper.bastion_defense, "params": params}
+    print_result(fmt, result, f"{wrapper.bastion_defense} wrapper: {written['model']} (threshold "
+                              f"{params['threshold']:.4g} at {fpr:.0%} clean FPR); assess it adaptively with: "
+                              f"bastion assess --model {written['model']} ...")
 
 
 @harden_app.command("smooth")
@@ -188,13 +187,13 @@ def smooth(
     certify_n: Annotated[int, typer.Option("--certify", help="Certify this many test samples (0 = skip).")] = 50,
     clip_min: ClipMinOpt = None,
     clip_max: ClipMaxOpt = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    fmt: FmtOpt = OutputFormat.text,
+    seed: SeedOpt = 0,
+    fmt: FormatOpt = OutputFormat.text,
     threads: ThreadsOpt = None,
 ) -> None:
     """Randomised smoothing (Cohen et al. 2019): save the smoothed classifier and report certified radii."""
     use_threads(threads)
-    from bastion.defenses.sanitizers.build import build_smoothing, save_wrapper
+    from bastion.defenses.sanitizers.build import build_smoothing
     from bastion.defenses.sanitizers.smoothing import certify
 
     t = _load_white_box(model, data, demo, label, clip_min, clip_max)
@@ -209,12 +208,12 @@ def smooth(
             "radius_mean": float(cert.radius.mean()), "abstain_rate": float((cert.prediction < 0).mean()),
         }
         params["certificate"] = result["certificate"]
-    written = save_wrapper(wrapper, out, t.model.input_spec, t.model.n_classes, params, t.metadata.class_names)
-    result.update({"model": str(written["model"]), "sidecar": str(written["sidecar"])})
-    if fmt == OutputFormat.json:
-        print_json(result)
-        return
-    stdout.print(f"smoothed classifier: {written['model']} (sigma={sigma}, {samples} draws per prediction)")
+    result.update(_save_wrapper(wrapper, out, t, params))
+    print_result(fmt, result, lambda: _print_smoothed(result, sigma, samples))
+
+
+def _print_smoothed(result: dict[str, Any], sigma: float, samples: int) -> None:
+    stdout.print(f"smoothed classifier: {result['model']} (sigma={sigma}, {samples} draws per prediction)")
     if "certificate" in result:
         c = result["certificate"]
         radii = ", ".join(f"r≥{r}: {a:.2f}" for r, a in c["certified_accuracy"].items())

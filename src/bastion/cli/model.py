@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion.cli.groups import model_app
+from bastion.cli.options import FormatOpt, print_result
 from bastion.cli.output import (
     EXIT_ERROR,
     EXIT_FINDINGS,
@@ -24,20 +25,13 @@ from bastion.cli.output import (
     stdout,
     trusted_keys,
 )
+from bastion.core.severity import Severity
 
 
 class ScanFormat(str, Enum):
     text = "text"
     json = "json"
     sarif = "sarif"
-
-
-class SeverityName(str, Enum):
-    info = "info"
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
 
 
 _COLORS = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim", "none": "green"}
@@ -47,13 +41,11 @@ _COLORS = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cy
 def scan(
     paths: Annotated[list[Path], typer.Argument(help="Model files, directories or archives.")],
     fmt: Annotated[ScanFormat, typer.Option("--format", help="text, json or sarif.")] = ScanFormat.text,
-    fail_on: Annotated[SeverityName, typer.Option("--fail-on", help="Exit 1 at or above this severity.")] = (
-        SeverityName.high),
+    fail_on: Annotated[Severity, typer.Option("--fail-on", help="Exit 1 at or above this severity.")] = Severity.HIGH,
     allow: Annotated[list[str] | None, typer.Option("--allow", help="Extra allowlist entry module:name.")] = None,
 ) -> None:
     """Scan model files for code execution, tampering and malformed structure (allowlist first)."""
     from bastion.artifacts.scan import scan_path
-    from bastion.core.severity import Severity
 
     report = scan_path(list(paths), allow=allow)  # type: ignore[arg-type]
     if fmt == ScanFormat.json:
@@ -84,8 +76,7 @@ def scan(
         color = {"safe": "green", "unsafe": "bold red"}.get(verdict, "yellow")
         stdout.print(f"verdict: [{color}]{verdict}[/] — {reason} (max severity {ms}, "
                      f"{len(report.scanned_files)} file(s) scanned in {report.duration_s:.3f}s)", highlight=False, soft_wrap=True)
-    threshold = Severity.parse(fail_on.value)
-    if report.worst(threshold):
+    if report.worst(fail_on):
         raise typer.Exit(EXIT_FINDINGS)
     if report.verdict == "error":
         raise typer.Exit(EXIT_ERROR)
@@ -101,7 +92,7 @@ def sign(
         "--attest", help="Assessment JSON of THIS model to attest (refused when it assessed another digest).")] = None,
     incremental: Annotated[bool, typer.Option("--incremental", help="Re-hash only changed files.")] = False,
     allow: Annotated[list[str] | None, typer.Option("--allow", help="Extra allowlist entry module:name.")] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Sign a model (OpenSSF model-signing bundle PATH.sig) and attest its evidence (PATH.att.json)."""
     from bastion.artifacts.signing import attestation_path_for, sign_model, verify_model
@@ -114,12 +105,9 @@ def sign(
     info = {"model": str(path), "bundle": str(bundle), "attestation": str(attestation_path_for(path)),
             "model_digest": res.model_digest, "files": len(res.files), "key_id": res.key_id,
             "scan": scan_info}
-    if fmt == OutputFormat.json:
-        print_json(info)
-    else:
-        stdout.print(f"signed {path} ({info['files']} file(s))\n  bundle:      {bundle}\n  attestation: "
-                     f"{info['attestation']}\n  digest:      {res.model_digest}\n  scan:        "
-                     f"{scan_info.get('verdict')}", highlight=False, soft_wrap=True)
+    print_result(fmt, info, f"signed {path} ({info['files']} file(s))\n  bundle:      {bundle}\n  attestation: "
+                            f"{info['attestation']}\n  digest:      {res.model_digest}\n  scan:        "
+                            f"{scan_info.get('verdict')}", highlight=False, soft_wrap=True)
 
 
 @model_app.command("verify")
@@ -128,20 +116,19 @@ def verify(
     trusted_key: TrustedKeyOpt = None,
     key: Annotated[list[Path] | None, typer.Option("--key", hidden=True, help="Deprecated: --trusted-key.")] = None,
     require_attestation: Annotated[bool, typer.Option("--require-attestation")] = False,
-    max_severity: Annotated[SeverityName | None, typer.Option(
+    max_severity: Annotated[Severity | None, typer.Option(
         "--max-severity", help="Refuse when any attested finding (assessment or scan) or the current scan is worse."
     )] = None,
     max_attestation_age: Annotated[str | None, typer.Option(
         "--max-attestation-age", help="Refuse an attested assessment older than this (e.g. 30d, 12h).")] = None,
     signature: Annotated[Path | None, typer.Option("--signature", help="Bundle path (default PATH.sig).")] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Verify a model's signature (every file's digest) and, if present or required, its attestation:
     its binding to these files is recomputed, and --max-severity applies to every attested finding."""
     from bastion.artifacts.keys import public_path_for
     from bastion.artifacts.signing import parse_age, verify_model
     from bastion.core.errors import ConfigError, SignatureError
-    from bastion.core.severity import Severity
 
     keys = trusted_keys(trusted_key, key, "--key (a public key)")
     if not keys:
@@ -151,7 +138,7 @@ def verify(
     for k in keys:
         try:
             res = verify_model(path, public_path_for(k), require_attestation=require_attestation,
-                               max_severity=Severity.parse(max_severity.value) if max_severity else None,
+                               max_severity=max_severity,
                                bundle=signature, max_attestation_age=age)
             break
         except SignatureError as exc:
@@ -160,13 +147,10 @@ def verify(
             problems.append(f"{k}: {exc}")
     else:
         raise SignatureError(f"{path} does not verify with any of the {len(keys)} trusted keys: " + "; ".join(problems))
-    if fmt == OutputFormat.json:
-        print_json(res.to_dict())
-    else:
-        att = res.attested_scan or {}
-        stdout.print(f"[green]verified[/] {path}: {len(res.files)} file(s), digest {res.model_digest}\n"
-                     f"  key id: {res.key_id}\n  attested scan: {att.get('verdict', 'no attestation')}"
-                     f" (max severity {att.get('max_severity', '-')})", highlight=False, soft_wrap=True)
+    att = res.attested_scan or {}
+    print_result(fmt, res.to_dict(), f"[green]verified[/] {path}: {len(res.files)} file(s), digest {res.model_digest}\n"
+                                     f"  key id: {res.key_id}\n  attested scan: {att.get('verdict', 'no attestation')}"
+                                     f" (max severity {att.get('max_severity', '-')})", highlight=False, soft_wrap=True)
 
 
 class BomFormat(str, Enum):
@@ -208,7 +192,7 @@ def card(
     info: Annotated[Path | None, typer.Option("--info", help="YAML with the human-written sections.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Output directory for model_card.md/.html.")] = Path(
         "model-card"),
-    fmt: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Write a model card (Mitchell et al. sections) as Markdown and HTML."""
     from bastion.artifacts.card import render_card
@@ -218,7 +202,5 @@ def card(
     md_path, html_path = out / "model_card.md", out / "model_card.html"
     atomic_write_text(md_path, md)
     atomic_write_text(html_path, html)
-    if fmt == OutputFormat.json:
-        print_json({"markdown": str(md_path), "html": str(html_path)})
-    else:
-        stdout.print(f"model card: {md_path} and {html_path}", highlight=False, soft_wrap=True)
+    print_result(fmt, {"markdown": str(md_path), "html": str(html_path)}, f"model card: {md_path} and {html_path}",
+                 highlight=False, soft_wrap=True)
