@@ -200,3 +200,9 @@ class AffineInputAdapter:
     def predict_proba(self, z: np.ndarray) -> np.ndarray:
         return np.asarray(self.base.predict_proba(self.to_x(check_batch(z, self._spec))))
 
+
+def net_labels(net: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Arg-max labels of a torch classifier on ``x``, in batches, without gradients."""
+    with torch.no_grad():
+        return np.concatenate([net(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32)))
+                               .argmax(1).numpy() for i in range(0, len(x), batch_size)])

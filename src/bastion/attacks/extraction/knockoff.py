@@ -38,6 +38,7 @@ from torch import nn
 from bastion.attacks.inference.reference import proxy_mlp
 from bastion.core.errors import ConfigError, InvalidInputError, QueryBudgetExceeded
 from bastion.core.model import InputSpec, ModelAdapter
+from bastion.models.adapters import net_labels
 
 QueryStrategy = Literal["in_distribution", "random", "mixed"]
 SurrogateLoss = Literal["auto", "logit", "soft", "hard"]
@@ -232,12 +233,6 @@ def train_surrogate(factory: Callable[[], nn.Module], x: np.ndarray, answers: np
     return net
 
 
-def _labels(net: nn.Module, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return np.concatenate([net(torch.from_numpy(np.ascontiguousarray(x[i : i + 1024], dtype=np.float32)))
-                               .argmax(1).numpy() for i in range(0, len(x), 1024)])
-
-
 def run_extraction(
     victim: ModelAdapter,
     attacker_data: np.ndarray | None,
@@ -288,7 +283,7 @@ def run_extraction(
         ans = np.concatenate(answers)
         loss_used = _choose_loss(cfg.loss, ans)
         net = train_surrogate(factory, xq[:used], ans, loss_used, cfg)
-        pred = _labels(net, eval_x)
+        pred = net_labels(net, eval_x, batch_size=1024)
         curve.append(ExtractionPoint(used, float((pred == eval_victim_labels).mean()),
                                      None if eval_y is None else float((pred == eval_y).mean())))
         if progress is not None:

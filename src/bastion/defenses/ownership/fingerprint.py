@@ -46,10 +46,10 @@ from bastion.defenses.ownership.models import (
     architecture_pool,
     distill_copy,
     fine_tuned_copy,
-    labels,
     query_labels,
     train_independent,
 )
+from bastion.models.adapters import net_labels
 
 FORMAT = "bastion-fingerprint-v1"
 METHOD = "conferrable-adversarial-examples"
@@ -170,7 +170,7 @@ def _beta_fit(rates: list[float], n: int) -> dict[str, float]:
 
 
 def _match_rate(net: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    return float((labels(net, x) == y).mean())
+    return float((net_labels(net, x) == y).mean())
 
 
 def _targeted_conferrable(source: nn.Module | None, surrogates: list[nn.Module], references: list[nn.Module],

@@ -83,13 +83,6 @@ def prune_copy(source: nn.Module, amount: float) -> nn.Module:
     return net
 
 
-def labels(net: nn.Module, x: np.ndarray) -> np.ndarray:
-    """Arg-max labels of a torch classifier on ``x`` (batched, no grad)."""
-    with torch.no_grad():
-        return np.concatenate([net(torch.from_numpy(np.ascontiguousarray(x[i : i + 512], dtype=np.float32)))
-                               .argmax(1).numpy() for i in range(0, len(x), 512)])
-
-
 def query_labels(model: ModelAdapter, x: np.ndarray) -> tuple[np.ndarray, bool]:
     """The model's labels on ``x`` in batches of its ``max_batch``, never asking for more than a budgeted
     model's ``remaining`` queries; stops at its budget (or a ``QueryBudgetExceeded``) and returns the labels
