@@ -19,7 +19,7 @@ from bastion.cli.groups import GROUPS, app
 from bastion.cli.output import console, errors
 from bastion.core.errors import BastionError
 
-_SKIP = {"main", "groups", "output"}
+_SKIP = {"main", "groups", "output", "options"}
 _mounted = False
 
 
