@@ -204,10 +204,10 @@ def _print_plan(plan: dict[str, Any]) -> None:
 def _print_table(assessment: object, html: Path) -> None:
     from rich.table import Table
 
+    from bastion.core.progress import STATUS_STYLE as styles
     from bastion.core.results import Assessment
 
     assert isinstance(assessment, Assessment)
-    styles = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta", "skipped": "dim"}
     table = Table(title=f"Bastion assessment · {assessment.target.get('name')}", title_justify="left")
     table.add_column("check")
     table.add_column("status")

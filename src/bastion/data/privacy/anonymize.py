@@ -38,6 +38,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bastion.core.errors import ConfigError, InvalidInputError
+from bastion.core.inputfile import read_input_file
 
 Action = Literal["keep", "drop", "mask", "redact", "pseudonymize", "generalize"]
 
@@ -102,11 +103,8 @@ class AnonymizationPolicy(BaseModel):
             p = Path(self.key_file)
             if not p.is_absolute() and base is not None:
                 p = base / p
-            if not p.is_file():
-                raise ConfigError(f"pseudonymisation key file {p} not found (bastion data keygen --out {p})")
-            if p.stat().st_mode & 0o077:
-                raise ConfigError(f"key file {p} must be mode 0600 (chmod 600 {p})")
-            return p.read_bytes().strip()
+            return read_input_file(p, "pseudonymisation key file", lambda data, _: data.strip(), private=True,
+                                   missing_error=ConfigError, hint=f"create one with: bastion data keygen --out {p}")
         raise ConfigError("the policy pseudonymises a column but names no key_file or key_env")
 
 

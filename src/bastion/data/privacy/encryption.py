@@ -27,7 +27,6 @@ import json
 import os
 import struct
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,7 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bastion.core.errors import ConfigError, IntegrityError, InvalidInputError
 from bastion.core.inputfile import read_input_file
-from bastion.core.paths import atomic_write_bytes
+from bastion.core.paths import atomic_output, atomic_write_bytes
 
 MAGIC = b"BASTENC1"
 KEY_PREFIX = "bastion-kek-v1:"
@@ -152,10 +151,6 @@ def _aad(base: bytes, index: int, final: bool) -> bytes:
     return base + index.to_bytes(8, "big") + (b"\x01" if final else b"\x00")
 
 
-def _tmp_for(out: Path) -> Path:
-    return out.with_name(f".{out.name}.tmp-{os.getpid()}")
-
-
 # ----------------------------------------------------------------------------- encrypt/decrypt
 def _new_header(envelope: dict[str, Any], chunk_size: int, file_id: bytes) -> tuple[dict[str, Any], bytes]:
     if chunk_size < 1 or chunk_size > 1 << 30:
@@ -175,7 +170,7 @@ def _write_encrypted(dst: Path, header: dict[str, Any], dek: bytes, blocks: Iter
     prefix = base64.b64decode(header["nonce_prefix"])
     aes = AESGCM(dek)
     n_chunks = total = 0
-    with _atomic_output(dst) as fout:
+    with atomic_output(dst) as fout:
         _write_header(fout, header)
         block = next(blocks, b"")
         while True:
@@ -189,23 +184,6 @@ def _write_encrypted(dst: Path, header: dict[str, Any], dek: bytes, blocks: Iter
                 break
             block = nxt
     return total, n_chunks
-
-
-@contextmanager
-def _atomic_output(dst: Path) -> Iterator[BinaryIO]:
-    """A new file (mode 0600) that replaces ``dst``, synced to disk, when the block ends; if the block
-    fails it is removed and ``dst`` is left as it was."""
-    tmp = _tmp_for(dst)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fout:
-            yield fout
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _plain_blocks(path: Path, chunk_size: int) -> Iterator[bytes]:
@@ -275,7 +253,7 @@ def decrypt_with_data_key(
     with open(src_p, "rb") as fin:
         header, _ = _read_header(fin, str(src_p))
         key = dek(header) if callable(dek) else dek
-        with _atomic_output(dst_p) as fout:
+        with atomic_output(dst_p) as fout:
             for pt in _decrypted_blocks(fin, header, key, str(src_p)):
                 fout.write(pt)
                 total += len(pt)
@@ -356,7 +334,7 @@ def rekey_file(
         dek = _unwrap(old, header.get("envelope", {}), file_id, str(p))
         old_id = header["envelope"]["kek_id"]
         header["envelope"] = _wrap(new, dek, file_id)
-        with _atomic_output(p) as fout:
+        with atomic_output(p) as fout:
             _write_header(fout, header)
             while block := fin.read(DEFAULT_CHUNK):
                 fout.write(block)
